@@ -1,0 +1,189 @@
+import {
+  type AccountId,
+  checkPassword,
+  deriveSessionSecrets,
+  type ExportKey,
+  fromBase64Url,
+  type KA,
+  type KB,
+  type KeyStretchingConfig,
+  LatchkeyError,
+  type LoginFinishResult,
+  type LoginStartResult,
+  normalizeEmail,
+  openKeysBundle,
+  type ReauthFinishResult,
+  type ServerConfig,
+  type SessionKey,
+  toBase64Url,
+  unwrapKB,
+  wrapKB,
+} from '@latchkey/core';
+import * as opaque from '@serenity-kit/opaque';
+import { Session, type SessionState } from './session.js';
+import { Transport } from './transport.js';
+
+export interface ClientOptions {
+  /** The server's base URL, for example `http://127.0.0.1:8470`. */
+  serverUrl: string;
+  /** Overrides the server's advertised OPAQUE key stretching (every client of an account must agree). */
+  keyStretching?: KeyStretchingConfig;
+  fetch?: typeof fetch;
+}
+
+/** Cryptographically secure random bytes from WebCrypto (Node 20 and browsers alike). */
+export function randomBytes(length: number): Uint8Array {
+  return globalThis.crypto.getRandomValues(new Uint8Array(length));
+}
+
+/**
+ * The entry point of the SDK: sign up, verify, log in, reset. A successful {@link LatchkeyClient.logIn}
+ * returns a {@link Session} that holds kA and kB in memory until {@link Session.logOut}.
+ */
+export class LatchkeyClient {
+  readonly transport: Transport;
+  private config: Promise<ServerConfig> | undefined;
+
+  constructor(private readonly options: ClientOptions) {
+    this.transport = new Transport(options.serverUrl, options.fetch);
+  }
+
+  /** The OPAQUE key stretching to use: the option if given, else what the server advertises. */
+  async keyStretching(): Promise<KeyStretchingConfig> {
+    if (this.options.keyStretching !== undefined) return this.options.keyStretching;
+    this.config ??= this.transport.request<ServerConfig>('GET', '/v1/config');
+    return (await this.config).keyStretching;
+  }
+
+  /**
+   * Creates an account: OPAQUE registration, and a fresh random kB wrapped under the export key. The
+   * server mails a code; call {@link verifyEmail} with it before logging in.
+   */
+  async signUp(email: string, password: string): Promise<{ accountId: AccountId }> {
+    checkPassword(password);
+    const normalized = normalizeEmail(email);
+    const kB = randomBytes(32) as KB;
+    const { registrationRecord, wrapped } = await this.register(password, kB, (registrationRequest) =>
+      this.transport.request<{ registrationResponse: string }>('POST', '/v1/account/register/start', {
+        body: { email: normalized, registrationRequest },
+      }),
+    );
+    kB.fill(0);
+    const result = await this.transport.request<{ accountId: string }>('POST', '/v1/account/register/finish', {
+      body: { email: normalized, registrationRecord, wrapKB: toBase64Url(wrapped) },
+    });
+    return { accountId: result.accountId as AccountId };
+  }
+
+  async verifyEmail(email: string, code: string): Promise<void> {
+    await this.transport.request('POST', '/v1/account/verify', {
+      body: { email: normalizeEmail(email), code: code.trim() },
+    });
+  }
+
+  async resendVerification(email: string): Promise<void> {
+    await this.transport.request('POST', '/v1/account/verify/resend', { body: { email: normalizeEmail(email) } });
+  }
+
+  /** Logs in with OPAQUE; the session's bearer token and the keys come from the key exchange itself. */
+  async logIn(email: string, password: string, options: { deviceName?: string } = {}): Promise<Session> {
+    const normalized = normalizeEmail(email);
+    const keys = await this.authenticate(
+      password,
+      (startLoginRequest) =>
+        this.transport.request<LoginStartResult>('POST', '/v1/session/login/start', {
+          body: { email: normalized, startLoginRequest },
+        }),
+      (loginId, finishLoginRequest) =>
+        this.transport.request<LoginFinishResult>('POST', '/v1/session/login/finish', {
+          body: {
+            loginId,
+            finishLoginRequest,
+            ...(options.deviceName === undefined ? {} : { deviceName: options.deviceName }),
+          },
+        }),
+    );
+    const state: SessionState = {
+      email: normalized,
+      accountId: keys.result.accountId as AccountId,
+      sessionId: keys.result.sessionId,
+      token: keys.token,
+      expiresAt: keys.result.expiresAt,
+      keysChangedAt: keys.result.keysChangedAt,
+    };
+    return new Session(this, state, { kA: keys.kA, kB: keys.kB });
+  }
+
+  /** Resumes a session from its saved state (for example the CLI's), without keys in memory. */
+  resume(state: SessionState): Session {
+    return new Session(this, state, undefined);
+  }
+
+  /** Mails a reset code if the email has an account; the answer is the same either way. */
+  async requestReset(email: string): Promise<void> {
+    await this.transport.request('POST', '/v1/account/reset/start', { body: { email: normalizeEmail(email) } });
+  }
+
+  /**
+   * Completes a reset: new password and a new random kB (the old kB cannot be recovered without the old
+   * password), kA kept. Every session of the account ends; log in again afterwards.
+   */
+  async completeReset(email: string, code: string, newPassword: string): Promise<{ keysChangedAt: number }> {
+    checkPassword(newPassword);
+    const { resetToken } = await this.transport.request<{ resetToken: string }>('POST', '/v1/account/reset/verify', {
+      body: { email: normalizeEmail(email), code: code.trim() },
+    });
+    const kB = randomBytes(32) as KB;
+    const { registrationRecord, wrapped } = await this.register(newPassword, kB, (registrationRequest) =>
+      this.transport.request<{ registrationResponse: string }>('POST', '/v1/account/reset/register', {
+        body: { resetToken, registrationRequest },
+      }),
+    );
+    kB.fill(0);
+    return this.transport.request<{ keysChangedAt: number }>('POST', '/v1/account/reset/finish', {
+      body: { resetToken, registrationRecord, wrapKB: toBase64Url(wrapped) },
+    });
+  }
+
+  /** OPAQUE registration for `password`, returning the record and kB wrapped under the new export key. */
+  async register(
+    password: string,
+    kB: KB,
+    exchange: (registrationRequest: string) => Promise<{ registrationResponse: string }>,
+  ): Promise<{ registrationRecord: string; wrapped: Uint8Array }> {
+    await opaque.ready;
+    const keyStretching = await this.keyStretching();
+    const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password });
+    const { registrationResponse } = await exchange(registrationRequest);
+    const { registrationRecord, exportKey } = opaque.client.finishRegistration({
+      clientRegistrationState,
+      registrationResponse,
+      password,
+      keyStretching,
+    });
+    return { registrationRecord, wrapped: wrapKB(kB, fromBase64Url(exportKey) as ExportKey, randomBytes(12)) };
+  }
+
+  /**
+   * One OPAQUE login (or re-authentication): KE1 → KE2 → KE3. A wrong password is caught here, by the
+   * client, when the server's KE2 does not verify: `LK_LOGIN_FAILED`, and KE3 is never sent.
+   */
+  async authenticate<R extends LoginFinishResult | ReauthFinishResult>(
+    password: string,
+    start: (startLoginRequest: string) => Promise<LoginStartResult>,
+    finish: (loginId: string, finishLoginRequest: string) => Promise<R>,
+  ): Promise<{ result: R; token: string; kA: KA; kB: KB }> {
+    await opaque.ready;
+    const keyStretching = await this.keyStretching();
+    const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
+    const { loginId, loginResponse } = await start(startLoginRequest);
+    const login = opaque.client.finishLogin({ clientLoginState, loginResponse, password, keyStretching });
+    if (login === undefined) throw new LatchkeyError('LK_LOGIN_FAILED');
+    const result = await finish(loginId, login.finishLoginRequest);
+    const { token, bundleKey } = deriveSessionSecrets(fromBase64Url(login.sessionKey) as SessionKey);
+    const { kA, wrappedKB } = openKeysBundle(bundleKey, fromBase64Url(result.keysBundle, 'keysBundle'));
+    const kB = unwrapKB(wrappedKB, fromBase64Url(login.exportKey) as ExportKey);
+    bundleKey.fill(0);
+    return { result, token: toBase64Url(token), kA, kB };
+  }
+}

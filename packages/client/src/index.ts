@@ -1,0 +1,16 @@
+/**
+ * @latchkey/client: the Latchkey SDK for Node and the browser.
+ *
+ * ```ts
+ * const client = new LatchkeyClient({ serverUrl: 'http://127.0.0.1:8470' });
+ * await client.signUp(email, password);           // then verifyEmail(email, code)
+ * const session = await client.logIn(email, password);
+ * session.kB;                                      // 32 bytes the server never saw
+ * await session.logOut();                          // and they are gone
+ * ```
+ */
+
+export { type ErrorCode, isErrorCode, LatchkeyError } from '@latchkey/core';
+export { type ClientOptions, LatchkeyClient, randomBytes } from './client.js';
+export { Session, type SessionState } from './session.js';
+export { Transport } from './transport.js';

@@ -1,0 +1,156 @@
+import {
+  type AccountId,
+  type AccountInfo,
+  checkPassword,
+  constantTimeEqual,
+  type KA,
+  type KB,
+  LatchkeyError,
+  type LoginStartResult,
+  type ReauthFinishResult,
+  type SessionSummary,
+  toBase64Url,
+} from '@latchkey/core';
+import type { LatchkeyClient } from './client.js';
+
+/** What identifies a session between runs; it holds no key, only the bearer token. */
+export interface SessionState {
+  email: string;
+  accountId: AccountId;
+  sessionId: string;
+  /** The bearer token (base64url). Treat it like a password: it opens the account until it expires. */
+  token: string;
+  expiresAt: number;
+  keysChangedAt: number;
+}
+
+interface Keys {
+  kA: KA;
+  kB: KB;
+}
+
+/**
+ * A logged-in session. It holds kA and kB in memory (after a login or re-authentication) and forgets
+ * them at {@link logOut}.
+ */
+export class Session {
+  private keys: Keys | undefined;
+
+  constructor(
+    private readonly client: LatchkeyClient,
+    private readonly current: SessionState,
+    keys: Keys | undefined,
+  ) {
+    this.keys = keys;
+  }
+
+  get state(): Readonly<SessionState> {
+    return this.current;
+  }
+
+  get accountId(): AccountId {
+    return this.current.accountId;
+  }
+
+  /** True while kA and kB are in memory. */
+  get hasKeys(): boolean {
+    return this.keys !== undefined;
+  }
+
+  /** kA, the key the server can restore after a reset. Throws `LK_NOT_LOGGED_IN` once logged out. */
+  get kA(): KA {
+    return this.requireKeys().kA;
+  }
+
+  /** kB, the key only the password (or a recovery path) opens. */
+  get kB(): KB {
+    return this.requireKeys().kB;
+  }
+
+  private requireKeys(): Keys {
+    if (this.keys === undefined)
+      throw new LatchkeyError('LK_NOT_LOGGED_IN', 'No keys in memory: log in or re-authenticate.');
+    return this.keys;
+  }
+
+  private request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.client.transport.request<T>(method, path, {
+      token: this.current.token,
+      ...(body === undefined ? {} : { body }),
+    });
+  }
+
+  async account(): Promise<AccountInfo> {
+    return this.request<AccountInfo>('GET', '/v1/account');
+  }
+
+  async listSessions(): Promise<SessionSummary[]> {
+    return (await this.request<{ sessions: SessionSummary[] }>('GET', '/v1/sessions')).sessions;
+  }
+
+  async revokeSession(sessionId: string): Promise<void> {
+    await this.request('DELETE', `/v1/sessions/${encodeURIComponent(sessionId)}`);
+  }
+
+  /** Ends the session on the server and wipes kA and kB from memory (even if the server is unreachable). */
+  async logOut(): Promise<void> {
+    this.forgetKeys();
+    try {
+      await this.request('POST', '/v1/session/logout');
+    } catch (error) {
+      // Already ended elsewhere (revoked, expired, password changed): the outcome the caller wanted.
+      if (!(error instanceof LatchkeyError && error.code === 'LK_UNAUTHORIZED')) throw error;
+    }
+  }
+
+  /** Wipes the keys from memory without telling the server. */
+  forgetKeys(): void {
+    if (this.keys === undefined) return;
+    this.keys.kA.fill(0);
+    this.keys.kB.fill(0);
+    this.keys = undefined;
+  }
+
+  /**
+   * Proves the password again (OPAQUE over the current session), which marks the session fresh for
+   * sensitive actions and brings kA and kB back into memory.
+   */
+  async reauthenticate(password: string): Promise<void> {
+    const keys = await this.client.authenticate<ReauthFinishResult>(
+      password,
+      (startLoginRequest) => this.request<LoginStartResult>('POST', '/v1/session/reauth/start', { startLoginRequest }),
+      (loginId, finishLoginRequest) =>
+        this.request<ReauthFinishResult>('POST', '/v1/session/reauth/finish', { loginId, finishLoginRequest }),
+    );
+    if (this.keys !== undefined && !constantTimeEqual(this.keys.kB, keys.kB)) {
+      throw new LatchkeyError('LK_KEY_UNWRAP_FAILED', 'The server returned a different kB for this account.');
+    }
+    this.forgetKeys();
+    this.keys = { kA: keys.kA, kB: keys.kB };
+    this.current.keysChangedAt = keys.result.keysChangedAt;
+  }
+
+  /**
+   * Changes the password and keeps kB: re-authenticates with the old password, registers the new one
+   * and rewraps the same kB under the new export key, in one server transaction. Every other session
+   * of the account ends; this one stays.
+   */
+  async changePassword(oldPassword: string, newPassword: string): Promise<{ revokedSessions: number }> {
+    checkPassword(newPassword);
+    await this.reauthenticate(oldPassword);
+    const { registrationRecord, wrapped } = await this.client.register(newPassword, this.kB, (registrationRequest) =>
+      this.request<{ registrationResponse: string }>('POST', '/v1/account/password/start', { registrationRequest }),
+    );
+    return this.request<{ revokedSessions: number }>('POST', '/v1/account/password/finish', {
+      registrationRecord,
+      wrapKB: toBase64Url(wrapped),
+    });
+  }
+
+  /** Deletes the account and everything the server holds for it, after re-checking the password. */
+  async deleteAccount(password: string): Promise<void> {
+    await this.reauthenticate(password);
+    await this.request('DELETE', '/v1/account');
+    this.forgetKeys();
+  }
+}

@@ -1,0 +1,108 @@
+import type { ExportKey, KA, KB, MasterKey, SessionKey } from '../brand.js';
+import { ENVELOPE_NONCE_LENGTH, openEnvelope, sealEnvelope } from '../crypto/envelope.js';
+import { hkdfSha256, hmacSha256, sha256Digest } from '../crypto/primitives.js';
+import { concatBytes, utf8 } from '../encoding.js';
+
+/**
+ * The account key schedule: the FxA key model (kA, kB, wrapKB) with OPAQUE in place of onepw.
+ * Every info string is ours and namespaced, so no key here equals a key some other protocol derives
+ * from the same input. Vectors: packages/core/vectors/account-keys.json.
+ */
+export const INFO = {
+  wrapKB: 'latchkey/v1/wrapKB',
+  session: 'latchkey/v1/session',
+  keysBundle: 'latchkey/v1/keys-bundle',
+  atRestPrefix: 'latchkey/v1/at-rest/',
+  codeMac: 'latchkey/v1/code-mac',
+} as const;
+
+export const KEY_LENGTH = 32;
+const EMPTY = new Uint8Array(0);
+
+/** The AEAD key that wraps kB, from the OPAQUE export key (HKDF-SHA256, info `latchkey/v1/wrapKB`). */
+export function deriveWrapKBKey(exportKey: ExportKey): Uint8Array {
+  return hkdfSha256(exportKey, EMPTY, INFO.wrapKB, KEY_LENGTH);
+}
+
+/** wrapKB = envelope(kB) under {@link deriveWrapKBKey}; what the server stores in place of kB. */
+export function wrapKB(kB: KB, exportKey: ExportKey, nonce: Uint8Array): Uint8Array {
+  return sealEnvelope(deriveWrapKBKey(exportKey), kB, utf8(INFO.wrapKB), nonce);
+}
+
+/** Recovers kB; raises `LK_KEY_UNWRAP_FAILED` when the export key is not the one that wrapped it. */
+export function unwrapKB(wrapped: Uint8Array, exportKey: ExportKey): KB {
+  return openEnvelope(deriveWrapKBKey(exportKey), wrapped, utf8(INFO.wrapKB)) as KB;
+}
+
+/** The length of a wrapKB envelope, which the server checks without being able to open it. */
+export const WRAPPED_KB_LENGTH = 1 + ENVELOPE_NONCE_LENGTH + KEY_LENGTH + 16;
+
+/** What both ends of one OPAQUE login derive from its session key. */
+export interface SessionSecrets {
+  /** The bearer token of the session; the server stores only its SHA-256. */
+  token: Uint8Array;
+  /** The key that seals this login's keys bundle (kA and wrapKB) for the trip to the client. */
+  bundleKey: Uint8Array;
+}
+
+/**
+ * Session secrets from the OPAQUE session key (HKDF-SHA256, info `latchkey/v1/session`, 64 bytes).
+ * The token never crosses the wire at login: both sides compute it, which also binds the session to
+ * a completed key exchange.
+ */
+export function deriveSessionSecrets(sessionKey: SessionKey): SessionSecrets {
+  const okm = hkdfSha256(sessionKey, EMPTY, INFO.session, 2 * KEY_LENGTH);
+  return { token: okm.slice(0, KEY_LENGTH), bundleKey: okm.slice(KEY_LENGTH) };
+}
+
+/** The at-rest digest of a bearer token (SHA-256); tokens are 32 random-looking bytes, so no salt is needed. */
+export function hashToken(token: Uint8Array): Uint8Array {
+  return sha256Digest(token);
+}
+
+/** Seals kA ‖ wrapKB for the client under the login's bundle key, so kA is never in clear on the wire. */
+export function sealKeysBundle(bundleKey: Uint8Array, kA: KA, wrapped: Uint8Array, nonce: Uint8Array): Uint8Array {
+  return sealEnvelope(bundleKey, concatBytes(kA, wrapped), utf8(INFO.keysBundle), nonce);
+}
+
+/** Opens a keys bundle into kA and the still-wrapped kB. */
+export function openKeysBundle(bundleKey: Uint8Array, bundle: Uint8Array): { kA: KA; wrappedKB: Uint8Array } {
+  const plain = openEnvelope(bundleKey, bundle, utf8(INFO.keysBundle));
+  return { kA: plain.slice(0, KEY_LENGTH) as KA, wrappedKB: plain.slice(KEY_LENGTH) };
+}
+
+/**
+ * Seals a server-held secret at rest under a key derived from the master key for one purpose, bound
+ * to the row it belongs to (`rowId`), so a sealed value copied to another row or column fails to open.
+ */
+export function sealAtRest(
+  masterKey: MasterKey,
+  purpose: string,
+  rowId: string,
+  plaintext: Uint8Array,
+  nonce: Uint8Array,
+): Uint8Array {
+  return sealEnvelope(atRestKey(masterKey, purpose), plaintext, atRestAad(purpose, rowId), nonce);
+}
+
+/** Inverse of {@link sealAtRest}. */
+export function openAtRest(masterKey: MasterKey, purpose: string, rowId: string, sealed: Uint8Array): Uint8Array {
+  return openEnvelope(atRestKey(masterKey, purpose), sealed, atRestAad(purpose, rowId));
+}
+
+function atRestKey(masterKey: MasterKey, purpose: string): Uint8Array {
+  return hkdfSha256(masterKey, EMPTY, INFO.atRestPrefix + purpose, KEY_LENGTH);
+}
+
+function atRestAad(purpose: string, rowId: string): Uint8Array {
+  return utf8(`${purpose}\u0000${rowId}`);
+}
+
+/**
+ * The stored form of a short one-time code: HMAC under a master-derived key, so a stolen database
+ * alone does not let anyone try all 10^8 codes offline.
+ */
+export function macCode(masterKey: MasterKey, purpose: string, email: string, code: string): Uint8Array {
+  const key = hkdfSha256(masterKey, EMPTY, INFO.codeMac, KEY_LENGTH);
+  return hmacSha256(key, utf8(`${purpose}\u0000${email}\u0000${code}`));
+}

@@ -1,0 +1,95 @@
+/**
+ * The one registry of stable `LK_*` error codes (conventions §4). A code is never reused or renamed:
+ * clients and tests match on it, never on the message. `status` is the HTTP status the server answers
+ * with; `expose: false` codes reach a client only as `LK_INTERNAL`, with the detail kept for the log.
+ */
+export const ERRORS = {
+  // Transport and request shape.
+  LK_INVALID_JSON: { status: 400, expose: true, message: 'The request body is not valid JSON.' },
+  LK_VALIDATION: { status: 400, expose: true, message: 'The request does not match the schema.' },
+  LK_BAD_BASE64: { status: 400, expose: true, message: 'A field is not canonical base64url.' },
+  LK_BODY_TOO_LARGE: { status: 413, expose: true, message: 'The request body is too large.' },
+  LK_UNSUPPORTED_MEDIA_TYPE: { status: 415, expose: true, message: 'Send application/json.' },
+  LK_NOT_FOUND: { status: 404, expose: true, message: 'No such resource.' },
+  LK_METHOD_NOT_ALLOWED: { status: 405, expose: true, message: 'Method not allowed here.' },
+  LK_RATE_LIMITED: { status: 429, expose: true, message: 'Too many attempts; wait and try again.' },
+  LK_INTERNAL: { status: 500, expose: true, message: 'Internal server error.' },
+  LK_UNAVAILABLE: { status: 503, expose: true, message: 'The server is shutting down or overloaded.' },
+
+  // Sessions.
+  LK_UNAUTHORIZED: { status: 401, expose: true, message: 'A valid session token is required.' },
+  LK_REAUTH_REQUIRED: {
+    status: 403,
+    expose: true,
+    message: 'This action needs a fresh password check; re-authenticate and retry.',
+  },
+  LK_SESSION_NOT_FOUND: { status: 404, expose: true, message: 'No such session on this account.' },
+
+  // Accounts.
+  LK_INVALID_EMAIL: { status: 400, expose: true, message: 'That is not a usable email address.' },
+  LK_EMAIL_TAKEN: { status: 409, expose: true, message: 'An account with that email already exists.' },
+  LK_OPAQUE_MESSAGE_INVALID: { status: 400, expose: true, message: 'The OPAQUE message is malformed.' },
+  LK_LOGIN_FAILED: { status: 401, expose: true, message: 'Wrong email or password.' },
+  LK_LOGIN_ATTEMPT_INVALID: {
+    status: 400,
+    expose: true,
+    message: 'This login attempt is unknown, expired or already used; start again.',
+  },
+  LK_ACCOUNT_UNVERIFIED: { status: 403, expose: true, message: 'Verify your email address first.' },
+  LK_ACCOUNT_NOT_FOUND: { status: 404, expose: true, message: 'No such account.' },
+  LK_CODE_INVALID: { status: 400, expose: true, message: 'That code is wrong, expired or already used.' },
+  LK_RESET_TOKEN_INVALID: {
+    status: 400,
+    expose: true,
+    message: 'The reset token is wrong, expired or already used; request a new code.',
+  },
+  LK_WRAPPED_KEY_INVALID: { status: 400, expose: true, message: 'The wrapped key envelope is malformed.' },
+
+  // Client-side (the SDK raises these; the server never sees the inputs behind them).
+  LK_PASSWORD_TOO_SHORT: { status: 400, expose: true, message: 'Use a password of at least 8 characters.' },
+  LK_KEY_UNWRAP_FAILED: {
+    status: 400,
+    expose: true,
+    message: 'A key could not be decrypted: wrong password, or the data was tampered with.',
+  },
+  LK_NOT_LOGGED_IN: { status: 401, expose: true, message: 'Log in first.' },
+  LK_NETWORK: { status: 503, expose: true, message: 'The server could not be reached.' },
+  LK_SERVER_PROTOCOL: { status: 502, expose: true, message: 'The server answered something unexpected.' },
+} as const satisfies Record<string, { status: number; expose: boolean; message: string }>;
+
+/** A stable error code, `LK_*`. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The JSON body of every error the server answers with. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  /** Extra machine-readable facts (for example `retryAfterSeconds`). */
+  details?: Record<string, unknown>;
+}
+
+/** An error with a stable code, thrown by core, the server and the SDK alike. */
+export class LatchkeyError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>) {
+    super(message ?? ERRORS[code].message);
+    this.name = 'LatchkeyError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = details;
+  }
+
+  toBody(): ErrorBody {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** True when `code` names an entry of the registry. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERRORS, code);
+}

@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import { ServerConfigResponse } from '@latchkey/core';
+import { Type } from '@sinclair/typebox';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { ServerConfig } from './config.js';
+import type { ServerContext } from './context.js';
+import { installErrorHandling } from './http-errors.js';
+import { logMailer, type Mailer, smtpMailer } from './mail/mailer.js';
+import { loadOrCreateMasterKey } from './master-key.js';
+import { loadOrCreateOpaqueSetup } from './modules/accounts/opaque-setup.js';
+import { accountsRoutes } from './modules/accounts/routes.js';
+import { route } from './route.js';
+import { connect } from './store/database.js';
+import { openStore } from './store/kysely-store.js';
+
+export const VERSION = '0.1.0';
+
+export interface AppOptions {
+  config: ServerConfig;
+  /** Replaces the configured mailer (tests pass an SMTP one pointing at their own server). */
+  mailer?: Mailer;
+  /** Pino options or `false`; defaults to JSON logs at the configured level. */
+  logger?: boolean | object;
+  now?: () => number;
+}
+
+/**
+ * Builds the server: opens storage (migrating it), loads keys, and registers every module as a
+ * Fastify plugin. The caller listens; {@link FastifyInstance.close} shuts everything down in order.
+ */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { config } = options;
+  const app = Fastify({
+    logger: options.logger ?? {
+      level: config.logLevel,
+      // Belt and braces: nothing secret is logged on purpose, and these never reach a log line.
+      redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'],
+    },
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: false,
+    // Reject rather than repair: no type coercion, no silent removal of unknown fields.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+    return503OnClosing: true,
+  });
+  installErrorHandling(app);
+
+  const connection = connect(config.databaseUrl);
+  const store = await openStore(connection);
+  const masterKey = loadOrCreateMasterKey(config.masterKeyFile);
+  const random = (length: number) => new Uint8Array(randomBytes(length));
+  const mailer = options.mailer ?? (config.smtpUrl ? smtpMailer(config.smtpUrl, config.mailFrom) : logMailer(app.log));
+  const ctx: ServerContext = {
+    store,
+    masterKey,
+    opaqueSetup: await loadOrCreateOpaqueSetup(store, masterKey, random),
+    mailer,
+    config,
+    now: options.now ?? Date.now,
+    random,
+  };
+  app.log.info({ database: connection.location, mail: config.smtpUrl ? 'smtp' : 'log' }, 'storage ready');
+
+  app.addHook('onClose', async () => {
+    mailer.close();
+    await store.close();
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Latchkey', version: VERSION, description: 'End-to-end-encrypted key service.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  const r = route(app, ctx);
+  r.get('/health', {
+    tag: 'server',
+    summary: 'Liveness and database reachability',
+    reply: Type.Object({ status: Type.Literal('ok'), version: Type.String() }),
+    handler: async () => {
+      await store.getServerSecret('opaque_server_setup');
+      return { status: 'ok' as const, version: VERSION };
+    },
+  });
+  r.get('/v1/config', {
+    tag: 'server',
+    summary: 'What every client of this server must agree on',
+    reply: ServerConfigResponse,
+    handler: async () => ({ keyStretching: config.keyStretching, version: VERSION }),
+  });
+  await app.register(accountsRoutes, { ctx });
+  await registerWebApp(app, config.webDir);
+
+  // Expired attempts, codes and sessions are swept now and then; correctness never depends on it.
+  const sweep = setInterval(
+    () => void store.purgeExpired(ctx.now()).catch((err) => app.log.error({ err }, 'purge failed')),
+    60_000,
+  );
+  sweep.unref();
+  app.addHook('onClose', async () => clearInterval(sweep));
+  return app;
+}
+
+/** Serves the built web app at `/`, with unknown non-API paths falling back to its index.html. */
+async function registerWebApp(app: FastifyInstance, webDir: string | undefined): Promise<void> {
+  if (webDir === undefined) return;
+  const root = resolve(webDir);
+  if (!existsSync(resolve(root, 'index.html'))) {
+    app.log.warn({ webDir: root }, 'web app not built: run `npm run build:web`');
+    return;
+  }
+  await app.register(fastifyStatic, { root, wildcard: false, index: ['index.html'] });
+}

@@ -1,0 +1,7 @@
+/** @latchkey/server: the Fastify server and its storage. */
+export { type AppOptions, buildApp, VERSION } from './app.js';
+export { DEFAULTS, loadConfig, parseKeyStretching, parsePort, type ServerConfig } from './config.js';
+export { logMailer, type Mailer, type MailMessage, smtpMailer } from './mail/mailer.js';
+export { type Connection, connect } from './store/database.js';
+export { openStore } from './store/kysely-store.js';
+export type { Store } from './store/store.js';

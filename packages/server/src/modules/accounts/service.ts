@@ -1,0 +1,464 @@
+import {
+  CODE_MAX_ATTEMPTS,
+  CODE_TTL_MS,
+  codeFromRandom,
+  constantTimeEqual,
+  deriveSessionSecrets,
+  FRESH_AUTH_MS,
+  fromBase64Url,
+  fromUtf8,
+  hashToken,
+  isWellFormedEnvelope,
+  type KA,
+  LatchkeyError,
+  LOGIN_ATTEMPT_TTL_MS,
+  macCode,
+  normalizeEmail,
+  openAtRest,
+  RESET_TOKEN_TTL_MS,
+  SESSION_LIFETIME_MS,
+  type SessionKey,
+  sealAtRest,
+  sealKeysBundle,
+  toBase64Url,
+  utf8,
+  WRAPPED_KB_LENGTH,
+} from '@latchkey/core';
+import * as opaque from '@serenity-kit/opaque';
+import type { RateLimit } from '../../config.js';
+import type { ServerContext } from '../../context.js';
+import type { AccountRow, CodeRow, SessionRow } from '../../store/schema.js';
+
+/**
+ * The accounts protocol on the server side: OPAQUE registration and login (RFC 9807 via
+ * @serenity-kit/opaque), sessions, email codes, password change and reset, deletion. HTTP lives in
+ * routes.ts; the key schedule lives in @latchkey/core.
+ */
+
+export interface AuthenticatedSession {
+  session: SessionRow;
+  account: AccountRow;
+}
+
+const newId = (ctx: ServerContext) => toBase64Url(ctx.random(16));
+
+/** Decodes an OPAQUE message only to reject non-canonical base64url with `LK_BAD_BASE64`. */
+function checkOpaqueMessage(text: string, field: string): string {
+  fromBase64Url(text, field);
+  return text;
+}
+
+/** Runs an @serenity-kit/opaque step, turning its parse failures into `LK_OPAQUE_MESSAGE_INVALID`. */
+function opaqueStep<T>(step: () => T, failure: 'LK_OPAQUE_MESSAGE_INVALID' | 'LK_LOGIN_FAILED'): T {
+  try {
+    return step();
+  } catch {
+    throw new LatchkeyError(failure);
+  }
+}
+
+function checkWrappedKB(text: string): Uint8Array {
+  const bytes = fromBase64Url(text, 'wrapKB');
+  if (bytes.length !== WRAPPED_KB_LENGTH || !isWellFormedEnvelope(bytes))
+    throw new LatchkeyError('LK_WRAPPED_KEY_INVALID');
+  return bytes;
+}
+
+function checkRegistrationRecord(text: string): Uint8Array {
+  const bytes = fromBase64Url(text, 'registrationRecord');
+  // RFC 9807 §5.1.1.3 with ristretto255: client public key (32) ‖ masking key (64) ‖ envelope (96).
+  if (bytes.length !== 192)
+    throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', 'registrationRecord has the wrong length.');
+  return bytes;
+}
+
+async function enforceRateLimit(ctx: ServerContext, bucket: string, limit: RateLimit): Promise<void> {
+  const now = ctx.now();
+  const hits = await ctx.store.hitRateLimit(bucket, now, limit.windowMs);
+  if (hits > limit.max) {
+    const retryAfterSeconds = Math.ceil((limit.windowMs - (now % limit.windowMs)) / 1000);
+    throw new LatchkeyError('LK_RATE_LIMITED', undefined, { retryAfterSeconds });
+  }
+}
+
+// ---- registration and email verification -------------------------------------------------------
+
+export function registrationResponse(ctx: ServerContext, email: string, registrationRequest: string): string {
+  checkOpaqueMessage(registrationRequest, 'registrationRequest');
+  return opaqueStep(
+    () =>
+      opaque.server.createRegistrationResponse({
+        serverSetup: ctx.opaqueSetup,
+        userIdentifier: email,
+        registrationRequest,
+      }).registrationResponse,
+    'LK_OPAQUE_MESSAGE_INVALID',
+  );
+}
+
+/**
+ * Creates an unverified account and mails a verification code. kA is made here (server-side, FxA's
+ * class-A key) and sealed at rest; kB arrives only as wrapKB. An unverified account with the same
+ * email is replaced: until its owner proves the address, it holds nothing worth keeping.
+ */
+export async function register(
+  ctx: ServerContext,
+  rawEmail: string,
+  registrationRecord: string,
+  wrapKBText: string,
+): Promise<{ accountId: string }> {
+  const email = normalizeEmail(rawEmail);
+  const record = checkRegistrationRecord(registrationRecord);
+  const wrapped = checkWrappedKB(wrapKBText);
+  const now = ctx.now();
+  const id = newId(ctx);
+  const kA = ctx.random(32);
+  await ctx.store.transaction(async (tx) => {
+    const existing = await tx.findAccountByEmail(email);
+    if (existing?.verified_at != null) throw new LatchkeyError('LK_EMAIL_TAKEN');
+    if (existing !== undefined) await tx.deleteAccount(existing.id, existing.email);
+    await tx.insertAccount({
+      id,
+      email,
+      verified_at: null,
+      created_at: now,
+      opaque_record: record,
+      wrap_kb: wrapped,
+      ka_sealed: sealAtRest(ctx.masterKey, 'kA', id, kA, ctx.random(12)),
+      keys_changed_at: now,
+      password_changed_at: now,
+    });
+  });
+  kA.fill(0);
+  await sendCode(ctx, email, 'verify');
+  return { accountId: id };
+}
+
+export async function resendVerification(ctx: ServerContext, rawEmail: string): Promise<void> {
+  const email = normalizeEmail(rawEmail);
+  const account = await ctx.store.findAccountByEmail(email);
+  if (account !== undefined && account.verified_at === null) await sendCode(ctx, email, 'verify');
+}
+
+export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
+  const email = normalizeEmail(rawEmail);
+  await consumeCode(ctx, email, 'verify', code);
+  const account = await ctx.store.findAccountByEmail(email);
+  if (account === undefined) throw new LatchkeyError('LK_CODE_INVALID');
+  if (account.verified_at === null) await ctx.store.markAccountVerified(account.id, ctx.now());
+}
+
+const MAIL_TEXT: Record<CodeRow['purpose'], { subject: string; lead: string }> = {
+  verify: { subject: 'Your Latchkey verification code', lead: 'Confirm your email address with this code' },
+  reset: { subject: 'Your Latchkey password reset code', lead: 'Reset your password with this code' },
+};
+
+async function sendCode(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<void> {
+  await enforceRateLimit(ctx, `code:${purpose}:${email}`, ctx.config.rateLimits.codeSendsPerEmail);
+  const code = codeFromRandom(ctx.random(4));
+  await ctx.store.replaceCode({
+    id: newId(ctx),
+    email,
+    purpose,
+    code_mac: macCode(ctx.masterKey, purpose, email, code),
+    attempts: 0,
+    expires_at: ctx.now() + CODE_TTL_MS,
+  });
+  const { subject, lead } = MAIL_TEXT[purpose];
+  const minutes = CODE_TTL_MS / 60_000;
+  await ctx.mailer.send({
+    to: email,
+    subject,
+    text: `${lead}: ${code}\n\nIt works once and expires in ${minutes} minutes. If you did not ask for it, ignore this mail.\n`,
+  });
+}
+
+/** Checks and burns a one-time code. Wrong guesses count; the fifth burns the code. */
+async function consumeCode(
+  ctx: ServerContext,
+  email: string,
+  purpose: CodeRow['purpose'],
+  code: string,
+): Promise<void> {
+  const row = await ctx.store.findCode(email, purpose);
+  if (row === undefined || row.expires_at <= ctx.now() || row.attempts >= CODE_MAX_ATTEMPTS) {
+    throw new LatchkeyError('LK_CODE_INVALID');
+  }
+  if (!constantTimeEqual(macCode(ctx.masterKey, purpose, email, code), row.code_mac)) {
+    if (row.attempts + 1 >= CODE_MAX_ATTEMPTS) await ctx.store.deleteCode(row.id);
+    else await ctx.store.recordCodeAttempt(row.id);
+    throw new LatchkeyError('LK_CODE_INVALID');
+  }
+  // Deleting is the use: of two concurrent correct submissions only one deletes the row.
+  if (!(await ctx.store.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
+}
+
+// ---- login and re-authentication ----------------------------------------------------------------
+
+interface LoginStart {
+  purpose: 'login' | 'reauth';
+  email: string;
+  account: AccountRow | undefined;
+  sessionId: string | null;
+  startLoginRequest: string;
+}
+
+/** OPAQUE KE1 → KE2. For an unknown email a fake KE2 is made, so the answer does not reveal the account. */
+async function startOpaqueLogin(ctx: ServerContext, start: LoginStart) {
+  checkOpaqueMessage(start.startLoginRequest, 'startLoginRequest');
+  const { serverLoginState, loginResponse } = opaqueStep(
+    () =>
+      opaque.server.startLogin({
+        serverSetup: ctx.opaqueSetup,
+        userIdentifier: start.email,
+        registrationRecord: start.account === undefined ? null : toBase64Url(start.account.opaque_record),
+        startLoginRequest: start.startLoginRequest,
+      }),
+    'LK_OPAQUE_MESSAGE_INVALID',
+  );
+  const loginId = newId(ctx);
+  await ctx.store.insertLoginAttempt({
+    id: loginId,
+    purpose: start.purpose,
+    email: start.email,
+    account_id: start.account?.id ?? null,
+    session_id: start.sessionId,
+    state_sealed: sealAtRest(ctx.masterKey, 'login-state', loginId, utf8(serverLoginState), ctx.random(12)),
+    expires_at: ctx.now() + LOGIN_ATTEMPT_TTL_MS,
+  });
+  return { loginId, loginResponse };
+}
+
+/** OPAQUE KE3: single use (the attempt row is deleted as it is read), and it must prove the password. */
+async function finishOpaqueLogin(ctx: ServerContext, loginId: string, finishLoginRequest: string) {
+  checkOpaqueMessage(finishLoginRequest, 'finishLoginRequest');
+  const attempt = await ctx.store.takeLoginAttempt(loginId, ctx.now());
+  if (attempt === undefined) throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
+  const serverLoginState = fromUtf8(openAtRest(ctx.masterKey, 'login-state', attempt.id, attempt.state_sealed));
+  const { sessionKey } = opaqueStep(
+    () => opaque.server.finishLogin({ serverLoginState, finishLoginRequest }),
+    'LK_LOGIN_FAILED',
+  );
+  const account = attempt.account_id === null ? undefined : await ctx.store.findAccountById(attempt.account_id);
+  if (account === undefined) throw new LatchkeyError('LK_LOGIN_FAILED');
+  return { attempt, account, sessionKey: fromBase64Url(sessionKey, 'sessionKey') as SessionKey };
+}
+
+function keysBundleFor(ctx: ServerContext, account: AccountRow, bundleKey: Uint8Array): string {
+  const kA = openAtRest(ctx.masterKey, 'kA', account.id, account.ka_sealed) as KA;
+  const bundle = sealKeysBundle(bundleKey, kA, account.wrap_kb, ctx.random(12));
+  kA.fill(0);
+  return toBase64Url(bundle);
+}
+
+export async function loginStart(ctx: ServerContext, rawEmail: string, startLoginRequest: string, address: string) {
+  const email = normalizeEmail(rawEmail);
+  await enforceRateLimit(ctx, `login:addr:${address}`, ctx.config.rateLimits.loginPerAddress);
+  await enforceRateLimit(ctx, `login:acct:${email}`, ctx.config.rateLimits.loginPerAccount);
+  const account = await ctx.store.findAccountByEmail(email);
+  return startOpaqueLogin(ctx, { purpose: 'login', email, account, sessionId: null, startLoginRequest });
+}
+
+export async function loginFinish(
+  ctx: ServerContext,
+  loginId: string,
+  finishLoginRequest: string,
+  client: { deviceName: string | null; userAgent: string | null },
+) {
+  const { attempt, account, sessionKey } = await finishOpaqueLogin(ctx, loginId, finishLoginRequest);
+  if (attempt.purpose !== 'login') throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
+  if (account.verified_at === null) throw new LatchkeyError('LK_ACCOUNT_UNVERIFIED');
+  await ctx.store.clearRateLimit(`login:acct:${account.email}`);
+  const { token, bundleKey } = deriveSessionSecrets(sessionKey);
+  const now = ctx.now();
+  const session: SessionRow = {
+    id: newId(ctx),
+    account_id: account.id,
+    token_hash: hashToken(token),
+    device_name: client.deviceName,
+    user_agent: client.userAgent,
+    created_at: now,
+    last_used_at: now,
+    authenticated_at: now,
+    expires_at: now + SESSION_LIFETIME_MS,
+  };
+  await ctx.store.insertSession(session);
+  return {
+    accountId: account.id,
+    sessionId: session.id,
+    expiresAt: session.expires_at,
+    keysChangedAt: account.keys_changed_at,
+    keysBundle: keysBundleFor(ctx, account, bundleKey),
+  };
+}
+
+export async function reauthStart(ctx: ServerContext, auth: AuthenticatedSession, startLoginRequest: string) {
+  await enforceRateLimit(ctx, `login:acct:${auth.account.email}`, ctx.config.rateLimits.loginPerAccount);
+  return startOpaqueLogin(ctx, {
+    purpose: 'reauth',
+    email: auth.account.email,
+    account: auth.account,
+    sessionId: auth.session.id,
+    startLoginRequest,
+  });
+}
+
+/** Re-authentication refreshes the session's password check and hands the keys over again. */
+export async function reauthFinish(ctx: ServerContext, auth: AuthenticatedSession, loginId: string, ke3: string) {
+  const { attempt, account, sessionKey } = await finishOpaqueLogin(ctx, loginId, ke3);
+  if (attempt.purpose !== 'reauth' || attempt.session_id !== auth.session.id) {
+    throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
+  }
+  await ctx.store.clearRateLimit(`login:acct:${account.email}`);
+  const now = ctx.now();
+  await ctx.store.setSessionAuthenticatedAt(auth.session.id, now);
+  const { bundleKey } = deriveSessionSecrets(sessionKey);
+  return {
+    authenticatedAt: now,
+    keysChangedAt: account.keys_changed_at,
+    keysBundle: keysBundleFor(ctx, account, bundleKey),
+  };
+}
+
+/** Resolves a bearer token to its live session; anything else is `LK_UNAUTHORIZED`. */
+export async function authenticate(ctx: ServerContext, token: Uint8Array): Promise<AuthenticatedSession> {
+  const session = await ctx.store.findSessionByTokenHash(hashToken(token));
+  const now = ctx.now();
+  if (session === undefined || session.expires_at <= now) throw new LatchkeyError('LK_UNAUTHORIZED');
+  const account = await ctx.store.findAccountById(session.account_id);
+  if (account === undefined) throw new LatchkeyError('LK_UNAUTHORIZED');
+  // Writes at most once a minute per session, so reads do not turn into writes.
+  if (now - session.last_used_at > 60_000) await ctx.store.touchSession(session.id, now);
+  return { session, account };
+}
+
+function requireFreshAuth(ctx: ServerContext, auth: AuthenticatedSession): void {
+  if (ctx.now() - auth.session.authenticated_at > FRESH_AUTH_MS) throw new LatchkeyError('LK_REAUTH_REQUIRED');
+}
+
+// ---- sessions ----------------------------------------------------------------------------------
+
+export async function listSessions(ctx: ServerContext, auth: AuthenticatedSession) {
+  const rows = await ctx.store.listSessions(auth.account.id);
+  const now = ctx.now();
+  return rows
+    .filter((row) => row.expires_at > now)
+    .map((row) => ({
+      sessionId: row.id,
+      deviceName: row.device_name,
+      userAgent: row.user_agent,
+      createdAt: row.created_at,
+      lastUsedAt: row.last_used_at,
+      authenticatedAt: row.authenticated_at,
+      expiresAt: row.expires_at,
+      current: row.id === auth.session.id,
+    }));
+}
+
+export async function revokeSession(ctx: ServerContext, auth: AuthenticatedSession, sessionId: string) {
+  if (!(await ctx.store.deleteSession(auth.account.id, sessionId))) throw new LatchkeyError('LK_SESSION_NOT_FOUND');
+}
+
+// ---- password change, reset, deletion -----------------------------------------------------------
+
+export function passwordChangeStart(ctx: ServerContext, auth: AuthenticatedSession, registrationRequest: string) {
+  requireFreshAuth(ctx, auth);
+  return registrationResponse(ctx, auth.account.email, registrationRequest);
+}
+
+/** New OPAQUE record and a new wrapKB of the same kB, in one transaction; every other session ends. */
+export async function passwordChangeFinish(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  registrationRecord: string,
+  wrapKBText: string,
+): Promise<number> {
+  requireFreshAuth(ctx, auth);
+  const record = checkRegistrationRecord(registrationRecord);
+  const wrapped = checkWrappedKB(wrapKBText);
+  return ctx.store.transaction(async (tx) => {
+    await tx.updateCredentials(auth.account.id, {
+      opaqueRecord: record,
+      wrapKB: wrapped,
+      passwordChangedAt: ctx.now(),
+    });
+    return tx.deleteSessions(auth.account.id, auth.session.id);
+  });
+}
+
+/** Always accepted, so the answer does not tell whether the email has an account. */
+export async function resetStart(ctx: ServerContext, rawEmail: string): Promise<void> {
+  const email = normalizeEmail(rawEmail);
+  const account = await ctx.store.findAccountByEmail(email);
+  if (account !== undefined) await sendCode(ctx, email, 'reset');
+}
+
+export async function resetVerify(ctx: ServerContext, rawEmail: string, code: string) {
+  const email = normalizeEmail(rawEmail);
+  await consumeCode(ctx, email, 'reset', code);
+  const account = await ctx.store.findAccountByEmail(email);
+  if (account === undefined) throw new LatchkeyError('LK_CODE_INVALID');
+  const token = ctx.random(32);
+  const expiresAt = ctx.now() + RESET_TOKEN_TTL_MS;
+  await ctx.store.insertResetToken({ token_hash: hashToken(token), account_id: account.id, expires_at: expiresAt });
+  return { resetToken: toBase64Url(token), expiresAt };
+}
+
+async function accountForResetToken(ctx: ServerContext, resetToken: string): Promise<AccountRow> {
+  const row = await ctx.store.findResetToken(hashToken(fromBase64Url(resetToken, 'resetToken')), ctx.now());
+  const account = row === undefined ? undefined : await ctx.store.findAccountById(row.account_id);
+  if (account === undefined) throw new LatchkeyError('LK_RESET_TOKEN_INVALID');
+  return account;
+}
+
+export async function resetRegister(ctx: ServerContext, resetToken: string, registrationRequest: string) {
+  const account = await accountForResetToken(ctx, resetToken);
+  return registrationResponse(ctx, account.email, registrationRequest);
+}
+
+/**
+ * Reset: a new OPAQUE record and a new kB (the client made it; the old kB is gone with the old
+ * password), kA kept, keysChangedAt moved so scoped keys rotate, every session ended.
+ */
+export async function resetFinish(
+  ctx: ServerContext,
+  resetToken: string,
+  registrationRecord: string,
+  wrapKBText: string,
+) {
+  const record = checkRegistrationRecord(registrationRecord);
+  const wrapped = checkWrappedKB(wrapKBText);
+  const tokenHash = hashToken(fromBase64Url(resetToken, 'resetToken'));
+  const now = ctx.now();
+  await ctx.store.transaction(async (tx) => {
+    const row = await tx.takeResetToken(tokenHash, now);
+    const account = row === undefined ? undefined : await tx.findAccountById(row.account_id);
+    if (account === undefined) throw new LatchkeyError('LK_RESET_TOKEN_INVALID');
+    await tx.updateCredentials(account.id, {
+      opaqueRecord: record,
+      wrapKB: wrapped,
+      passwordChangedAt: now,
+      keysChangedAt: now,
+    });
+    await tx.deleteSessions(account.id);
+    if (account.verified_at === null) await tx.markAccountVerified(account.id, now);
+  });
+  return { keysChangedAt: now };
+}
+
+export async function deleteAccount(ctx: ServerContext, auth: AuthenticatedSession): Promise<void> {
+  requireFreshAuth(ctx, auth);
+  await ctx.store.deleteAccount(auth.account.id, auth.account.email);
+}
+
+export function accountInfo(auth: AuthenticatedSession) {
+  const { account } = auth;
+  return {
+    accountId: account.id,
+    email: account.email,
+    verified: account.verified_at !== null,
+    createdAt: account.created_at,
+    keysChangedAt: account.keys_changed_at,
+    passwordChangedAt: account.password_changed_at,
+  };
+}

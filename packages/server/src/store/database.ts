@@ -1,0 +1,60 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import type { Dialect } from './migrate.js';
+import type { Database } from './schema.js';
+
+export interface Connection {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  /** Where the data lives on disk (SQLite) or a redacted URL (PostgreSQL), for logs. */
+  location: string;
+}
+
+/**
+ * Opens the database named by a `LATCHKEY_DB` URL: `sqlite:<path>` (the embedded default; `sqlite::memory:`
+ * for throwaway use) or `postgres://…`. SQLite runs in WAL mode so readers never block the writer.
+ */
+export function connect(url: string): Connection {
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return connectPostgres(url);
+  if (url.startsWith('sqlite:')) return connectSqlite(url.slice('sqlite:'.length));
+  throw new Error(`LATCHKEY_DB must start with sqlite: or postgres:// (got ${JSON.stringify(url.split(':')[0])})`);
+}
+
+function connectSqlite(path: string): Connection {
+  const inMemory = path === ':memory:';
+  const file = inMemory ? path : resolve(path);
+  if (!inMemory) mkdirSync(dirname(file), { recursive: true });
+  const sqlite = new SqliteDatabase(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  // better-sqlite3 hands back Buffers for BLOBs; they are Uint8Arrays, as the row types say.
+  return {
+    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
+    dialect: 'sqlite',
+    location: file,
+  };
+}
+
+const INT8_OID = 20;
+
+function connectPostgres(url: string): Connection {
+  // BIGINT columns hold millisecond times, well inside Number's exact range; parse them as numbers.
+  const types = {
+    getTypeParser: ((oid: number, format?: string) =>
+      oid === INT8_OID
+        ? (value: string) => Number(value)
+        : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+  };
+  const pool = new pg.Pool({ connectionString: url, types, max: 10 });
+  const redacted = url.replace(/\/\/[^@/]*@/, '//***@');
+  return {
+    db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+    dialect: 'postgres',
+    location: redacted,
+  };
+}

@@ -1,0 +1,32 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import * as m001 from './migrations/001_accounts.js';
+
+/** Column types that differ between the two backends; migrations take them instead of naming SQL types. */
+export interface ColumnTypes {
+  bytes: 'blob' | 'bytea';
+  time: 'integer' | 'bigint';
+}
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** One numbered list of migrations for both backends (never edit a shipped one; add the next number). */
+const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, t: ColumnTypes): Promise<void> }> = {
+  '001_accounts': m001,
+};
+
+export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  const types: ColumnTypes =
+    dialect === 'postgres' ? { bytes: 'bytea', time: 'bigint' } : { bytes: 'blob', time: 'integer' };
+  const provider: MigrationProvider = {
+    async getMigrations() {
+      const out: Record<string, Migration> = {};
+      for (const [name, migration] of Object.entries(MIGRATIONS)) out[name] = { up: (d) => migration.up(d, types) };
+      return out;
+    },
+  };
+  const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error !== undefined || failed !== undefined) {
+    throw new Error(`migration ${failed?.migrationName ?? ''} failed`, { cause: error });
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Row types of every table, shared by both backends. Times are integer milliseconds; byte columns
+ * are BLOB (SQLite) or BYTEA (PostgreSQL), read back as Uint8Array.
+ */
+export interface AccountRow {
+  id: string;
+  email: string;
+  verified_at: number | null;
+  created_at: number;
+  opaque_record: Uint8Array;
+  wrap_kb: Uint8Array;
+  ka_sealed: Uint8Array;
+  keys_changed_at: number;
+  password_changed_at: number;
+}
+
+export interface SessionRow {
+  id: string;
+  account_id: string;
+  token_hash: Uint8Array;
+  device_name: string | null;
+  user_agent: string | null;
+  created_at: number;
+  last_used_at: number;
+  authenticated_at: number;
+  expires_at: number;
+}
+
+export interface LoginAttemptRow {
+  id: string;
+  purpose: 'login' | 'reauth';
+  email: string;
+  account_id: string | null;
+  session_id: string | null;
+  state_sealed: Uint8Array;
+  expires_at: number;
+}
+
+export interface CodeRow {
+  id: string;
+  email: string;
+  purpose: 'verify' | 'reset';
+  code_mac: Uint8Array;
+  attempts: number;
+  expires_at: number;
+}
+
+export interface ResetTokenRow {
+  token_hash: Uint8Array;
+  account_id: string;
+  expires_at: number;
+}
+
+export interface RateLimitRow {
+  bucket: string;
+  window_start: number;
+  hits: number;
+}
+
+export interface ServerSecretRow {
+  name: string;
+  value_sealed: Uint8Array;
+}
+
+export interface Database {
+  accounts: AccountRow;
+  sessions: SessionRow;
+  login_attempts: LoginAttemptRow;
+  codes: CodeRow;
+  reset_tokens: ResetTokenRow;
+  rate_limits: RateLimitRow;
+  server_secrets: ServerSecretRow;
+}

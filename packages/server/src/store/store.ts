@@ -1,0 +1,57 @@
+import type { AccountRow, CodeRow, LoginAttemptRow, ResetTokenRow, SessionRow } from './schema.js';
+
+/**
+ * The one storage interface every module uses (conventions §3). Both backends implement it through
+ * the same Kysely code, and one test suite (packages/server/test/store.test.ts) runs on each.
+ */
+export interface Store {
+  /** Runs `work` in one transaction: all of its writes land, or none do. */
+  transaction<T>(work: (tx: Store) => Promise<T>): Promise<T>;
+
+  findAccountByEmail(email: string): Promise<AccountRow | undefined>;
+  findAccountById(id: string): Promise<AccountRow | undefined>;
+  insertAccount(row: AccountRow): Promise<void>;
+  markAccountVerified(id: string, at: number): Promise<void>;
+  updateCredentials(
+    id: string,
+    change: { opaqueRecord: Uint8Array; wrapKB: Uint8Array; passwordChangedAt: number; keysChangedAt?: number },
+  ): Promise<void>;
+  /** Removes the account and every row that belongs to it. */
+  deleteAccount(id: string, email: string): Promise<void>;
+
+  insertSession(row: SessionRow): Promise<void>;
+  findSessionByTokenHash(tokenHash: Uint8Array): Promise<SessionRow | undefined>;
+  touchSession(id: string, at: number): Promise<void>;
+  setSessionAuthenticatedAt(id: string, at: number): Promise<void>;
+  listSessions(accountId: string): Promise<SessionRow[]>;
+  deleteSession(accountId: string, sessionId: string): Promise<boolean>;
+  /** Deletes the account's sessions except `keepId` (all when undefined); returns how many went. */
+  deleteSessions(accountId: string, keepId?: string): Promise<number>;
+
+  insertLoginAttempt(row: LoginAttemptRow): Promise<void>;
+  /** Removes and returns an unexpired attempt: each attempt can be finished at most once. */
+  takeLoginAttempt(id: string, now: number): Promise<LoginAttemptRow | undefined>;
+
+  /** Stores a new code for (email, purpose), replacing any earlier one. */
+  replaceCode(row: CodeRow): Promise<void>;
+  findCode(email: string, purpose: CodeRow['purpose']): Promise<CodeRow | undefined>;
+  recordCodeAttempt(id: string): Promise<void>;
+  deleteCode(id: string): Promise<boolean>;
+
+  insertResetToken(row: ResetTokenRow): Promise<void>;
+  /** Removes and returns an unexpired reset token (single use). */
+  takeResetToken(tokenHash: Uint8Array, now: number): Promise<ResetTokenRow | undefined>;
+  findResetToken(tokenHash: Uint8Array, now: number): Promise<ResetTokenRow | undefined>;
+
+  /** Counts one hit in a fixed window; returns the hits in the current window, this one included. */
+  hitRateLimit(bucket: string, now: number, windowMs: number): Promise<number>;
+  clearRateLimit(bucket: string): Promise<void>;
+
+  getServerSecret(name: string): Promise<Uint8Array | undefined>;
+  /** Stores `value` unless a value is already there; returns the value that is stored after the call. */
+  putServerSecretOnce(name: string, value: Uint8Array): Promise<Uint8Array>;
+
+  /** Deletes expired attempts, codes, tokens and sessions. */
+  purgeExpired(now: number): Promise<void>;
+  close(): Promise<void>;
+}

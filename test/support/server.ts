@@ -1,0 +1,65 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LatchkeyClient } from '@latchkey/client';
+import { buildApp, DEFAULTS, type ServerConfig, smtpMailer } from '@latchkey/server';
+import type { FastifyInstance } from 'fastify';
+import { type SmtpSink, startSmtpSink } from './smtp.js';
+
+/**
+ * Cheap OPAQUE key stretching for tests, so a suite of sign-ups runs in seconds. The protocol is the
+ * same; only Argon2id's cost differs. One test keeps the production default.
+ */
+export const TEST_KEY_STRETCHING = { 'argon2id-custom': { memory: 1024, iterations: 1, parallelism: 1 } } as const;
+
+export interface TestServer {
+  url: string;
+  app: FastifyInstance;
+  smtp: SmtpSink;
+  dir: string;
+  config: ServerConfig;
+  client(): LatchkeyClient;
+  close(): Promise<void>;
+}
+
+/**
+ * A real server on 127.0.0.1 with a real database (a fresh SQLite file unless `databaseUrl` is given)
+ * and a real SMTP server for its mail.
+ */
+export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-test-'));
+  const smtp = await startSmtpSink();
+  const config: ServerConfig = {
+    ...DEFAULTS,
+    port: 0,
+    databaseUrl: `sqlite:${join(dir, 'latchkey.db')}`,
+    masterKeyFile: join(dir, 'master.key'),
+    keyStretching: TEST_KEY_STRETCHING,
+    logLevel: 'silent',
+    ...overrides,
+  };
+  const app = await buildApp({ config, mailer: smtpMailer(smtp.url, config.mailFrom), logger: false });
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    url: address,
+    app,
+    smtp,
+    dir,
+    config,
+    client: () => new LatchkeyClient({ serverUrl: address }),
+    async close() {
+      await app.close();
+      await smtp.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Signs up, reads the code from the mail, verifies: a ready account. */
+export async function createVerifiedAccount(server: TestServer, email: string, password: string) {
+  const client = server.client();
+  const before = server.smtp.messages.length;
+  const { accountId } = await client.signUp(email, password);
+  await client.verifyEmail(email, await server.smtp.codeFor(email, { after: before }));
+  return { client, accountId };
+}
