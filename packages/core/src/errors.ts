@@ -45,6 +45,22 @@ export const ERRORS = {
   },
   LK_WRAPPED_KEY_INVALID: { status: 400, expose: true, message: 'The wrapped key envelope is malformed.' },
 
+  // Matrix formats: recovery keys, key backup, secret storage, key export files.
+  LK_BAD_RECOVERY_KEY: { status: 400, expose: true, message: 'That is not a valid recovery key.' },
+  LK_BACKUP_DECRYPT_FAILED: { status: 400, expose: true, message: 'A backed-up key does not decrypt.' },
+  LK_SECRET_DECRYPT_FAILED: { status: 400, expose: true, message: 'A stored secret does not open with this key.' },
+  LK_SECRET_STORAGE_UNSUPPORTED: {
+    status: 400,
+    expose: true,
+    message: 'The secret storage key uses parameters this client does not support.',
+  },
+  LK_KEY_EXPORT_INVALID: { status: 400, expose: true, message: 'Not a usable key export file.' },
+  LK_KEY_EXPORT_BAD_PASSPHRASE: {
+    status: 400,
+    expose: true,
+    message: 'The key export file does not open with this passphrase.',
+  },
+
   // Client-side (the SDK raises these; the server never sees the inputs behind them).
   LK_PASSWORD_TOO_SHORT: { status: 400, expose: true, message: 'Use a password of at least 8 characters.' },
   LK_KEY_UNWRAP_FAILED: {

@@ -1,0 +1,69 @@
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  hkdfSync,
+  type KeyObject,
+  pbkdf2,
+} from 'node:crypto';
+import type { MatrixCrypto } from '@latchkey/core';
+
+/**
+ * {@link MatrixCrypto} over node:crypto (OpenSSL). X25519 here is ~20x faster than pure JS, which is
+ * what makes restoring 100,000 backed-up keys take seconds rather than minutes.
+ */
+const b64url = (bytes: Uint8Array) =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+
+// A private key is used for every key of a backup, so its KeyObject is parsed once.
+const privateKeys = new WeakMap<Uint8Array, KeyObject>();
+
+// RFC 8410 §7: a PKCS#8 X25519 private key is this fixed prefix followed by the 32 key bytes.
+const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+function x25519PrivateKey(privateKey: Uint8Array): KeyObject {
+  let key = privateKeys.get(privateKey);
+  if (key === undefined) {
+    key = createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, privateKey]), format: 'der', type: 'pkcs8' });
+    privateKeys.set(privateKey, key);
+  }
+  return key;
+}
+
+export const nodeMatrixCrypto: MatrixCrypto = {
+  x25519(privateKey, publicKey) {
+    const shared = diffieHellman({
+      privateKey: x25519PrivateKey(privateKey),
+      publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64url(publicKey) }, format: 'jwk' }),
+    });
+    if (shared.every((b) => b === 0)) throw new Error('non-contributory X25519 public key');
+    return new Uint8Array(shared.buffer, shared.byteOffset, shared.byteLength);
+  },
+  x25519PublicKey(privateKey) {
+    const jwk = createPublicKey(x25519PrivateKey(privateKey)).export({ format: 'jwk' });
+    return new Uint8Array(Buffer.from(jwk.x as string, 'base64url'));
+  },
+  hkdfSha256: (ikm, salt, info, length) => new Uint8Array(hkdfSync('sha256', ikm, salt, info, length)),
+  hmacSha256: (key, data) => new Uint8Array(createHmac('sha256', key).update(data).digest()),
+  aesCbcEncrypt(key, iv, plaintext) {
+    const cipher = createCipheriv('aes-256-cbc', key, iv);
+    return new Uint8Array(Buffer.concat([cipher.update(plaintext), cipher.final()]));
+  },
+  aesCbcDecrypt(key, iv, ciphertext) {
+    const decipher = createDecipheriv('aes-256-cbc', key, iv);
+    return new Uint8Array(Buffer.concat([decipher.update(ciphertext), decipher.final()]));
+  },
+  aesCtr128(key, iv, data) {
+    const cipher = createCipheriv('aes-256-ctr', key, iv);
+    return new Uint8Array(Buffer.concat([cipher.update(data), cipher.final()]));
+  },
+  pbkdf2Sha512: (password, salt, iterations, length) =>
+    new Promise((resolve, reject) =>
+      pbkdf2(password, salt, iterations, length, 'sha512', (error, key) =>
+        error ? reject(error) : resolve(new Uint8Array(key)),
+      ),
+    ),
+};
