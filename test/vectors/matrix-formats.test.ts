@@ -35,6 +35,30 @@ const backupVectors = load('matrix-megolm-backup.json');
 const ssssVectors = load('matrix-secret-storage.json');
 const exportVectors = load('matrix-key-export.json');
 
+interface BackupCase {
+  name: string;
+  privateKeyBase64?: string;
+  privateKeyHex?: string;
+  publicKeyBase64?: string;
+  sessionData: { ephemeral: string; ciphertext: string; mac: string };
+  plaintext: string;
+  code: string;
+}
+const backupDecrypt = backupVectors.decrypt as BackupCase[];
+const backupMustFail = backupVectors.mustFail as BackupCase[];
+interface ExportCase {
+  name: string;
+  plaintext: string;
+  passphrase: string;
+  saltHex: string;
+  ivHex: string;
+  rounds: number;
+  file: string;
+  code: string;
+}
+const elementWebExports = exportVectors.elementWeb as ExportCase[];
+const exportMustFail = exportVectors.mustFail as ExportCase[];
+
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const keyOf = (v: { privateKeyBase64?: string; privateKeyHex?: string }) =>
   v.privateKeyBase64 !== undefined ? fromBase64(v.privateKeyBase64) : fromHex(v.privateKeyHex as string);
@@ -107,7 +131,7 @@ describe.each([
   ['noble', nobleMatrixCrypto],
   ['node:crypto', nodeMatrixCrypto],
 ] as Array<[string, MatrixCrypto]>)('Matrix formats on %s', (_name, crypto) => {
-  it.each(backupVectors.decrypt)('backup decrypt: $name', (v: { sessionData: never; plaintext: string }) => {
+  it.each(backupDecrypt)('backup decrypt: $name', (v) => {
     expect(fromUtf8(decryptFromBackup(crypto, keyOf(v), v.sessionData))).toBe(v.plaintext);
   });
 
@@ -120,12 +144,12 @@ describe.each([
       fromHex(v.ephemeralPrivateKeyHex),
     );
     expect(out).toEqual(v.sessionData);
-    for (const d of backupVectors.decrypt.filter((x: { publicKeyBase64?: string }) => x.publicKeyBase64)) {
+    for (const d of backupDecrypt.filter((x) => x.publicKeyBase64 !== undefined)) {
       expect(toBase64(crypto.x25519PublicKey(keyOf(d)))).toBe(d.publicKeyBase64);
     }
   });
 
-  it.each(backupVectors.mustFail)('backup decrypt refuses: $name', (v: { sessionData: never; code: string }) => {
+  it.each(backupMustFail)('backup decrypt refuses: $name', (v) => {
     expect(errorOf(() => decryptFromBackup(crypto, keyOf(v), v.sessionData)).code).toBe(v.code);
   });
 
@@ -198,32 +222,19 @@ describe.each([
     expect(fromUtf8(await decryptKeyExport(crypto, v.file, v.passphrase))).toBe(v.plaintext);
   });
 
-  it.each(exportVectors.elementWeb)(
-    'key export: $name decrypts, and re-encrypts byte for byte',
-    async (v: {
-      plaintext: string;
-      passphrase: string;
-      saltHex: string;
-      ivHex: string;
-      rounds: number;
-      file: string;
-    }) => {
-      expect(fromUtf8(await decryptKeyExport(crypto, v.file, v.passphrase))).toBe(v.plaintext);
-      const body = await encryptKeyExportBody(crypto, utf8(v.plaintext), v.passphrase, {
-        salt: fromHex(v.saltHex),
-        iv: fromHex(v.ivHex),
-        rounds: v.rounds,
-      });
-      expect(hex(body)).toBe(hex(unarmour(v.file)));
-    },
-  );
+  it.each(elementWebExports)('key export: $name decrypts, and re-encrypts byte for byte', async (v) => {
+    expect(fromUtf8(await decryptKeyExport(crypto, v.file, v.passphrase))).toBe(v.plaintext);
+    const body = await encryptKeyExportBody(crypto, utf8(v.plaintext), v.passphrase, {
+      salt: fromHex(v.saltHex),
+      iv: fromHex(v.ivHex),
+      rounds: v.rounds,
+    });
+    expect(hex(body)).toBe(hex(unarmour(v.file)));
+  });
 
-  it.each(exportVectors.mustFail)(
-    'key export refuses: $name',
-    async (v: { file: string; passphrase: string; code: string }) => {
-      expect((await asyncErrorOf(() => decryptKeyExport(crypto, v.file, v.passphrase))).code).toBe(v.code);
-    },
-  );
+  it.each(exportMustFail)('key export refuses: $name', async (v) => {
+    expect((await asyncErrorOf(() => decryptKeyExport(crypto, v.file, v.passphrase))).code).toBe(v.code);
+  });
 
   it('key export: our files clear IV bit 63 and read back', async () => {
     const text = await encryptKeyExport(crypto, utf8('[{"x":1}]'), 'pass phrase', {
