@@ -61,6 +61,21 @@ export const ERRORS = {
     message: 'The key export file does not open with this passphrase.',
   },
 
+  // Server-side key backup and secret storage.
+  LK_BACKUP_NOT_FOUND: { status: 404, expose: true, message: 'No such backup version (or no backup yet).' },
+  LK_WRONG_BACKUP_VERSION: {
+    status: 403,
+    expose: true,
+    message: 'Keys can only be written to the current backup version.',
+  },
+  LK_BACKUP_KEY_NOT_FOUND: { status: 404, expose: true, message: 'No such key in this backup.' },
+  LK_BACKUP_ALGORITHM_MISMATCH: {
+    status: 400,
+    expose: true,
+    message: "A backup version's algorithm cannot change; create a new version.",
+  },
+  LK_SECRET_NOT_FOUND: { status: 404, expose: true, message: 'No such secret or storage key.' },
+
   // Client-side (the SDK raises these; the server never sees the inputs behind them).
   LK_PASSWORD_TOO_SHORT: { status: 400, expose: true, message: 'Use a password of at least 8 characters.' },
   LK_KEY_UNWRAP_FAILED: {

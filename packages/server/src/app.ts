@@ -14,6 +14,8 @@ import { logMailer, type Mailer, smtpMailer } from './mail/mailer.js';
 import { loadOrCreateMasterKey } from './master-key.js';
 import { loadOrCreateOpaqueSetup } from './modules/accounts/opaque-setup.js';
 import { accountsRoutes } from './modules/accounts/routes.js';
+import { backupRoutes } from './modules/backup/routes.js';
+import { secretsRoutes } from './modules/secrets/routes.js';
 import { route } from './route.js';
 import { connect } from './store/database.js';
 import { openStore } from './store/kysely-store.js';
@@ -95,6 +97,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     handler: async () => ({ keyStretching: config.keyStretching, version: VERSION }),
   });
   await app.register(accountsRoutes, { ctx });
+  await app.register(backupRoutes, { ctx });
+  await app.register(secretsRoutes, { ctx });
   await registerWebApp(app, config.webDir);
 
   // Expired attempts, codes and sessions are swept now and then; correctness never depends on it.

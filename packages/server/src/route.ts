@@ -13,6 +13,8 @@ export interface RouteSpec<R> {
   params?: TSchema;
   querystring?: TSchema;
   reply: TSchema;
+  /** A larger body limit than the server default, for bulk routes. */
+  bodyLimit?: number;
   /** Needs a live session; the handler gets it as its second argument. */
   guarded?: boolean;
   // biome-ignore lint/suspicious/noExplicitAny: the schema has validated the request; each handler names its shape.
@@ -40,6 +42,7 @@ export function route(app: FastifyInstance, ctx: ServerContext) {
           ...(spec.guarded ? { security: [{ bearer: [] }] } : {}),
         },
         ...(spec.guarded ? { preHandler: guard } : {}),
+        ...(spec.bodyLimit === undefined ? {} : { bodyLimit: spec.bodyLimit }),
         handler: async (request: FastifyRequest) =>
           spec.handler(request, spec.guarded ? authOf(request) : (undefined as unknown as AuthenticatedSession)),
       });

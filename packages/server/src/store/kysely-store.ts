@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Connection } from './database.js';
 import { migrateToLatest } from './migrate.js';
-import type { CodeRow, Database, ResetTokenRow } from './schema.js';
+import type { AccountDataRow, BackupKeyRow, BackupVersionRow, CodeRow, Database, ResetTokenRow } from './schema.js';
 import type { Store } from './store.js';
 
 type Executor = Kysely<Database> | Transaction<Database>;
@@ -59,12 +59,17 @@ class KyselyStore implements Store {
   async deleteAccount(id: string, email: string) {
     await this.transaction(async (tx) => {
       const db = (tx as KyselyStore).db;
+      await db.deleteFrom('backup_keys').where('account_id', '=', id).execute();
+      await db.deleteFrom('backup_versions').where('account_id', '=', id).execute();
+      await db.deleteFrom('account_data').where('account_id', '=', id).execute();
       await db.deleteFrom('sessions').where('account_id', '=', id).execute();
       await db.deleteFrom('reset_tokens').where('account_id', '=', id).execute();
       await db.deleteFrom('login_attempts').where('account_id', '=', id).execute();
       await db.deleteFrom('login_attempts').where('email', '=', email).execute();
       await db.deleteFrom('codes').where('email', '=', email).execute();
-      await db.deleteFrom('rate_limits').where('bucket', 'like', `%:${email}`).execute();
+      // Exact bucket names: a LIKE pattern would let '_' in one email match another's buckets.
+      const buckets = [`login:acct:${email}`, `code:verify:${email}`, `code:reset:${email}`];
+      await db.deleteFrom('rate_limits').where('bucket', 'in', buckets).execute();
       await db.deleteFrom('accounts').where('id', '=', id).execute();
     });
   }
@@ -219,6 +224,166 @@ class KyselyStore implements Store {
     const stored = await this.getServerSecret(name);
     if (stored === undefined) throw new Error(`server secret ${name} vanished`);
     return stored;
+  }
+
+  async createBackupVersion(row: Omit<BackupVersionRow, 'version' | 'etag' | 'key_count' | 'deleted'>) {
+    return this.transaction(async (tx) => {
+      const db = (tx as KyselyStore).db;
+      const last = await db
+        .selectFrom('backup_versions')
+        .select((eb) => eb.fn.max('version').as('max'))
+        .where('account_id', '=', row.account_id)
+        .executeTakeFirst();
+      const version = Number(last?.max ?? 0) + 1;
+      await db
+        .insertInto('backup_versions')
+        .values({ ...row, version, etag: 0, key_count: 0, deleted: 0 })
+        .execute();
+      return version;
+    });
+  }
+
+  findBackupVersion(accountId: string, version?: number) {
+    let query = this.db
+      .selectFrom('backup_versions')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('deleted', '=', 0);
+    query = version === undefined ? query.orderBy('version', 'desc').limit(1) : query.where('version', '=', version);
+    return query.executeTakeFirst();
+  }
+
+  async updateBackupAuthData(accountId: string, version: number, authData: string) {
+    await this.db
+      .updateTable('backup_versions')
+      .set({ auth_data: authData })
+      .where('account_id', '=', accountId)
+      .where('version', '=', version)
+      .execute();
+  }
+
+  async deleteBackupVersion(accountId: string, version: number) {
+    return this.transaction(async (tx) => {
+      const db = (tx as KyselyStore).db;
+      await db.deleteFrom('backup_keys').where('account_id', '=', accountId).where('version', '=', version).execute();
+      const result = await db
+        .updateTable('backup_versions')
+        .set({ deleted: 1, key_count: 0 })
+        .where('account_id', '=', accountId)
+        .where('version', '=', version)
+        .where('deleted', '=', 0)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    });
+  }
+
+  async bumpBackupVersion(accountId: string, version: number, etagDelta: number, countDelta: number) {
+    await this.db
+      .updateTable('backup_versions')
+      .set((eb) => ({ etag: eb('etag', '+', etagDelta), key_count: eb('key_count', '+', countDelta) }))
+      .where('account_id', '=', accountId)
+      .where('version', '=', version)
+      .execute();
+  }
+
+  async findBackupKeys(accountId: string, version: number, pairs: Array<[string, string]>) {
+    if (pairs.length === 0) return [];
+    const rows: BackupKeyRow[] = [];
+    // Row-value IN lists work on both backends; chunks keep each statement under SQLite's variable limit.
+    for (let i = 0; i < pairs.length; i += 400) {
+      const chunk = pairs.slice(i, i + 400);
+      rows.push(
+        ...(await this.db
+          .selectFrom('backup_keys')
+          .selectAll()
+          .where('account_id', '=', accountId)
+          .where('version', '=', version)
+          .where((eb) =>
+            eb(
+              eb.refTuple('room_id', 'session_id'),
+              'in',
+              chunk.map(([room, session]) => eb.tuple(room, session)),
+            ),
+          )
+          .execute()),
+      );
+    }
+    return rows;
+  }
+
+  async putBackupKeys(rows: BackupKeyRow[]) {
+    for (let i = 0; i < rows.length; i += 100) {
+      await this.db
+        .insertInto('backup_keys')
+        .values(rows.slice(i, i + 100))
+        .onConflict((oc) =>
+          oc.columns(['account_id', 'version', 'room_id', 'session_id']).doUpdateSet((eb) => ({
+            first_message_index: eb.ref('excluded.first_message_index'),
+            forwarded_count: eb.ref('excluded.forwarded_count'),
+            is_verified: eb.ref('excluded.is_verified'),
+            session_data: eb.ref('excluded.session_data'),
+          })),
+        )
+        .execute();
+    }
+  }
+
+  pageBackupKeys(accountId: string, version: number, after: [string, string] | undefined, limit: number) {
+    let query = this.db
+      .selectFrom('backup_keys')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('version', '=', version);
+    if (after !== undefined) {
+      query = query.where((eb) => eb(eb.refTuple('room_id', 'session_id'), '>', eb.tuple(after[0], after[1])));
+    }
+    return query.orderBy('room_id').orderBy('session_id').limit(limit).execute();
+  }
+
+  async deleteBackupKeys(accountId: string, version: number, roomId?: string, sessionId?: string) {
+    let query = this.db.deleteFrom('backup_keys').where('account_id', '=', accountId).where('version', '=', version);
+    if (roomId !== undefined) query = query.where('room_id', '=', roomId);
+    if (sessionId !== undefined) query = query.where('session_id', '=', sessionId);
+    const result = await query.executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async getAccountData(accountId: string, type: string) {
+    const row = await this.db
+      .selectFrom('account_data')
+      .select('content')
+      .where('account_id', '=', accountId)
+      .where('type', '=', type)
+      .executeTakeFirst();
+    return row?.content;
+  }
+
+  async listAccountData(accountId: string, typePrefix: string) {
+    // An account has a handful of rows; filtering here avoids LIKE's escaping rules differing by backend.
+    const rows = await this.db
+      .selectFrom('account_data')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .orderBy('type')
+      .execute();
+    return rows.filter((row) => row.type.startsWith(typePrefix));
+  }
+
+  async putAccountData(row: AccountDataRow) {
+    await this.db
+      .insertInto('account_data')
+      .values(row)
+      .onConflict((oc) => oc.columns(['account_id', 'type']).doUpdateSet({ content: row.content }))
+      .execute();
+  }
+
+  async deleteAccountData(accountId: string, type: string) {
+    const result = await this.db
+      .deleteFrom('account_data')
+      .where('account_id', '=', accountId)
+      .where('type', '=', type)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
   }
 
   async purgeExpired(now: number) {

@@ -1,5 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 import * as m001 from './migrations/001_accounts.js';
+import * as m002 from './migrations/002_backup.js';
 
 /** Column types that differ between the two backends; migrations take them instead of naming SQL types. */
 export interface ColumnTypes {
@@ -12,6 +13,7 @@ export type Dialect = 'sqlite' | 'postgres';
 /** One numbered list of migrations for both backends (never edit a shipped one; add the next number). */
 const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, t: ColumnTypes): Promise<void> }> = {
   '001_accounts': m001,
+  '002_backup': m002,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {

@@ -62,6 +62,36 @@ export interface ServerSecretRow {
   value_sealed: Uint8Array;
 }
 
+export interface BackupVersionRow {
+  account_id: string;
+  version: number;
+  algorithm: string;
+  /** JSON text, kept as the client sent it (signatures cover its canonical form). */
+  auth_data: string;
+  etag: number;
+  key_count: number;
+  deleted: number;
+  created_at: number;
+}
+
+export interface BackupKeyRow {
+  account_id: string;
+  version: number;
+  room_id: string;
+  session_id: string;
+  first_message_index: number;
+  forwarded_count: number;
+  is_verified: number;
+  /** JSON text of `session_data`: ciphertext only the backup key opens. */
+  session_data: string;
+}
+
+export interface AccountDataRow {
+  account_id: string;
+  type: string;
+  content: string;
+}
+
 export interface Database {
   accounts: AccountRow;
   sessions: SessionRow;
@@ -70,4 +100,7 @@ export interface Database {
   reset_tokens: ResetTokenRow;
   rate_limits: RateLimitRow;
   server_secrets: ServerSecretRow;
+  backup_versions: BackupVersionRow;
+  backup_keys: BackupKeyRow;
+  account_data: AccountDataRow;
 }

@@ -1,4 +1,13 @@
-import type { AccountRow, CodeRow, LoginAttemptRow, ResetTokenRow, SessionRow } from './schema.js';
+import type {
+  AccountDataRow,
+  AccountRow,
+  BackupKeyRow,
+  BackupVersionRow,
+  CodeRow,
+  LoginAttemptRow,
+  ResetTokenRow,
+  SessionRow,
+} from './schema.js';
 
 /**
  * The one storage interface every module uses (conventions §3). Both backends implement it through
@@ -50,6 +59,34 @@ export interface Store {
   getServerSecret(name: string): Promise<Uint8Array | undefined>;
   /** Stores `value` unless a value is already there; returns the value that is stored after the call. */
   putServerSecretOnce(name: string, value: Uint8Array): Promise<Uint8Array>;
+
+  /** Creates the next backup version (never reusing a number, deleted ones included). */
+  createBackupVersion(row: Omit<BackupVersionRow, 'version' | 'etag' | 'key_count' | 'deleted'>): Promise<number>;
+  /** A live (not deleted) version, or the newest live one when `version` is undefined. */
+  findBackupVersion(accountId: string, version?: number): Promise<BackupVersionRow | undefined>;
+  updateBackupAuthData(accountId: string, version: number, authData: string): Promise<void>;
+  /** Marks the version deleted and removes its keys; true if it was live. */
+  deleteBackupVersion(accountId: string, version: number): Promise<boolean>;
+  /** Adds to the version's etag and key count. */
+  bumpBackupVersion(accountId: string, version: number, etagDelta: number, countDelta: number): Promise<void>;
+  /** The stored keys among `pairs` ([room_id, session_id]) of one version. */
+  findBackupKeys(accountId: string, version: number, pairs: Array<[string, string]>): Promise<BackupKeyRow[]>;
+  /** Inserts or replaces keys (the caller has already decided each one is better). */
+  putBackupKeys(rows: BackupKeyRow[]): Promise<void>;
+  /** Keys ordered by (room_id, session_id), strictly after `after` when given. */
+  pageBackupKeys(
+    accountId: string,
+    version: number,
+    after: [string, string] | undefined,
+    limit: number,
+  ): Promise<BackupKeyRow[]>;
+  /** Deletes the version's keys, of one room or one session when given; returns how many went. */
+  deleteBackupKeys(accountId: string, version: number, roomId?: string, sessionId?: string): Promise<number>;
+
+  getAccountData(accountId: string, type: string): Promise<string | undefined>;
+  listAccountData(accountId: string, typePrefix: string): Promise<AccountDataRow[]>;
+  putAccountData(row: AccountDataRow): Promise<void>;
+  deleteAccountData(accountId: string, type: string): Promise<boolean>;
 
   /** Deletes expired attempts, codes, tokens and sessions. */
   purgeExpired(now: number): Promise<void>;

@@ -1,0 +1,236 @@
+import {
+  type BackedUpKeyBody,
+  type BackupAuthDataBody,
+  type BackupUploadBody,
+  fromBase64Url,
+  fromUtf8,
+  isBetterBackupKey,
+  LatchkeyError,
+  MAX_BACKUP_BATCH,
+  MAX_BACKUP_PAGE,
+  toBase64Url,
+  utf8,
+} from '@latchkey/core';
+import type { ServerContext } from '../../context.js';
+import type { BackupKeyRow, BackupVersionRow } from '../../store/schema.js';
+import type { Store } from '../../store/store.js';
+import type { AuthenticatedSession } from '../accounts/service.js';
+
+/**
+ * The backup module (Matrix "Server-side key backups"): versions, and per room per session keys that
+ * only the backup key can open. The server stores ciphertext and ranks keys by their public metadata.
+ */
+
+const ALGORITHM = 'm.megolm_backup.v1.curve25519-aes-sha2';
+
+function versionInfo(row: BackupVersionRow) {
+  return {
+    algorithm: ALGORITHM as typeof ALGORITHM,
+    auth_data: JSON.parse(row.auth_data) as BackupAuthDataBody,
+    count: row.key_count,
+    etag: String(row.etag),
+    version: String(row.version),
+  };
+}
+
+async function liveVersion(store: Store, accountId: string, version?: string): Promise<BackupVersionRow> {
+  const row = await store.findBackupVersion(accountId, version === undefined ? undefined : Number(version));
+  if (row === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
+  return row;
+}
+
+export async function createVersion(ctx: ServerContext, auth: AuthenticatedSession, authData: BackupAuthDataBody) {
+  const version = await ctx.store.createBackupVersion({
+    account_id: auth.account.id,
+    algorithm: ALGORITHM,
+    auth_data: JSON.stringify(authData),
+    created_at: ctx.now(),
+  });
+  return { version: String(version) };
+}
+
+export async function getVersion(ctx: ServerContext, auth: AuthenticatedSession, version?: string) {
+  return versionInfo(await liveVersion(ctx.store, auth.account.id, version));
+}
+
+/** Only `auth_data` may change (spec); the body's `version`, if present, must name the path's. */
+export async function updateVersion(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  version: string,
+  body: { auth_data: BackupAuthDataBody; version?: string },
+) {
+  if (body.version !== undefined && body.version !== version) {
+    throw new LatchkeyError('LK_VALIDATION', 'The body names a different version than the path.');
+  }
+  await liveVersion(ctx.store, auth.account.id, version);
+  await ctx.store.updateBackupAuthData(auth.account.id, Number(version), JSON.stringify(body.auth_data));
+}
+
+export async function deleteVersion(ctx: ServerContext, auth: AuthenticatedSession, version: string) {
+  if (!(await ctx.store.deleteBackupVersion(auth.account.id, Number(version)))) {
+    throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
+  }
+}
+
+/**
+ * The version keys may be written to: the newest live one. Writing to an older live version is
+ * `LK_WRONG_BACKUP_VERSION` naming the current one (so the client can re-check trust and switch);
+ * a version that does not exist is `LK_BACKUP_NOT_FOUND`.
+ */
+async function writableVersion(store: Store, accountId: string, version: string): Promise<BackupVersionRow> {
+  const current = await store.findBackupVersion(accountId);
+  if (current !== undefined && String(current.version) === version) return current;
+  const requested = await store.findBackupVersion(accountId, Number(version));
+  if (requested === undefined || current === undefined) {
+    throw new LatchkeyError(
+      'LK_BACKUP_NOT_FOUND',
+      undefined,
+      current ? { currentVersion: String(current.version) } : undefined,
+    );
+  }
+  throw new LatchkeyError('LK_WRONG_BACKUP_VERSION', undefined, { currentVersion: String(current.version) });
+}
+
+function flatten(accountId: string, version: number, body: BackupUploadBody): BackupKeyRow[] {
+  const rows: BackupKeyRow[] = [];
+  for (const [roomId, room] of Object.entries(body.rooms)) {
+    for (const [sessionId, key] of Object.entries(room.sessions)) {
+      rows.push({
+        account_id: accountId,
+        version,
+        room_id: roomId,
+        session_id: sessionId,
+        first_message_index: key.first_message_index,
+        forwarded_count: key.forwarded_count,
+        is_verified: key.is_verified ? 1 : 0,
+        session_data: JSON.stringify(key.session_data),
+      });
+    }
+  }
+  if (rows.length > MAX_BACKUP_BATCH) {
+    throw new LatchkeyError('LK_VALIDATION', `Upload at most ${MAX_BACKUP_BATCH} keys per request.`);
+  }
+  return rows;
+}
+
+const rank = (row: BackupKeyRow) => ({
+  is_verified: row.is_verified === 1,
+  first_message_index: row.first_message_index,
+  forwarded_count: row.forwarded_count,
+});
+
+/**
+ * Stores a batch in one transaction: each key is written only if it is better than the stored one
+ * (core `isBetterBackupKey`, the spec's order). The etag moves when anything changed. When the answer
+ * arrives, every key in the batch is durable.
+ */
+export async function uploadKeys(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  version: string,
+  body: BackupUploadBody,
+) {
+  const accountId = auth.account.id;
+  return ctx.store.transaction(async (tx) => {
+    const target = await writableVersion(tx, accountId, version);
+    // Touch the version row first: on PostgreSQL this row lock serialises concurrent uploads to one
+    // version, so two batches cannot both count the same new key.
+    await tx.bumpBackupVersion(accountId, target.version, 0, 0);
+    const incoming = flatten(accountId, target.version, body);
+    const stored = new Map(
+      (
+        await tx.findBackupKeys(
+          accountId,
+          target.version,
+          incoming.map((k) => [k.room_id, k.session_id]),
+        )
+      ).map((row) => [`${row.room_id}\u0000${row.session_id}`, row]),
+    );
+    const better = incoming.filter((key) => {
+      const existing = stored.get(`${key.room_id}\u0000${key.session_id}`);
+      return existing === undefined || isBetterBackupKey(rank(key), rank(existing));
+    });
+    const added = better.filter((key) => !stored.has(`${key.room_id}\u0000${key.session_id}`)).length;
+    if (better.length > 0) {
+      await tx.putBackupKeys(better);
+      await tx.bumpBackupVersion(accountId, target.version, 1, added);
+    }
+    const after = await liveVersion(tx, accountId, String(target.version));
+    return { etag: String(after.etag), count: after.key_count };
+  });
+}
+
+function toApiKey(row: BackupKeyRow): BackedUpKeyBody {
+  return {
+    room_id: row.room_id,
+    session_id: row.session_id,
+    first_message_index: row.first_message_index,
+    forwarded_count: row.forwarded_count,
+    is_verified: row.is_verified === 1,
+    session_data: JSON.parse(row.session_data) as BackedUpKeyBody['session_data'],
+  };
+}
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const pair = JSON.parse(fromUtf8(fromBase64Url(cursor, 'cursor'))) as unknown;
+    if (Array.isArray(pair) && pair.length === 2 && pair.every((part) => typeof part === 'string')) {
+      return pair as [string, string];
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw new LatchkeyError('LK_VALIDATION', 'The cursor is not one this server gave out.');
+}
+
+/** One page of keys; a 500,000-key backup never needs one huge response. */
+export async function pageKeys(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  query: { version: string; cursor?: string; limit?: string },
+) {
+  const target = await liveVersion(ctx.store, auth.account.id, query.version);
+  const limit = Math.min(Number(query.limit ?? 1000), MAX_BACKUP_PAGE);
+  const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  const rows = await ctx.store.pageBackupKeys(auth.account.id, target.version, after, limit);
+  const last = rows.at(-1);
+  return {
+    keys: rows.map(toApiKey),
+    next_cursor:
+      rows.length === limit && last ? toBase64Url(utf8(JSON.stringify([last.room_id, last.session_id]))) : null,
+    count: target.key_count,
+    etag: String(target.etag),
+  };
+}
+
+export async function getKey(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  version: string,
+  roomId: string,
+  sessionId: string,
+) {
+  const target = await liveVersion(ctx.store, auth.account.id, version);
+  const [row] = await ctx.store.findBackupKeys(auth.account.id, target.version, [[roomId, sessionId]]);
+  if (row === undefined) throw new LatchkeyError('LK_BACKUP_KEY_NOT_FOUND');
+  const { room_id: _room, session_id: _session, ...data } = toApiKey(row);
+  return data;
+}
+
+/** Deletes keys (all, one room's, or one session's); every delete moves the etag, as Synapse does. */
+export async function deleteKeys(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  version: string,
+  roomId?: string,
+  sessionId?: string,
+) {
+  return ctx.store.transaction(async (tx) => {
+    const target = await liveVersion(tx, auth.account.id, version);
+    const removed = await tx.deleteBackupKeys(auth.account.id, target.version, roomId, sessionId);
+    await tx.bumpBackupVersion(auth.account.id, target.version, 1, -removed);
+    const after = await liveVersion(tx, auth.account.id, version);
+    return { etag: String(after.etag), count: after.key_count };
+  });
+}
