@@ -13,6 +13,8 @@ export default defineConfig({
   },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // One PostgreSQL cluster for the run; each file makes its own database in it (test/support/postgres.ts).
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // The end-to-end suites each start servers and databases; two workers fit this 2-core machine.
