@@ -20,6 +20,7 @@ import {
   wrapKB,
 } from '@latchkey/core';
 import * as opaque from '@serenity-kit/opaque';
+import { randomBytes } from './random.js';
 import { Session, type SessionState } from './session.js';
 import { Transport } from './transport.js';
 
@@ -29,11 +30,6 @@ export interface ClientOptions {
   /** Overrides the server's advertised OPAQUE key stretching (every client of an account must agree). */
   keyStretching?: KeyStretchingConfig;
   fetch?: typeof fetch;
-}
-
-/** Cryptographically secure random bytes from WebCrypto (Node 20 and browsers alike). */
-export function randomBytes(length: number): Uint8Array {
-  return globalThis.crypto.getRandomValues(new Uint8Array(length));
 }
 
 /**

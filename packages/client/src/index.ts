@@ -10,7 +10,19 @@
  * ```
  */
 
+export type { RoomKey, RoomKeyMeta } from '@latchkey/core';
 export { type ErrorCode, isErrorCode, LatchkeyError } from '@latchkey/core';
-export { type ClientOptions, LatchkeyClient, randomBytes } from './client.js';
+export { exportRoomKeys, importRoomKeys } from './backup/export-file.js';
+export {
+  BACKUP_SECRET,
+  type BackupProgress,
+  DEFAULT_PASSPHRASE_ITERATIONS,
+  KeyBackup,
+  type ProgressListener,
+  type RecoverySecret,
+} from './backup/key-backup.js';
+export { type ClientOptions, LatchkeyClient } from './client.js';
+export { LocalKeystore, type StoredRoomKey } from './keystore/keystore.js';
+export { randomBytes } from './random.js';
 export { Session, type SessionState } from './session.js';
 export { Transport } from './transport.js';

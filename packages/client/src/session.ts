@@ -11,7 +11,10 @@ import {
   type SessionSummary,
   toBase64Url,
 } from '@latchkey/core';
+import { matrixCrypto } from '#platform';
+import { KeyBackup } from './backup/key-backup.js';
 import type { LatchkeyClient } from './client.js';
+import { LocalKeystore } from './keystore/keystore.js';
 
 /** What identifies a session between runs; it holds no key, only the bearer token. */
 export interface SessionState {
@@ -71,6 +74,25 @@ export class Session {
     if (this.keys === undefined)
       throw new LatchkeyError('LK_NOT_LOGGED_IN', 'No keys in memory: log in or re-authenticate.');
     return this.keys;
+  }
+
+  /**
+   * Opens this device's encrypted keystore (a file path in Node, an IndexedDB name in a browser).
+   * It needs kB, so it opens only on a logged-in session.
+   */
+  openKeystore(location: string): Promise<LocalKeystore> {
+    return LocalKeystore.open(location, this.kB);
+  }
+
+  /** Server-side key backup of `keystore`'s keys, for this account. */
+  keyBackup(keystore: LocalKeystore): KeyBackup {
+    return new KeyBackup(
+      (method, path, body) => this.request(method, path, body),
+      this.accountId,
+      () => this.kB,
+      keystore,
+      matrixCrypto,
+    );
   }
 
   private request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -76,6 +76,24 @@ export const ERRORS = {
   },
   LK_SECRET_NOT_FOUND: { status: 404, expose: true, message: 'No such secret or storage key.' },
 
+  // Client-side backup and recovery.
+  LK_BAD_PASSPHRASE: { status: 400, expose: true, message: 'That passphrase does not open the backup.' },
+  LK_BACKUP_KEY_MISMATCH: {
+    status: 400,
+    expose: true,
+    message: "The stored backup key does not match the backup's public key.",
+  },
+  LK_BACKUP_UNTRUSTED: {
+    status: 400,
+    expose: true,
+    message: 'The backup is not signed by this account; refusing to upload keys to it.',
+  },
+  LK_NO_RECOVERY_METHOD: {
+    status: 400,
+    expose: true,
+    message: 'Give a recovery key or passphrase (or log in on a device this account trusts).',
+  },
+
   // Client-side (the SDK raises these; the server never sees the inputs behind them).
   LK_PASSWORD_TOO_SHORT: { status: 400, expose: true, message: 'Use a password of at least 8 characters.' },
   LK_KEY_UNWRAP_FAILED: {

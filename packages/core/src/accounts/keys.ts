@@ -14,6 +14,9 @@ export const INFO = {
   keysBundle: 'latchkey/v1/keys-bundle',
   atRestPrefix: 'latchkey/v1/at-rest/',
   codeMac: 'latchkey/v1/code-mac',
+  localStore: 'latchkey/v1/local-store',
+  secretStorageFromKB: 'latchkey/v1/secret-storage-kb',
+  backupSigning: 'latchkey/v1/backup-signing',
 } as const;
 
 export const KEY_LENGTH = 32;
@@ -105,4 +108,33 @@ function atRestAad(purpose: string, rowId: string): Uint8Array {
 export function macCode(masterKey: MasterKey, purpose: string, email: string, code: string): Uint8Array {
   const key = hkdfSha256(masterKey, EMPTY, INFO.codeMac, KEY_LENGTH);
   return hmacSha256(key, utf8(`${purpose}\u0000${email}\u0000${code}`));
+}
+
+/** The keys of a device's local keystore: one seals records, one turns record names into opaque ids. */
+export interface LocalStoreKeys {
+  sealKey: Uint8Array;
+  idKey: Uint8Array;
+}
+
+/**
+ * Local keystore keys from kB and the device id (HKDF-SHA256, salt = device id, info
+ * `latchkey/v1/local-store`). Without kB, which only a login brings back, a stolen logged-out device
+ * holds ciphertext under opaque ids and nothing to open them with.
+ */
+export function deriveLocalStoreKeys(kB: KB, deviceId: string): LocalStoreKeys {
+  const okm = hkdfSha256(kB, utf8(deviceId), INFO.localStore, 2 * KEY_LENGTH);
+  return { sealKey: okm.slice(0, KEY_LENGTH), idKey: okm.slice(KEY_LENGTH) };
+}
+
+/**
+ * A secret-storage key every device that knows kB can compute (info `latchkey/v1/secret-storage-kb`):
+ * the "trusted device" recovery path, by which a password login opens the backup key.
+ */
+export function deriveSecretStorageKeyFromKB(kB: KB): Uint8Array {
+  return hkdfSha256(kB, EMPTY, INFO.secretStorageFromKB, KEY_LENGTH);
+}
+
+/** The Ed25519 seed that signs backup auth_data, shared by every device that knows kB. */
+export function deriveBackupSigningSeed(kB: KB): Uint8Array {
+  return hkdfSha256(kB, EMPTY, INFO.backupSigning, KEY_LENGTH);
 }

@@ -14,14 +14,19 @@ export const RESET_TOKEN_TTL_MS = 15 * 60 * 1000;
 export const CODE_MAX_ATTEMPTS = 5;
 
 /**
+ * Characters no address we mail to may hold: controls (C0 and C1), format characters, lone surrogates,
+ * private use, separators, and RFC 5322 §3.2.3's specials that only a quoted local part could carry
+ * (`"(),:;<>[\]`). Mail libraries parse those as address-list syntax: `a@b.co,c` would mail `a@b.co`.
+ */
+const NOT_IN_AN_ADDRESS = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Z}"(),:;<>[\\\]]/u;
+
+/**
  * Normalises an email for lookups: trimmed, lower-cased. Rejects what cannot be an address with
- * `LK_INVALID_EMAIL` (one `@`, a dotted domain, no spaces or control characters).
+ * `LK_INVALID_EMAIL` (one `@`, a dotted domain, no spaces, controls or quoting specials).
  */
 export function normalizeEmail(raw: string): string {
   const email = raw.trim().toLowerCase();
-  // \s covers spaces; control characters are refused separately (RFC 5321 allows none in an address).
-  const hasControl = [...email].some((ch) => (ch.codePointAt(0) as number) < 0x20 || ch === '\u007f');
-  if (hasControl || email.length > 254 || !/^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$/.test(email)) {
+  if (NOT_IN_AN_ADDRESS.test(email) || email.length > 254 || !/^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$/.test(email)) {
     throw new LatchkeyError('LK_INVALID_EMAIL');
   }
   return email;

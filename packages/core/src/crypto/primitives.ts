@@ -1,4 +1,5 @@
 import { gcm } from '@noble/ciphers/aes.js';
+import { ristretto255 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -41,4 +42,18 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
 /** Overwrites a secret buffer with zeros; best effort, as JavaScript may hold copies we cannot reach. */
 export function wipe(...buffers: Uint8Array[]): void {
   for (const buffer of buffers) buffer.fill(0);
+}
+
+/**
+ * True when `bytes` is the canonical encoding of a ristretto255 element other than the identity
+ * (RFC 9496 §4.3.1 decoding; RFC 9497 §2.1 has deserialization reject the identity). Lets the server
+ * refuse an OPAQUE record whose public key no login could ever use.
+ */
+export function isRistretto255Element(bytes: Uint8Array): boolean {
+  if (bytes.length !== 32) return false;
+  try {
+    return !ristretto255.Point.fromBytes(bytes).is0();
+  } catch {
+    return false;
+  }
 }

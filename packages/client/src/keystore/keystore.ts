@@ -1,0 +1,175 @@
+import {
+  deriveLocalStoreKeys,
+  firstKnownIndex,
+  fromUtf8,
+  hmacSha256,
+  isBetterBackupKey,
+  type KB,
+  type LocalStoreKeys,
+  openEnvelope,
+  type RoomKey,
+  type RoomKeyMeta,
+  sealEnvelope,
+  toBase64Url,
+  toHex,
+  utf8,
+} from '@latchkey/core';
+import { openRecordBackend } from '#platform';
+import { randomBytes } from '../random.js';
+import type { RecordBackend, StoredRecord } from './record-backend.js';
+
+/** A room key as the keystore keeps it: the key, what ranks it, and which backup version holds it. */
+export interface StoredRoomKey {
+  key: RoomKey;
+  meta: RoomKeyMeta;
+  /** The backup version this exact key was uploaded to, if any. */
+  backedUpIn?: string;
+}
+
+const ROOM_KEYS = 'room-key';
+const DEVICE_ID = 'device-id';
+
+export const rankOf = (stored: StoredRoomKey) => ({
+  is_verified: stored.meta.verified === true,
+  first_message_index: firstKnownIndex(stored.key.session_key),
+  forwarded_count: stored.meta.forwardedCount ?? 0,
+});
+
+/**
+ * The device's local keystore, encrypted under keys derived from kB and the device id (core
+ * `deriveLocalStoreKeys`). Record ids are HMACs of the room and session ids, so a stolen device shows
+ * neither names nor keys. Keys marked ephemeral ("do not store") live only in memory: never written,
+ * never backed up, never exported.
+ */
+export class LocalKeystore {
+  private keys: LocalStoreKeys | undefined;
+  private readonly ephemeral = new Map<string, StoredRoomKey>();
+
+  private constructor(
+    private readonly backend: RecordBackend,
+    keys: LocalStoreKeys,
+    readonly deviceId: string,
+  ) {
+    this.keys = keys;
+  }
+
+  /** Opens (or creates) the keystore at `location`: a file path in Node, an IndexedDB name in a browser. */
+  static async open(location: string, kB: KB): Promise<LocalKeystore> {
+    const backend = await openRecordBackend(location);
+    let deviceId = await backend.getMeta(DEVICE_ID);
+    if (deviceId === undefined) {
+      deviceId = toBase64Url(randomBytes(16));
+      await backend.setMeta(DEVICE_ID, deviceId);
+    }
+    return new LocalKeystore(backend, deriveLocalStoreKeys(kB, deviceId), deviceId);
+  }
+
+  private requireKeys(): LocalStoreKeys {
+    if (this.keys === undefined) throw new Error('the keystore is closed');
+    return this.keys;
+  }
+
+  private recordId(roomId: string, sessionId: string): string {
+    return toHex(hmacSha256(this.requireKeys().idKey, utf8(`${roomId}\u0000${sessionId}`)).subarray(0, 20));
+  }
+
+  private seal(id: string, stored: StoredRoomKey): StoredRecord {
+    const aad = utf8(`${ROOM_KEYS}\u0000${id}`);
+    return { id, value: sealEnvelope(this.requireKeys().sealKey, utf8(JSON.stringify(stored)), aad, randomBytes(12)) };
+  }
+
+  private open(record: StoredRecord): StoredRoomKey {
+    const aad = utf8(`${ROOM_KEYS}\u0000${record.id}`);
+    return JSON.parse(fromUtf8(openEnvelope(this.requireKeys().sealKey, record.value, aad))) as StoredRoomKey;
+  }
+
+  /**
+   * Adds room keys. A key that is already held is replaced only by a better one (the backup's rule),
+   * so re-importing never loses history. Returns how many were added or improved.
+   */
+  async addRoomKeys(entries: Array<{ key: RoomKey; meta?: RoomKeyMeta }>, options: { ephemeral?: boolean } = {}) {
+    if (options.ephemeral) {
+      for (const { key, meta } of entries)
+        this.ephemeral.set(this.recordId(key.room_id, key.session_id), { key, meta: meta ?? {} });
+      return entries.length;
+    }
+    const records: StoredRecord[] = [];
+    for (const { key, meta } of entries) {
+      const id = this.recordId(key.room_id, key.session_id);
+      const candidate: StoredRoomKey = { key, meta: meta ?? {} };
+      const existingBytes = await this.backend.get(ROOM_KEYS, id);
+      if (
+        existingBytes !== undefined &&
+        !isBetterBackupKey(rankOf(candidate), rankOf(this.open({ id, value: existingBytes })))
+      ) {
+        continue;
+      }
+      records.push(this.seal(id, candidate));
+    }
+    await this.backend.putMany(ROOM_KEYS, records);
+    return records.length;
+  }
+
+  /** Imports keys that came from the backup itself: already held there, so not queued for upload again. */
+  async importFromBackup(entries: Array<{ key: RoomKey; meta: RoomKeyMeta }>, version: string): Promise<number> {
+    const existing = new Map<string, StoredRoomKey>();
+    const ids = entries.map(({ key }) => this.recordId(key.room_id, key.session_id));
+    for (const id of ids) {
+      const bytes = await this.backend.get(ROOM_KEYS, id);
+      if (bytes !== undefined) existing.set(id, this.open({ id, value: bytes }));
+    }
+    const records: StoredRecord[] = [];
+    entries.forEach(({ key, meta }, i) => {
+      const id = ids[i] as string;
+      const candidate: StoredRoomKey = { key, meta, backedUpIn: version };
+      const held = existing.get(id);
+      if (held === undefined || isBetterBackupKey(rankOf(candidate), rankOf(held)))
+        records.push(this.seal(id, candidate));
+    });
+    await this.backend.putMany(ROOM_KEYS, records);
+    return records.length;
+  }
+
+  async getRoomKey(roomId: string, sessionId: string): Promise<StoredRoomKey | undefined> {
+    const id = this.recordId(roomId, sessionId);
+    const held = this.ephemeral.get(id);
+    if (held !== undefined) return held;
+    const bytes = await this.backend.get(ROOM_KEYS, id);
+    return bytes === undefined ? undefined : this.open({ id, value: bytes });
+  }
+
+  /** Every persisted key (ephemeral ones are never included: they are not to be stored anywhere). */
+  async persistedRoomKeys(): Promise<StoredRoomKey[]> {
+    return (await this.backend.getAll(ROOM_KEYS)).map((record) => this.open(record));
+  }
+
+  /** Persisted keys not yet uploaded to `version`. */
+  async pendingBackup(version: string): Promise<StoredRoomKey[]> {
+    return (await this.persistedRoomKeys()).filter((stored) => stored.backedUpIn !== version);
+  }
+
+  /** Records that these keys are now held by backup `version`. */
+  async markBackedUp(keys: StoredRoomKey[], version: string): Promise<void> {
+    await this.backend.putMany(
+      ROOM_KEYS,
+      keys.map((stored) =>
+        this.seal(this.recordId(stored.key.room_id, stored.key.session_id), { ...stored, backedUpIn: version }),
+      ),
+    );
+  }
+
+  async count(): Promise<{ persisted: number; ephemeral: number }> {
+    return { persisted: await this.backend.count(ROOM_KEYS), ephemeral: this.ephemeral.size };
+  }
+
+  /** Forgets the keys (and every ephemeral room key) and closes the backend. */
+  async close(): Promise<void> {
+    if (this.keys !== undefined) {
+      this.keys.sealKey.fill(0);
+      this.keys.idKey.fill(0);
+      this.keys = undefined;
+    }
+    this.ephemeral.clear();
+    await this.backend.close();
+  }
+}
