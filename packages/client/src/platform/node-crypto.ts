@@ -33,6 +33,11 @@ function x25519PrivateKey(privateKey: Uint8Array): KeyObject {
   return key;
 }
 
+const BASE_POINT = createPublicKey({
+  key: { kty: 'OKP', crv: 'X25519', x: b64url(Uint8Array.of(9, ...new Uint8Array(31))) },
+  format: 'jwk',
+});
+
 export const nodeMatrixCrypto: MatrixCrypto = {
   x25519(privateKey, publicKey) {
     const shared = diffieHellman({
@@ -42,10 +47,10 @@ export const nodeMatrixCrypto: MatrixCrypto = {
     if (shared.every((b) => b === 0)) throw new Error('non-contributory X25519 public key');
     return new Uint8Array(shared.buffer, shared.byteOffset, shared.byteLength);
   },
-  x25519PublicKey(privateKey) {
-    const jwk = createPublicKey(x25519PrivateKey(privateKey)).export({ format: 'jwk' });
-    return new Uint8Array(Buffer.from(jwk.x as string, 'base64url'));
-  },
+  // X25519(k, 9) is the public key (RFC 7748 §6.1); a DH with the base point is ~8x faster in Node
+  // than deriving a KeyObject's public half and exporting it.
+  x25519PublicKey: (privateKey) =>
+    new Uint8Array(diffieHellman({ privateKey: x25519PrivateKey(privateKey), publicKey: BASE_POINT })),
   hkdfSha256: (ikm, salt, info, length) => new Uint8Array(hkdfSync('sha256', ikm, salt, info, length)),
   hmacSha256: (key, data) => new Uint8Array(createHmac('sha256', key).update(data).digest()),
   aesCbcEncrypt(key, iv, plaintext) {
