@@ -77,9 +77,15 @@ const alphanumeric = (length: number) =>
  * private half sits in secret storage under a recovery key (shown once), optionally a passphrase, and
  * a key derived from kB so any device that logs in with the password can restore ("trusted device").
  */
+/** The background upload: the interval's timer and the batch in flight, awaited before the next. */
+interface BackgroundLoop {
+  timer?: ReturnType<typeof setInterval>;
+  running: Promise<unknown>;
+}
+
 export class KeyBackup {
   private readonly secrets: SecretStorage;
-  private loop: { timer: ReturnType<typeof setInterval>; running: Promise<unknown> } | undefined;
+  private loop: BackgroundLoop | undefined;
 
   constructor(
     private readonly request: AuthedRequest,
@@ -205,12 +211,13 @@ export class KeyBackup {
     const rooms: Record<string, { sessions: Record<string, unknown> }> = {};
     for (const stored of batch) {
       const { is_verified, first_message_index, forwarded_count } = rankOf(stored);
-      const room = (rooms[stored.key.room_id] ??= { sessions: {} });
+      const room = rooms[stored.key.room_id] ?? { sessions: {} };
+      rooms[stored.key.room_id] = room;
       room.sessions[stored.key.session_id] = {
         first_message_index,
         forwarded_count,
         is_verified,
-        session_data: encryptForBackup(this.crypto, publicKey, utf8(toBackupPlaintext(stored.key)), randomBytes(32)),
+        session_data: encryptForBackup(this.crypto, publicKey, utf8(toBackupPlaintext(stored.key))),
       };
     }
     return rooms;
@@ -219,13 +226,12 @@ export class KeyBackup {
   /** Uploads in the background every `intervalMs` until {@link stop}; failures wait for the next turn. */
   start(intervalMs = 10_000, onError?: (error: unknown) => void): void {
     if (this.loop !== undefined) return;
+    const loop: BackgroundLoop = { running: Promise.resolve() };
     const tick = () => {
-      this.loop!.running = this.uploadPending().catch((error: unknown) => onError?.(error));
+      loop.running = this.uploadPending().catch((error: unknown) => onError?.(error));
     };
-    this.loop = {
-      timer: setInterval(() => void this.loop?.running.then(tick), intervalMs),
-      running: Promise.resolve(),
-    };
+    loop.timer = setInterval(() => void loop.running.then(tick), intervalMs);
+    this.loop = loop;
     tick();
   }
 

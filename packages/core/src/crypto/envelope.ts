@@ -15,22 +15,42 @@ export const ENVELOPE_NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
 export const ENVELOPE_OVERHEAD = 1 + ENVELOPE_NONCE_LENGTH + TAG_LENGTH;
 
+/** AES-256-GCM as a platform provides it (noble everywhere; node:crypto is ~10x faster in Node). */
+export interface Aead {
+  encrypt(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array;
+  /** Throws when the tag does not verify. */
+  decrypt(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array;
+}
+
+export const nobleAead: Aead = { encrypt: aesGcmEncrypt, decrypt: aesGcmDecrypt };
+
 /** Seals `plaintext` under a 32-byte key; `nonce` must be 12 fresh random bytes, never reused with the key. */
-export function sealEnvelope(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, nonce: Uint8Array): Uint8Array {
+export function sealEnvelope(
+  key: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+  nonce: Uint8Array,
+  aead: Aead = nobleAead,
+): Uint8Array {
   if (key.length !== 32) throw new RangeError('envelope key must be 32 bytes');
   if (nonce.length !== ENVELOPE_NONCE_LENGTH) throw new RangeError('envelope nonce must be 12 bytes');
-  return concatBytes(Uint8Array.of(ENVELOPE_V1), nonce, aesGcmEncrypt(key, nonce, plaintext, aad));
+  return concatBytes(Uint8Array.of(ENVELOPE_V1), nonce, aead.encrypt(key, nonce, plaintext, aad));
 }
 
 /**
  * Opens an envelope. A malformed envelope raises `LK_WRAPPED_KEY_INVALID`; one that is well formed
  * but does not authenticate (wrong key, wrong slot, tampered) raises `LK_KEY_UNWRAP_FAILED`.
  */
-export function openEnvelope(key: Uint8Array, envelope: Uint8Array, aad: Uint8Array): Uint8Array {
+export function openEnvelope(
+  key: Uint8Array,
+  envelope: Uint8Array,
+  aad: Uint8Array,
+  aead: Aead = nobleAead,
+): Uint8Array {
   if (!isWellFormedEnvelope(envelope)) throw new LatchkeyError('LK_WRAPPED_KEY_INVALID');
   const nonce = envelope.subarray(1, 1 + ENVELOPE_NONCE_LENGTH);
   try {
-    return aesGcmDecrypt(key, nonce, envelope.subarray(1 + ENVELOPE_NONCE_LENGTH), aad);
+    return aead.decrypt(key, nonce, envelope.subarray(1 + ENVELOPE_NONCE_LENGTH), aad);
   } catch {
     throw new LatchkeyError('LK_KEY_UNWRAP_FAILED');
   }

@@ -14,6 +14,11 @@ export interface MatrixCrypto {
   /** RFC 7748 X25519; throws on an all-zero shared secret (a non-contributory public key). */
   x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
   x25519PublicKey(privateKey: Uint8Array): Uint8Array;
+  /**
+   * A fresh ephemeral key pair agreed with `publicKey`: returns the ephemeral public key and the shared
+   * secret, never the private key. Platforms generate it natively (importing raw private keys is slow).
+   */
+  x25519Ephemeral(publicKey: Uint8Array): { ephemeralPublicKey: Uint8Array; shared: Uint8Array };
   hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** AES-256-CBC with PKCS#7 padding; decrypt throws on bad padding. */
@@ -33,6 +38,12 @@ function assertContributory(shared: Uint8Array): Uint8Array {
 export const nobleMatrixCrypto: MatrixCrypto = {
   x25519: (privateKey, publicKey) => assertContributory(x25519.getSharedSecret(privateKey, publicKey)),
   x25519PublicKey: (privateKey) => x25519.getPublicKey(privateKey),
+  x25519Ephemeral(publicKey) {
+    const { secretKey, publicKey: ephemeralPublicKey } = x25519.keygen();
+    const shared = assertContributory(x25519.getSharedSecret(secretKey, publicKey));
+    secretKey.fill(0);
+    return { ephemeralPublicKey, shared };
+  },
   hkdfSha256: (ikm, salt, info, length) => hkdf(sha256, ikm, salt, info, length),
   hmacSha256: (key, data) => hmac(sha256, key, data),
   aesCbcEncrypt: (key, iv, plaintext) => cbc(key, iv).encrypt(plaintext),

@@ -31,18 +31,28 @@ function deriveKeys(crypto: MatrixCrypto, shared: Uint8Array) {
   return { aesKey: okm.subarray(0, 32), macKey: okm.subarray(32, 64), iv: okm.subarray(64, 80) };
 }
 
-/** Encrypts one session's JSON to the backup public key with a fresh ephemeral private key (32 random bytes). */
+/**
+ * Encrypts one session's JSON to the backup public key. The ephemeral key is fresh from the platform,
+ * or, for byte-exact vectors, the given 32-byte private key.
+ */
 export function encryptForBackup(
   crypto: MatrixCrypto,
   backupPublicKey: Uint8Array,
   plaintext: Uint8Array,
-  ephemeralPrivateKey: Uint8Array,
+  ephemeralPrivateKey?: Uint8Array,
 ): BackupSessionData {
-  const { aesKey, macKey, iv } = deriveKeys(crypto, crypto.x25519(ephemeralPrivateKey, backupPublicKey));
+  const { ephemeralPublicKey, shared } =
+    ephemeralPrivateKey === undefined
+      ? crypto.x25519Ephemeral(backupPublicKey)
+      : {
+          ephemeralPublicKey: crypto.x25519PublicKey(ephemeralPrivateKey),
+          shared: crypto.x25519(ephemeralPrivateKey, backupPublicKey),
+        };
+  const { aesKey, macKey, iv } = deriveKeys(crypto, shared);
   return {
     ciphertext: toBase64(crypto.aesCbcEncrypt(aesKey, iv, plaintext)),
     mac: toBase64(crypto.hmacSha256(macKey, EMPTY).subarray(0, MAC_LENGTH)),
-    ephemeral: toBase64(crypto.x25519PublicKey(ephemeralPrivateKey)),
+    ephemeral: toBase64(ephemeralPublicKey),
   };
 }
 
