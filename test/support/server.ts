@@ -24,9 +24,12 @@ export interface TestServer {
 
 /**
  * A real server on 127.0.0.1 with a real database (a fresh SQLite file unless `databaseUrl` is given)
- * and a real SMTP server for its mail.
+ * and a real SMTP server for its mail. `options.now` replaces the server's clock, for tests of expiry.
  */
-export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+export async function startTestServer(
+  overrides: Partial<ServerConfig> = {},
+  options: { now?: () => number } = {},
+): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-test-'));
   const smtp = await startSmtpSink();
   const config: ServerConfig = {
@@ -38,7 +41,12 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     logLevel: 'silent',
     ...overrides,
   };
-  const app = await buildApp({ config, mailer: smtpMailer(smtp.url, config.mailFrom), logger: false });
+  const app = await buildApp({
+    config,
+    mailer: smtpMailer(smtp.url, config.mailFrom),
+    logger: false,
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url: address,

@@ -9,7 +9,8 @@ import { Type } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
-import { installErrorHandling } from './http-errors.js';
+import { frameworkErrors, installErrorHandling } from './http-errors.js';
+import { rejectUnstorableInput } from './input-hygiene.js';
 import { logMailer, type Mailer, smtpMailer } from './mail/mailer.js';
 import { loadOrCreateMasterKey } from './master-key.js';
 import { loadOrCreateOpaqueSetup } from './modules/accounts/opaque-setup.js';
@@ -48,8 +49,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Reject rather than repair: no type coercion, no silent removal of unknown fields.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
     return503OnClosing: true,
+    frameworkErrors,
   });
   installErrorHandling(app);
+  // JSON only: Fastify's built-in text/plain parser would hand a string to routes (and a route with no
+  // body schema would run on it); without it, other media types get LK_UNSUPPORTED_MEDIA_TYPE.
+  app.removeContentTypeParser('text/plain');
+  app.addHook('preValidation', rejectUnstorableInput);
 
   const connection = connect(config.databaseUrl);
   const store = await openStore(connection);

@@ -16,7 +16,14 @@ export function sessionGuard(ctx: ServerContext) {
   return async (request: FastifyRequest): Promise<void> => {
     const match = BEARER.exec(request.headers.authorization ?? '');
     if (match === null) throw new LatchkeyError('LK_UNAUTHORIZED');
-    request.auth = await authenticate(ctx, fromBase64Url(match[1] as string, 'token'));
+    // 43 characters can still be non-canonical (nonzero trailing bits): no session has such a token.
+    let token: Uint8Array;
+    try {
+      token = fromBase64Url(match[1] as string, 'token');
+    } catch {
+      throw new LatchkeyError('LK_UNAUTHORIZED');
+    }
+    request.auth = await authenticate(ctx, token);
   };
 }
 

@@ -1,5 +1,5 @@
 import { ERRORS, type ErrorCode, LatchkeyError } from '@latchkey/core';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 
 /** Fastify's own error codes that are the client's fault, mapped to ours. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -33,6 +33,19 @@ export function installErrorHandling(app: FastifyInstance): void {
     const error = new LatchkeyError('LK_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`);
     return reply.status(404).send(error.toBody());
   });
+}
+
+/**
+ * Fastify's `frameworkErrors` option: a URL that fails to decode (`/v1/sessions/%ZZ`) or a path
+ * parameter over the router's length limit is answered before any route runs, so it would bypass
+ * the error handler above and leave in Fastify's own shape. Both are malformed requests.
+ */
+export function frameworkErrors(_error: FastifyError, _request: unknown, reply: FastifyReply): void {
+  const error = new LatchkeyError('LK_VALIDATION', 'The request URL is malformed.');
+  void reply
+    .status(error.status)
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(JSON.stringify(error.toBody()));
 }
 
 function toLatchkeyError(error: FastifyError | LatchkeyError | Error): LatchkeyError | undefined {

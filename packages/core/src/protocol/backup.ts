@@ -7,8 +7,15 @@ import { type Static, Type } from '@sinclair/typebox';
 const strict = { additionalProperties: false } as const;
 const B64 = (max: number) => Type.String({ minLength: 1, maxLength: max });
 const Id = Type.String({ minLength: 1, maxLength: 255 });
+/**
+ * The same bound for record keys: TypeBox turns a key schema into `patternProperties`, dropping
+ * min/maxLength, so the bound must be a pattern (and other keys refused). An unbounded room id would
+ * exceed PostgreSQL's btree row limit (a 500, not a 400).
+ */
+const IdKey = Type.String({ pattern: '^[\\s\\S]{1,255}$' });
 
-export const BackupVersionId = Type.String({ pattern: '^[1-9][0-9]{0,15}$', description: 'Decimal version id.' });
+// At most 9 digits: versions are stored as 32-bit integers (PostgreSQL `integer`); a longer one is no version.
+export const BackupVersionId = Type.String({ pattern: '^[1-9][0-9]{0,8}$', description: 'Decimal version id.' });
 export const BackupAlgorithm = Type.Literal('m.megolm_backup.v1.curve25519-aes-sha2');
 
 /** `auth_data`: the backup public key and signatures over it; other fields are kept as sent. */
@@ -63,9 +70,12 @@ export const MAX_BACKUP_BATCH = 1000;
 export const BackupUploadRequest = Type.Object(
   {
     rooms: Type.Record(
-      Id,
-      Type.Object({ sessions: Type.Record(Id, KeyBackupData, { maxProperties: MAX_BACKUP_BATCH }) }, strict),
-      { maxProperties: MAX_BACKUP_BATCH },
+      IdKey,
+      Type.Object(
+        { sessions: Type.Record(IdKey, KeyBackupData, { maxProperties: MAX_BACKUP_BATCH, ...strict }) },
+        strict,
+      ),
+      { maxProperties: MAX_BACKUP_BATCH, ...strict },
     ),
   },
   strict,
@@ -116,7 +126,7 @@ export const StorageKeyId = Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' });
 
 export const EncryptedSecretSchema = Type.Object({ iv: B64(64), ciphertext: B64(8192), mac: B64(64) }, strict);
 export const SecretItem = Type.Object(
-  { encrypted: Type.Record(StorageKeyId, EncryptedSecretSchema, { minProperties: 1, maxProperties: 8 }) },
+  { encrypted: Type.Record(StorageKeyId, EncryptedSecretSchema, { minProperties: 1, maxProperties: 8, ...strict }) },
   strict,
 );
 export const SecretParams = Type.Object({ name: SecretName }, strict);

@@ -8,6 +8,7 @@ import {
   fromBase64Url,
   fromUtf8,
   hashToken,
+  isRistretto255Element,
   isWellFormedEnvelope,
   type KA,
   LatchkeyError,
@@ -40,11 +41,32 @@ export interface AuthenticatedSession {
   account: AccountRow;
 }
 
+const KE3_LENGTH = 64;
+
 const newId = (ctx: ServerContext) => toBase64Url(ctx.random(16));
 
-/** Decodes an OPAQUE message only to reject non-canonical base64url with `LK_BAD_BASE64`. */
-function checkOpaqueMessage(text: string, field: string): string {
-  fromBase64Url(text, field);
+/**
+ * RFC 9807 sizes with ristretto255 and SHA-512: a registration request is the blinded element alone;
+ * KE1 is the blinded element, a 32-byte nonce and the client's key share.
+ */
+const OPAQUE_MESSAGES = {
+  registrationRequest: { length: 32, elementsAt: [0] },
+  startLoginRequest: { length: 96, elementsAt: [0, 64] },
+} as const;
+
+/**
+ * Checks an OPAQUE message's length and group elements before the library sees it: the library reads
+ * a prefix and would accept trailing bytes, and a malformed message must be `LK_OPAQUE_MESSAGE_INVALID`.
+ */
+function checkOpaqueMessage(text: string, field: keyof typeof OPAQUE_MESSAGES): string {
+  const bytes = fromBase64Url(text, field);
+  const { length, elementsAt } = OPAQUE_MESSAGES[field];
+  if (bytes.length !== length) {
+    throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', `${field} must be ${length} bytes.`);
+  }
+  if (!elementsAt.every((offset) => isRistretto255Element(bytes.subarray(offset, offset + 32)))) {
+    throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', `${field} carries a point outside ristretto255.`);
+  }
   return text;
 }
 
@@ -69,6 +91,9 @@ function checkRegistrationRecord(text: string): Uint8Array {
   // RFC 9807 §5.1.1.3 with ristretto255: client public key (32) ‖ masking key (64) ‖ envelope (96).
   if (bytes.length !== 192)
     throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', 'registrationRecord has the wrong length.');
+  // A public key that is not a group element would be stored, then fail every login as a bad KE1.
+  if (!isRistretto255Element(bytes.subarray(0, 32)))
+    throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', 'registrationRecord holds no valid public key.');
   return bytes;
 }
 
@@ -231,7 +256,11 @@ async function startOpaqueLogin(ctx: ServerContext, start: LoginStart) {
 
 /** OPAQUE KE3: single use (the attempt row is deleted as it is read), and it must prove the password. */
 async function finishOpaqueLogin(ctx: ServerContext, loginId: string, finishLoginRequest: string) {
-  checkOpaqueMessage(finishLoginRequest, 'finishLoginRequest');
+  // RFC 9807 §6.1: KE3 is the client MAC alone, Nm = 64 bytes with SHA-512. A malformed one is refused
+  // before the attempt is taken, so it neither burns the attempt nor reads as a wrong password.
+  if (fromBase64Url(finishLoginRequest, 'finishLoginRequest').length !== KE3_LENGTH) {
+    throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', 'finishLoginRequest has the wrong length.');
+  }
   const attempt = await ctx.store.takeLoginAttempt(loginId, ctx.now());
   if (attempt === undefined) throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
   const serverLoginState = fromUtf8(openAtRest(ctx.masterKey, 'login-state', attempt.id, attempt.state_sealed));

@@ -175,7 +175,9 @@ function toApiKey(row: BackupKeyRow): BackedUpKeyBody {
 function decodeCursor(cursor: string): [string, string] {
   try {
     const pair = JSON.parse(fromUtf8(fromBase64Url(cursor, 'cursor'))) as unknown;
-    if (Array.isArray(pair) && pair.length === 2 && pair.every((part) => typeof part === 'string')) {
+    // The ids go into a query: U+0000 there is a PostgreSQL error (a 500), so it is no cursor of ours.
+    const isId = (part: unknown) => typeof part === 'string' && !part.includes('\u0000');
+    if (Array.isArray(pair) && pair.length === 2 && pair.every(isId)) {
       return pair as [string, string];
     }
   } catch {
