@@ -104,6 +104,11 @@ export const ERRORS = {
   LK_NOT_LOGGED_IN: { status: 401, expose: true, message: 'Log in first.' },
   LK_NETWORK: { status: 503, expose: true, message: 'The server could not be reached.' },
   LK_SERVER_PROTOCOL: { status: 502, expose: true, message: 'The server answered something unexpected.' },
+
+  // The CLI (never sent by the server).
+  LK_USAGE: { status: 400, expose: true, message: 'Wrong command line; see --help.' },
+  LK_CANCELLED: { status: 400, expose: true, message: 'Cancelled: nothing was changed.' },
+  LK_PASSWORD_MISMATCH: { status: 400, expose: true, message: 'The two passwords differ.' },
 } as const satisfies Record<string, { status: number; expose: boolean; message: string }>;
 
 /** A stable error code, `LK_*`. */

@@ -1,0 +1,443 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LatchkeyError } from '@latchkey/client';
+import { toBase64, toBase64Url, toHex } from '@latchkey/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MAIN = join(ROOT, 'packages/cli/src/main.ts');
+const BIN = join(ROOT, 'packages/cli/bin/latchkey.js');
+/** Every spawned command is killed after this long, so a hung prompt fails the test instead of the run. */
+const RUN_LIMIT_MS = 30_000;
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running CLI process: its output so far, stdin to type into, and its end. */
+interface Running {
+  child: ChildProcessWithoutNullStreams;
+  output(): { stdout: string; stderr: string };
+  /** Waits until stdout+stderr contain `text` (bounded). */
+  waitFor(text: string, timeoutMs?: number): Promise<void>;
+  done: Promise<Finished>;
+}
+
+function start(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Running {
+  const { LATCHKEY_SERVER: _ignored, ...inherited } = process.env;
+  const child = spawn(command, [...args], { cwd: ROOT, env: { ...inherited, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const limit = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
+  const done = new Promise<Finished>((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(limit);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  async function waitFor(text: string, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(stdout + stderr).includes(text)) {
+      if (Date.now() > deadline || child.exitCode !== null) {
+        throw new Error(`no ${JSON.stringify(text)} in the output: ${JSON.stringify(stdout + stderr)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  return { child, output: () => ({ stdout, stderr }), waitFor, done };
+}
+
+/** The CLI as `npm run latchkey` runs it: main.ts through tsx's loader. */
+function startCli(args: readonly string[], home: string): Running {
+  return start(process.execPath, ['--import', 'tsx', MAIN, ...args], { LATCHKEY_HOME: home });
+}
+
+/** Runs one command with `stdin` piped in (then closed) and returns how it ended. */
+async function cli(args: readonly string[], home: string, stdin = ''): Promise<Finished> {
+  const running = startCli(args, home);
+  running.child.stdin.end(stdin);
+  return running.done;
+}
+
+/** Runs a `--json` command that must succeed, and returns its one JSON document. */
+async function cliJson(args: readonly string[], home: string, stdin = ''): Promise<Record<string, unknown>> {
+  const result = await cli([...args, '--json'], home, stdin);
+  expect(result, result.stderr).toMatchObject({ code: 0 });
+  return JSON.parse(result.stdout) as Record<string, unknown>;
+}
+
+/** The LK_* code of a `--json` command that must fail with exit status 1. */
+async function cliErrorCode(args: readonly string[], home: string, stdin = ''): Promise<string> {
+  const result = await cli([...args, '--json'], home, stdin);
+  expect(result.code, result.stdout + result.stderr).toBe(1);
+  const body = JSON.parse(result.stdout) as { error: { code: string; message: string } };
+  expect(typeof body.error.message).toBe('string');
+  return body.error.code;
+}
+
+async function sdkErrorCode(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof LatchkeyError) return error.code;
+    throw error;
+  }
+  throw new Error('expected a LatchkeyError, but the call succeeded');
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+const lines = (...answers: string[]) => answers.map((a) => `${a}\n`).join('');
+
+describe('the latchkey CLI', () => {
+  let server: TestServer;
+  const homes: string[] = [];
+  /** A fresh LATCHKEY_HOME (its own session file) per test. */
+  const newHome = () => {
+    const home = mkdtempSync(join(tmpdir(), 'latchkey-cli-'));
+    homes.push(home);
+    return join(home, 'state');
+  };
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.close();
+    for (const home of homes) rmSync(home, { recursive: true, force: true });
+  });
+
+  it('prints help through the bin launcher, and answers a bad command line with exit status 2', async () => {
+    const help = start(process.execPath, [BIN, '--help'], {});
+    help.child.stdin.end();
+    const top = await help.done;
+    expect(top.code).toBe(0);
+    expect(top.stdout).toContain('serve');
+    expect(top.stdout).toContain('account …');
+
+    const login = await cli(['account', 'login', '--help'], newHome());
+    expect(login.code).toBe(0);
+    expect(login.stdout).toContain('--password-stdin');
+    expect(login.stdout).toContain('--server URL');
+
+    const unknown = await cli(['account', 'frobnicate', '--json'], newHome());
+    expect(unknown.code).toBe(2);
+    expect(JSON.parse(unknown.stdout)).toMatchObject({ error: { code: 'LK_USAGE' } });
+    const badOption = await cli(['account', 'whoami', '--nope'], newHome());
+    expect(badOption.code).toBe(2);
+    expect(badOption.stderr).toMatch(/^error LK_USAGE: /);
+  });
+
+  it('signs up with the code typed after the mail arrives, and with --no-verify then `account verify`', async () => {
+    const home = newHome();
+    const before = server.smtp.messages.length;
+    const signup = startCli(['account', 'signup', 'typed@example.com', '--server', server.url, '--json'], home);
+    signup.child.stdin.write(lines('typed password', 'typed password'));
+    const code = await server.smtp.codeFor('typed@example.com', { after: before });
+    signup.child.stdin.end(lines(code));
+    const done = await signup.done;
+    expect(done.code, done.stderr).toBe(0);
+    const created = JSON.parse(done.stdout) as Record<string, unknown>;
+    expect(created).toEqual({ accountId: expect.any(String), email: 'typed@example.com', verified: true });
+    const session = await server.client().logIn('typed@example.com', 'typed password');
+    expect(session.accountId).toBe(created.accountId);
+
+    const mark = server.smtp.messages.length;
+    const later = await cliJson(
+      ['account', 'signup', 'Later@Example.com', '--no-verify', '--server', server.url],
+      home,
+      lines('later password', 'later password'),
+    );
+    expect(later).toMatchObject({ email: 'later@example.com', verified: false });
+    expect(await sdkErrorCode(server.client().logIn('later@example.com', 'later password'))).toBe(
+      'LK_ACCOUNT_UNVERIFIED',
+    );
+    const laterCode = await server.smtp.codeFor('later@example.com', { after: mark });
+    const verified = await cliJson(['account', 'verify', 'later@example.com', laterCode, '--server', server.url], home);
+    expect(verified).toEqual({ email: 'later@example.com', verified: true });
+    await server.client().logIn('later@example.com', 'later password');
+  });
+
+  it('refuses two different passwords at sign-up with LK_PASSWORD_MISMATCH, before contacting the server', async () => {
+    const home = newHome();
+    const args = ['account', 'signup', 'mismatch@example.com', '--server', server.url];
+    expect(await cliErrorCode(args, home, lines('first password', 'other password'))).toBe('LK_PASSWORD_MISMATCH');
+    expect(await cliErrorCode(args, home, lines('short', 'short'))).toBe('LK_PASSWORD_TOO_SHORT');
+    expect(await sdkErrorCode(server.client().logIn('mismatch@example.com', 'first password'))).toBe('LK_LOGIN_FAILED');
+  });
+
+  it('fails a wrong password with exit status 1 and LK_LOGIN_FAILED, saving nothing', async () => {
+    const home = newHome();
+    await createVerifiedAccount(server, 'wrong@example.com', 'right password');
+    const args = ['account', 'login', 'wrong@example.com', '--server', server.url];
+    expect(await cliErrorCode(args, home, lines('wrong password'))).toBe('LK_LOGIN_FAILED');
+    expect(existsSync(join(home, 'session.json'))).toBe(false);
+
+    const human = await cli(args, home, lines('wrong password'));
+    expect(human.code).toBe(1);
+    expect(human.stdout).toBe('');
+    expect(human.stderr).toMatch(/^error LK_LOGIN_FAILED: /m);
+  });
+
+  it('logs in, saves a 0600 session file without kA or kB, and answers whoami and sessions', async () => {
+    const home = newHome();
+    const { accountId } = await createVerifiedAccount(server, 'login@example.com', 'login password');
+    const login = await cliJson(
+      ['account', 'login', 'login@example.com', '--server', server.url, '--device-name', 'cli test'],
+      home,
+      lines('login password'),
+    );
+    expect(login).toEqual({
+      server: server.url,
+      email: 'login@example.com',
+      accountId,
+      sessionId: expect.any(String),
+      expiresAt: expect.any(Number),
+    });
+
+    const file = join(home, 'session.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(home).mode & 0o777).toBe(0o700);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(saved).sort()).toEqual(
+      ['accountId', 'email', 'expiresAt', 'keysChangedAt', 'server', 'sessionId', 'token', 'version'].sort(),
+    );
+    // The keys themselves, from a second login, must appear in no encoding.
+    const keys = await server.client().logIn('login@example.com', 'login password');
+    const text = readFileSync(file, 'utf8');
+    for (const key of [keys.kA, keys.kB]) {
+      for (const encoded of [toHex(key), toBase64(key), toBase64Url(key)]) expect(text).not.toContain(encoded);
+    }
+
+    // No --server now: the session file names its server.
+    const whoami = await cliJson(['account', 'whoami'], home);
+    expect(whoami).toEqual({
+      server: server.url,
+      sessionId: login.sessionId,
+      sessionExpiresAt: login.expiresAt,
+      accountId,
+      email: 'login@example.com',
+      verified: true,
+      createdAt: expect.any(Number),
+      keysChangedAt: expect.any(Number),
+      passwordChangedAt: expect.any(Number),
+    });
+
+    const listed = (await cliJson(['account', 'sessions'], home)).sessions as Record<string, unknown>[];
+    expect(listed).toHaveLength(2);
+    expect(listed.find((s) => s.current === true)).toMatchObject({
+      sessionId: login.sessionId,
+      deviceName: 'cli test',
+    });
+
+    const other = keys.state.sessionId;
+    expect(await cliJson(['account', 'sessions', '--revoke', other], home)).toEqual({ revoked: other, current: false });
+    expect(await sdkErrorCode(keys.account())).toBe('LK_UNAUTHORIZED');
+    const after = (await cliJson(['account', 'sessions'], home)).sessions as Record<string, unknown>[];
+    expect(after.map((s) => s.sessionId)).toEqual([login.sessionId]);
+
+    const elsewhere = await cli(['account', 'whoami', '--server', 'http://127.0.0.1:9', '--json'], home);
+    expect(elsewhere.code).toBe(1);
+    expect(JSON.parse(elsewhere.stdout)).toMatchObject({ error: { code: 'LK_NOT_LOGGED_IN' } });
+  });
+
+  it('changes the password keeping kB, ending the other sessions', async () => {
+    const home = newHome();
+    await createVerifiedAccount(server, 'passwd@example.com', 'old password');
+    await cliJson(['account', 'login', 'passwd@example.com', '--server', server.url], home, lines('old password'));
+    const other = await server.client().logIn('passwd@example.com', 'old password');
+    const kB = toHex(other.kB);
+
+    expect(
+      await cliErrorCode(['account', 'passwd'], home, lines('wrong password', 'new password', 'new password')),
+    ).toBe('LK_LOGIN_FAILED');
+    const changed = await cliJson(['account', 'passwd'], home, lines('old password', 'new password', 'new password'));
+    expect(changed).toEqual({ revokedSessions: 1 });
+    expect(await sdkErrorCode(other.account())).toBe('LK_UNAUTHORIZED');
+    expect(await cliJson(['account', 'whoami'], home)).toMatchObject({ email: 'passwd@example.com' });
+
+    expect(await sdkErrorCode(server.client().logIn('passwd@example.com', 'old password'))).toBe('LK_LOGIN_FAILED');
+    const renewed = await server.client().logIn('passwd@example.com', 'new password');
+    expect(toHex(renewed.kB)).toBe(kB);
+  });
+
+  it('logs out: the token stops working and the session file is gone', async () => {
+    const home = newHome();
+    await createVerifiedAccount(server, 'logout@example.com', 'logout password');
+    await cliJson(
+      ['account', 'login', 'logout@example.com', '--server', server.url, '--password-stdin'],
+      home,
+      lines('logout password'),
+    );
+    const { token } = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as { token: string };
+
+    const out = await cliJson(['account', 'logout'], home);
+    expect(out).toEqual({ loggedOut: true, sessionId: expect.any(String) });
+    expect(existsSync(join(home, 'session.json'))).toBe(false);
+    const response = await fetch(`${server.url}/v1/account`, { headers: { authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(401);
+    expect(((await response.json()) as { code: string }).code).toBe('LK_UNAUTHORIZED');
+    expect(await cliErrorCode(['account', 'whoami'], home)).toBe('LK_NOT_LOGGED_IN');
+    expect(await cliJson(['account', 'logout'], home)).toEqual({ loggedOut: false });
+  });
+
+  it('resets the password with the mailed code typed in, replacing kB and ending the saved session', async () => {
+    const home = newHome();
+    await createVerifiedAccount(server, 'reset@example.com', 'forgotten password');
+    await cliJson(['account', 'login', 'reset@example.com', '--server', server.url], home, lines('forgotten password'));
+    const before = await server.client().logIn('reset@example.com', 'forgotten password');
+    const oldKB = toHex(before.kB);
+
+    const mark = server.smtp.messages.length;
+    const reset = startCli(['account', 'reset', 'reset@example.com', '--server', server.url, '--json'], home);
+    const code = await server.smtp.codeFor('reset@example.com', { after: mark });
+    reset.child.stdin.end(lines(code, 'brand new password', 'brand new password'));
+    const done = await reset.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(JSON.parse(done.stdout)).toEqual({ email: 'reset@example.com', keysChangedAt: expect.any(Number) });
+
+    expect(existsSync(join(home, 'session.json'))).toBe(false);
+    expect(await sdkErrorCode(before.account())).toBe('LK_UNAUTHORIZED');
+    expect(await sdkErrorCode(server.client().logIn('reset@example.com', 'forgotten password'))).toBe(
+      'LK_LOGIN_FAILED',
+    );
+    const after = await server.client().logIn('reset@example.com', 'brand new password');
+    expect(toHex(after.kB)).not.toBe(oldKB);
+
+    // The two-step form for scripts: --send-only, then --code with the password on stdin.
+    const mark2 = server.smtp.messages.length;
+    expect(
+      await cliJson(['account', 'reset', 'reset@example.com', '--send-only', '--server', server.url], home),
+    ).toEqual({ email: 'reset@example.com', codeRequested: true });
+    const code2 = await server.smtp.codeFor('reset@example.com', { after: mark2 });
+    await cliJson(
+      ['account', 'reset', 'reset@example.com', '--code', code2, '--password-stdin', '--server', server.url],
+      home,
+      lines('third password'),
+    );
+    await server.client().logIn('reset@example.com', 'third password');
+    expect(
+      await cliErrorCode(
+        ['account', 'reset', 'reset@example.com', '--code', code2, '--server', server.url],
+        home,
+        lines('fourth password', 'fourth password'),
+      ),
+    ).toBe('LK_CODE_INVALID');
+  });
+
+  it('deletes the account only after the typed confirmation and the password', async () => {
+    const home = newHome();
+    await createVerifiedAccount(server, 'delete@example.com', 'delete password');
+    await cliJson(['account', 'login', 'delete@example.com', '--server', server.url], home, lines('delete password'));
+
+    expect(await cliErrorCode(['account', 'delete'], home, lines('someone@example.com', 'delete password'))).toBe(
+      'LK_CANCELLED',
+    );
+    expect(await cliErrorCode(['account', 'delete'], home, lines('delete@example.com', 'wrong password'))).toBe(
+      'LK_LOGIN_FAILED',
+    );
+    expect(await cliJson(['account', 'whoami'], home)).toMatchObject({ email: 'delete@example.com' });
+
+    const deleted = await cliJson(['account', 'delete'], home, lines('delete@example.com', 'delete password'));
+    expect(deleted).toEqual({ deleted: true, accountId: expect.any(String), email: 'delete@example.com' });
+    expect(existsSync(join(home, 'session.json'))).toBe(false);
+    expect(await sdkErrorCode(server.client().logIn('delete@example.com', 'delete password'))).toBe('LK_LOGIN_FAILED');
+  });
+
+  it('reads a password on a terminal without echo, with Backspace, and Ctrl-C exits 130', async () => {
+    const home = newHome();
+    await createVerifiedAccount(server, 'tty@example.com', 'terminal password');
+    // script(1) gives the CLI a real pseudo-terminal; what it prints is what a person would see.
+    const command = `'${process.execPath}' --import tsx '${MAIN}' account login --server '${server.url}'`;
+    const env = { LATCHKEY_HOME: home, TERM: 'dumb' };
+    const tty = start('script', ['-qfec', command, '/dev/null'], env);
+    await tty.waitFor('Email: ');
+    tty.child.stdin.write('tty@example.com\r');
+    await tty.waitFor('Password: ');
+    // A typo erased with Backspace, and an arrow key that must not become part of the password.
+    tty.child.stdin.write('terminal passwordX\u007f\u001b[D\r');
+    const done = await tty.done;
+    tty.child.stdin.end();
+    expect(done.code, done.stdout).toBe(0);
+    expect(done.stdout).toContain('tty@example.com');
+    expect(done.stdout).toContain('Logged in as tty@example.com');
+    expect(done.stdout).not.toContain('terminal');
+
+    const cancel = start('script', ['-qfec', `${command} tty@example.com`, '/dev/null'], env);
+    await cancel.waitFor('Password: ');
+    cancel.child.stdin.write('half typed\u0003');
+    const cancelled = await cancel.done;
+    cancel.child.stdin.end();
+    expect(cancelled.code).toBe(130);
+    expect(cancelled.stdout).toContain('error LK_CANCELLED');
+    expect(cancelled.stdout).not.toContain('half typed');
+  });
+
+  it('serves on a free port with a fresh SQLite database, answers /health, and exits 0 on SIGTERM', async () => {
+    const dir = newHome();
+    const port = await freePort();
+    const serve = start(
+      process.execPath,
+      [
+        BIN,
+        'serve',
+        '--port',
+        String(port),
+        '--db',
+        `sqlite:${join(dir, 'db', 'latchkey.db')}`,
+        '--master-key',
+        join(dir, 'keys', 'master.key'),
+        '--key-stretching',
+        'argon2id:m=1024,t=1,p=1',
+        '--log-level',
+        'warn',
+      ],
+      {},
+    );
+    try {
+      await serve.waitFor(`Latchkey listening on http://127.0.0.1:${port}`, 30_000);
+      const health = await fetch(`http://127.0.0.1:${port}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: 'ok', version: expect.any(String) });
+      const config = (await (await fetch(`http://127.0.0.1:${port}/v1/config`)).json()) as Record<string, unknown>;
+      expect(config.keyStretching).toEqual({ 'argon2id-custom': { memory: 1024, iterations: 1, parallelism: 1 } });
+      expect(statSync(join(dir, 'keys', 'master.key')).mode & 0o777).toBe(0o600);
+      expect(existsSync(join(dir, 'db', 'latchkey.db'))).toBe(true);
+
+      const stopping = Date.now();
+      serve.child.kill('SIGTERM');
+      const done = await serve.done;
+      expect(done).toMatchObject({ code: 0, signal: null });
+      expect(Date.now() - stopping).toBeLessThan(10_000);
+      await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+    } finally {
+      serve.child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a bad serve flag with exit status 2', async () => {
+    const bad = await cli(['serve', '--port', 'eighty', '--json'], newHome());
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ error: { code: 'LK_USAGE' } });
+  });
+});
