@@ -117,7 +117,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   return app;
 }
 
-/** Serves the built web app at `/`, with unknown non-API paths falling back to its index.html. */
+/** Serves the built web app at `/`. It routes by URL hash (`#/login`), so no path needs a fallback. */
 async function registerWebApp(app: FastifyInstance, webDir: string | undefined): Promise<void> {
   if (webDir === undefined) return;
   const root = resolve(webDir);

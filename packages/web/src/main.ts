@@ -1,0 +1,56 @@
+import { accountScreen } from './account.js';
+import { type App, createApp, type Route } from './app.js';
+import { loginScreen } from './login.js';
+import { resetScreen } from './reset.js';
+import { signupScreen } from './signup.js';
+import { clearMessages, showStatus } from './ui.js';
+import { verifyScreen } from './verify.js';
+
+const ROUTES: readonly Route[] = ['signup', 'verify', 'login', 'account', 'reset'];
+
+/** The route in the URL hash; the account screen needs a session, the others do not want one. */
+function currentRoute(app: App): Route {
+  const name = location.hash.replace(/^#\/?/, '');
+  const route = ROUTES.find((r) => r === name) ?? (app.session === undefined ? 'login' : 'account');
+  if (route === 'account' && app.session === undefined) return 'login';
+  return route;
+}
+
+function screenFor(app: App, route: Route): HTMLElement {
+  switch (route) {
+    case 'signup':
+      return signupScreen(app);
+    case 'verify':
+      return verifyScreen(app);
+    case 'reset':
+      return resetScreen(app);
+    case 'account':
+      if (app.session !== undefined) return accountScreen(app, app.session);
+      return loginScreen(app);
+    case 'login':
+      return loginScreen(app);
+  }
+}
+
+function render(app: App, notice?: string): void {
+  const route = currentRoute(app);
+  clearMessages();
+  const screen = document.getElementById('screen') as HTMLElement;
+  screen.replaceChildren(screenFor(app, route));
+  screen.dataset.route = route;
+  document.title = `Latchkey · ${route}`;
+  if (notice !== undefined) showStatus(notice);
+  if (location.hash !== `#/${route}`) history.replaceState(null, '', `#/${route}`);
+  // On the short form screens, focus the first field still to fill so keyboard users can type at once.
+  if (route !== 'account') [...screen.querySelectorAll('input')].find((input) => input.value === '')?.focus();
+}
+
+// Screens change at once (pushState fires no hashchange), so a message shown right after `go` stays.
+const app = createApp((route, notice) => {
+  if (location.hash !== `#/${route}`) history.pushState(null, '', `#/${route}`);
+  render(app, notice);
+});
+
+// Links and the back button change the hash themselves.
+window.addEventListener('hashchange', () => render(app));
+render(app);

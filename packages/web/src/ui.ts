@@ -1,0 +1,137 @@
+import { LatchkeyError } from '@latchkey/client';
+
+/** The progress message while OPAQUE stretches the password with Argon2id (the slow part, on purpose). */
+export const DERIVING = 'Deriving keys… (Argon2id runs in this tab and takes a moment)';
+
+type Child = Node | string;
+type Attributes = Record<string, string | boolean | undefined>;
+
+/** Creates an element with attributes (booleans toggle, `undefined` skips) and children. */
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attributes: Attributes = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === true) element.setAttribute(name, '');
+    else if (typeof value === 'string') element.setAttribute(name, value);
+  }
+  element.append(...children);
+  return element;
+}
+
+let nextId = 0;
+
+/** A labelled input: the `<label for>` is what screen readers announce and what tests find it by. */
+export function field(
+  label: string,
+  input: { name: string; type?: string; autocomplete?: string; value?: string; hint?: string; inputmode?: string },
+): { row: HTMLElement; input: HTMLInputElement } {
+  const id = `field-${input.name}-${++nextId}`;
+  const hintId = input.hint === undefined ? undefined : `${id}-hint`;
+  const element = h('input', {
+    id,
+    name: input.name,
+    type: input.type ?? 'text',
+    autocomplete: input.autocomplete,
+    inputmode: input.inputmode,
+    required: true,
+    'aria-describedby': hintId,
+  });
+  if (input.value !== undefined) element.value = input.value;
+  const row = h('div', { class: 'field' }, h('label', { for: id }, label), element);
+  if (hintId !== undefined && input.hint !== undefined) row.append(h('small', { id: hintId }, input.hint));
+  return { row, input: element };
+}
+
+/** A card with a heading, what every screen is drawn in. */
+export function panel(title: string, ...children: Child[]): HTMLElement {
+  const id = `panel-${++nextId}`;
+  return h('section', { class: 'panel', 'aria-labelledby': id }, h('h2', { id }, title), ...children);
+}
+
+const alertBox = () => document.getElementById('alert') as HTMLElement;
+const statusBox = () => document.getElementById('status') as HTMLElement;
+
+function show(box: HTMLElement, content: Child | undefined): void {
+  box.replaceChildren(...(content === undefined ? [] : [content]));
+  box.hidden = content === undefined;
+}
+
+/** Shows an error in the page's one `role="alert"` region: the stable `LK_*` code, then the message. */
+export function showError(error: unknown): void {
+  if (error instanceof LatchkeyError) {
+    show(alertBox(), h('span', {}, h('code', { class: 'code' }, error.code), ` ${error.message}`));
+  } else {
+    show(alertBox(), error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** Shows a progress or success message in the `role="status"` region. */
+export function showStatus(message: string | undefined): void {
+  show(statusBox(), message);
+}
+
+export function clearMessages(): void {
+  show(alertBox(), undefined);
+  show(statusBox(), undefined);
+}
+
+/**
+ * Runs one user action: disables the form's controls, shows `progress`, reports a failure in the alert
+ * region. OPAQUE's Argon2id runs on the main thread inside the SDK, so we let the browser paint the
+ * progress message before starting; otherwise it would appear only after the work is done.
+ */
+export async function runAction(scope: HTMLElement, progress: string, action: () => Promise<void>): Promise<void> {
+  clearMessages();
+  showStatus(progress);
+  const controls = [...scope.querySelectorAll<HTMLInputElement | HTMLButtonElement>('input, button')];
+  for (const control of controls) control.disabled = true;
+  scope.setAttribute('aria-busy', 'true');
+  try {
+    await nextPaint();
+    await action();
+    if (statusBox().textContent === progress) showStatus(undefined);
+  } catch (error) {
+    showStatus(undefined);
+    showError(error);
+  } finally {
+    for (const control of controls) control.disabled = false;
+    scope.removeAttribute('aria-busy');
+  }
+}
+
+function nextPaint(): Promise<void> {
+  return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+}
+
+/** A form whose submit runs `action` through {@link runAction}. */
+export function form(
+  submitLabel: string,
+  progress: string,
+  rows: HTMLElement[],
+  action: () => Promise<void>,
+): HTMLFormElement {
+  const element = h('form', { novalidate: true }, ...rows, h('button', { type: 'submit' }, submitLabel));
+  element.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void runAction(element, progress, action);
+  });
+  return element;
+}
+
+/** A link to another screen. */
+export function link(route: string, text: string): HTMLAnchorElement {
+  return h('a', { href: `#/${route}` }, text);
+}
+
+/** Checks that two password entries match before any key is derived. */
+export function requireSame(password: string, confirmation: string): void {
+  if (password !== confirmation) throw new Error('The two passwords do not match.');
+}
+
+/** A timestamp (ms) as a short local date and time. */
+export function when(ms: number): string {
+  return new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}

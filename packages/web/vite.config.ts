@@ -1,0 +1,27 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+/**
+ * The web app's build. The SDK and core are compiled from their TypeScript sources (no build step of
+ * their own); `#platform` inside the SDK resolves to its browser file through the `browser` condition.
+ * @serenity-kit/opaque ships its wasm inline as base64, so no wasm plugin or asset handling is needed.
+ */
+export default defineConfig({
+  root: here('.'),
+  base: './',
+  resolve: {
+    alias: {
+      '@latchkey/client': here('../client/src/index.ts'),
+      '@latchkey/core': here('../core/src/index.ts'),
+    },
+  },
+  build: {
+    outDir: here('dist'),
+    emptyOutDir: true,
+    target: 'es2022',
+    // The OPAQUE wasm (~430 kB of base64) is one chunk by nature; warn only well above it.
+    chunkSizeWarningLimit: 1500,
+  },
+});

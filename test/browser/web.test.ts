@@ -1,0 +1,271 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** Debian's own Chromium: nothing is downloaded (no `playwright install`). */
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SCREENSHOT = '/tmp/latchkey-web.png';
+const LOGIN_ERROR_SCREENSHOT = '/tmp/latchkey-web-login-error.png';
+/** How long one UI step may take (an OPAQUE round with test key stretching is well under a second). */
+const STEP_MS = 20_000;
+
+let server: TestServer;
+let browser: Browser;
+let webDir: string;
+
+/** Fails with the remedy when the machine lacks Debian's Chromium (`.ci/run` installs it). */
+function requireChromium(): void {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+}
+
+beforeAll(async () => {
+  webDir = mkdtempSync(join(tmpdir(), 'latchkey-web-'));
+  // The production build of the app, exactly as `npm run build:web` makes it, into a private directory.
+  await build({
+    configFile: join(ROOT, 'packages/web/vite.config.ts'),
+    mode: 'production',
+    logLevel: 'warn',
+    build: { outDir: webDir, emptyOutDir: true },
+  });
+  server = await startTestServer({ webDir });
+  requireChromium();
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  if (webDir !== undefined) rmSync(webDir, { recursive: true, force: true });
+});
+
+interface Tab {
+  context: BrowserContext;
+  page: Page;
+  /** Uncaught exceptions in the page; every test ends by asserting there were none. */
+  errors: string[];
+}
+
+/**
+ * A tab in its own browser context (its own sessionStorage, so its own Latchkey session). It records
+ * every text the status region ever shows, so a progress message that lasts a moment is still seen.
+ */
+async function openTab(route: string): Promise<Tab> {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  context.setDefaultTimeout(STEP_MS);
+  await context.addInitScript(() => {
+    const log: string[] = [];
+    Object.assign(window, { __statusLog: log });
+    document.addEventListener('DOMContentLoaded', () => {
+      const status = document.getElementById('status');
+      if (status === null) return;
+      new MutationObserver(() => log.push(status.textContent ?? '')).observe(status, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
+    });
+  });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${server.url}/#/${route}`);
+  return { context, page, errors };
+}
+
+function statusLog(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as { __statusLog: string[] }).__statusLog);
+}
+
+async function route(page: Page): Promise<string | null> {
+  return page.locator('#screen').getAttribute('data-route');
+}
+
+/** Waits for the one alert region to show `code` and returns its whole text. */
+async function alertWith(page: Page, code: string): Promise<string> {
+  const alert = page.getByRole('alert');
+  await alert.filter({ hasText: code }).waitFor();
+  return (await alert.textContent()) ?? '';
+}
+
+async function statusWith(page: Page, text: string): Promise<void> {
+  await page.getByRole('status').filter({ hasText: text }).waitFor();
+}
+
+async function logIn(page: Page, email: string, password: string): Promise<void> {
+  await page.getByLabel('Email', { exact: true }).fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+/** Logs in and returns kB's fingerprint as the account screen shows it. */
+async function logInForFingerprint(page: Page, email: string, password: string): Promise<string> {
+  await logIn(page, email, password);
+  return fingerprint(page);
+}
+
+async function fingerprint(page: Page): Promise<string> {
+  const text = (await page.getByTestId('kb-fingerprint').textContent()) ?? '';
+  expect(text).toMatch(/^[0-9a-f]{8}$/);
+  return text;
+}
+
+/** Waits until the sessions list shows exactly `count` rows, after pressing Refresh unless told not to. */
+async function sessionRows(page: Page, count: number, refresh = true): Promise<void> {
+  if (refresh) await page.getByRole('button', { name: 'Refresh sessions' }).click();
+  await page
+    .getByTestId('session-row')
+    .nth(count - 1)
+    .waitFor();
+  expect(await page.getByTestId('session-row').count()).toBe(count);
+}
+
+async function changePassword(page: Page, from: string, to: string): Promise<void> {
+  await page.getByLabel('Current password').fill(from);
+  await page.getByLabel('New password', { exact: true }).fill(to);
+  await page.getByLabel('Confirm new password').fill(to);
+  await page.getByRole('button', { name: 'Change password' }).click();
+}
+
+describe('the web app in Chromium', () => {
+  it('signs up, verifies, logs in, changes the password keeping kB, and ends the other session', async () => {
+    const email = 'web-signup@example.com';
+    const first = 'correct horse battery';
+    const second = 'staple battery horse correct';
+    const a = await openTab('login');
+    const b = await openTab('login');
+
+    // Sign up through the UI; the code arrives by real SMTP.
+    await a.page.getByRole('link', { name: 'Create an account' }).click();
+    await a.page.getByLabel('Email', { exact: true }).fill(email);
+    await a.page.getByLabel('Password', { exact: true }).fill(first);
+    await a.page.getByLabel('Confirm password').fill(first);
+    const mailsBefore = server.smtp.messages.length;
+    await a.page.getByRole('button', { name: 'Create account' }).click();
+    await statusWith(a.page, `We sent a code to ${email}`);
+    expect((await statusLog(a.page)).some((text) => text.startsWith('Deriving keys…'))).toBe(true);
+    expect(await route(a.page)).toBe('verify');
+
+    // Verify with the mailed code; the email carries over to the next screens.
+    const code = await server.smtp.codeFor(email, { after: mailsBefore });
+    expect(await a.page.getByLabel('Email', { exact: true }).inputValue()).toBe(email);
+    await a.page.getByLabel('Verification code').fill(code);
+    await a.page.getByRole('button', { name: 'Verify' }).click();
+    await statusWith(a.page, 'Your email is verified');
+    expect(await route(a.page)).toBe('login');
+
+    // Log in: the account screen shows kB's fingerprint.
+    const kB = await logInForFingerprint(a.page, email, first);
+    expect(await route(a.page)).toBe('account');
+    await a.page.getByText(email, { exact: true }).waitFor();
+
+    // A wrong password is refused with its stable code; then a second session logs in.
+    await logIn(b.page, email, 'not the password at all');
+    expect(await alertWith(b.page, 'LK_LOGIN_FAILED')).toContain('Wrong email or password.');
+    await b.page.screenshot({ path: LOGIN_ERROR_SCREENSHOT });
+    expect(await route(b.page)).toBe('login');
+    expect(await logInForFingerprint(b.page, email, first)).toBe(kB);
+    await sessionRows(a.page, 2);
+    await a.page.getByText('This session').waitFor();
+
+    // Change the password on A: kB stays, B's session ends.
+    await changePassword(a.page, first, second);
+    await statusWith(a.page, 'Password changed; kB kept. 1 other session was logged out.');
+    expect(await fingerprint(a.page)).toBe(kB);
+    await sessionRows(a.page, 1, false);
+    await a.page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    // B finds out on its next request and is sent back to the log-in screen.
+    await b.page.getByRole('button', { name: 'Refresh sessions' }).click();
+    await alertWith(b.page, 'LK_UNAUTHORIZED');
+    expect(await route(b.page)).toBe('login');
+
+    // A reload keeps the session (token in sessionStorage) but not the keys: unlock brings kB back.
+    const saved = await a.page.evaluate(() => sessionStorage.getItem('latchkey.session'));
+    expect(Object.keys(JSON.parse(saved ?? '{}')).sort()).toEqual(
+      ['accountId', 'email', 'expiresAt', 'keysChangedAt', 'sessionId', 'token'].sort(),
+    );
+    await a.page.reload();
+    await a.page.getByLabel('Password to unlock keys').fill(second);
+    await a.page.getByRole('button', { name: 'Unlock' }).click();
+    expect(await fingerprint(a.page)).toBe(kB);
+
+    // Log out; the old password no longer opens the account, the new one opens the same kB.
+    await a.page.getByRole('button', { name: 'Log out' }).click();
+    await statusWith(a.page, 'Logged out');
+    expect(await a.page.evaluate(() => sessionStorage.getItem('latchkey.session'))).toBeNull();
+    await logIn(a.page, email, first);
+    await alertWith(a.page, 'LK_LOGIN_FAILED');
+    expect(await logInForFingerprint(a.page, email, second)).toBe(kB);
+
+    expect([...a.errors, ...b.errors]).toEqual([]);
+    await a.context.close();
+    await b.context.close();
+  }, 180_000);
+
+  it('revokes a session, resets the password with a new kB, and deletes the account', async () => {
+    const email = 'web-reset@example.com';
+    const password = 'original password 1';
+    const reset = 'after the reset 2';
+    await createVerifiedAccount(server, email, password);
+    const a = await openTab('login');
+    const b = await openTab('login');
+    const kB = await logInForFingerprint(a.page, email, password);
+    await logInForFingerprint(b.page, email, password);
+
+    // Revoke B from A's sessions list.
+    await sessionRows(a.page, 2);
+    await a.page.getByRole('button', { name: /^Revoke / }).click();
+    await a.page.getByTestId('session-row').nth(1).waitFor({ state: 'detached' });
+    expect(await a.page.getByTestId('session-row').count()).toBe(1);
+    await b.page.getByRole('button', { name: 'Refresh sessions' }).click();
+    await alertWith(b.page, 'LK_UNAUTHORIZED');
+
+    // Reset from the log-in screen with a mailed code: every session ends and kB is new.
+    await b.page.getByRole('link', { name: 'Forgot your password?' }).click();
+    await b.page.getByLabel('Email', { exact: true }).fill(email);
+    const mailsBefore = server.smtp.messages.length;
+    await b.page.getByRole('button', { name: 'Send reset code' }).click();
+    const code = await server.smtp.codeFor(email, { after: mailsBefore });
+    await b.page.getByLabel('Reset code').fill(code);
+    await b.page.getByLabel('New password', { exact: true }).fill(reset);
+    await b.page.getByLabel('Confirm new password').fill(reset);
+    await b.page.getByRole('button', { name: 'Reset password' }).click();
+    await statusWith(b.page, 'Your password is reset');
+    const newKB = await logInForFingerprint(b.page, email, reset);
+    expect(newKB).not.toBe(kB);
+    await a.page.getByRole('button', { name: 'Refresh sessions' }).click();
+    await alertWith(a.page, 'LK_UNAUTHORIZED');
+
+    // Delete the account (after a password check); the email then logs in to nothing.
+    await b.page.getByLabel('Password to confirm deletion').fill('wrong password here');
+    await b.page.getByRole('button', { name: 'Delete account permanently' }).click();
+    await alertWith(b.page, 'LK_LOGIN_FAILED');
+    await b.page.getByLabel('Password to confirm deletion').fill(reset);
+    await b.page.getByRole('button', { name: 'Delete account permanently' }).click();
+    await statusWith(b.page, 'Your account is deleted');
+    expect(await route(b.page)).toBe('signup');
+    await b.page.getByRole('link', { name: 'Log in' }).click();
+    await logIn(b.page, email, reset);
+    await alertWith(b.page, 'LK_LOGIN_FAILED');
+
+    expect([...a.errors, ...b.errors]).toEqual([]);
+    await a.context.close();
+    await b.context.close();
+  }, 180_000);
+});
