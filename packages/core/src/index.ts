@@ -9,6 +9,7 @@ export * from './backup/better-key.js';
 export * from './backup/room-key.js';
 export * from './brand.js';
 export * from './crypto/envelope.js';
+export * from './crypto/node-aead.js';
 export * from './crypto/primitives.js';
 export * from './encoding.js';
 export * from './encoding-json.js';

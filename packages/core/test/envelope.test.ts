@@ -1,8 +1,12 @@
 import {
+  type Aead,
+  defaultAead,
   ENVELOPE_OVERHEAD,
   ENVELOPE_V1,
   fromHex,
   isWellFormedEnvelope,
+  nobleAead,
+  nodeAead,
   openEnvelope,
   sealEnvelope,
   toHex,
@@ -35,6 +39,22 @@ describe('envelope.json', () => {
     expect(toHex(envelope)).toBe(v.envelopeHex);
     expect(isWellFormedEnvelope(envelope, v.plaintextHex.length / 2)).toBe(true);
     expect(toHex(openEnvelope(key, fromHex(v.envelopeHex), aad))).toBe(v.plaintextHex);
+  });
+
+  // Node runs node:crypto by default; the browser runs noble. Both must give the vectors' bytes.
+  const providers: Array<[string, Aead | undefined]> = [
+    ['noble', nobleAead],
+    ['node:crypto', nodeAead],
+  ];
+  it.each(providers)('the %s AEAD gives the same envelopes and opens them', (_name, aead) => {
+    if (aead === undefined) throw new Error('node:crypto must be found in Node');
+    for (const v of valid) {
+      const key = fromHex(v.keyHex);
+      const aad = fromHex(v.aadHex);
+      expect(toHex(sealEnvelope(key, fromHex(v.plaintextHex), aad, fromHex(v.nonceHex), aead))).toBe(v.envelopeHex);
+      expect(toHex(openEnvelope(key, fromHex(v.envelopeHex), aad, aead))).toBe(v.plaintextHex);
+    }
+    expect(defaultAead).toBe(nodeAead);
   });
 
   it.each(mustFail)('$name → $error', (v) => {

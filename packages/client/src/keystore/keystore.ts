@@ -14,7 +14,7 @@ import {
   toHex,
   utf8,
 } from '@latchkey/core';
-import { aead, openRecordBackend } from '#platform';
+import { openRecordBackend } from '#platform';
 import { randomBytes } from '../random.js';
 import type { RecordBackend, StoredRecord } from './record-backend.js';
 
@@ -77,13 +77,13 @@ export class LocalKeystore {
     const aad = utf8(`${ROOM_KEYS}\u0000${id}`);
     return {
       id,
-      value: sealEnvelope(this.requireKeys().sealKey, utf8(JSON.stringify(stored)), aad, randomBytes(12), aead),
+      value: sealEnvelope(this.requireKeys().sealKey, utf8(JSON.stringify(stored)), aad, randomBytes(12)),
     };
   }
 
   private open(record: StoredRecord): StoredRoomKey {
     const aad = utf8(`${ROOM_KEYS}\u0000${record.id}`);
-    return JSON.parse(fromUtf8(openEnvelope(this.requireKeys().sealKey, record.value, aad, aead))) as StoredRoomKey;
+    return JSON.parse(fromUtf8(openEnvelope(this.requireKeys().sealKey, record.value, aad))) as StoredRoomKey;
   }
 
   /**

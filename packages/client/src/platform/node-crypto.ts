@@ -10,7 +10,7 @@ import {
   type KeyObject,
   pbkdf2,
 } from 'node:crypto';
-import type { Aead, MatrixCrypto } from '@latchkey/core';
+import type { MatrixCrypto } from '@latchkey/core';
 
 /**
  * {@link MatrixCrypto} over node:crypto (OpenSSL). X25519 here is ~20x faster than pure JS, which is
@@ -83,17 +83,4 @@ export const nodeMatrixCrypto: MatrixCrypto = {
         error ? reject(error) : resolve(new Uint8Array(key)),
       ),
     ),
-};
-
-/** AES-256-GCM over node:crypto, for the local keystore's records. */
-export const nodeAead: Aead = {
-  encrypt(key, nonce, plaintext, aad) {
-    const cipher = createCipheriv('aes-256-gcm', key, nonce).setAAD(aad);
-    return new Uint8Array(Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]));
-  },
-  decrypt(key, nonce, sealed, aad) {
-    const decipher = createDecipheriv('aes-256-gcm', key, nonce).setAAD(aad);
-    decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-    return new Uint8Array(Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]));
-  },
 };

@@ -1,11 +1,10 @@
-import type { Aead, MatrixCrypto } from '@latchkey/core';
+import type { MatrixCrypto } from '@latchkey/core';
 import type { RecordBackend } from '../keystore/record-backend.js';
 import { openSqliteBackend } from '../keystore/sqlite-backend.js';
-import { nodeAead, nodeMatrixCrypto } from './node-crypto.js';
+import { nodeMatrixCrypto } from './node-crypto.js';
 
 /** What differs between Node and the browser; the `#platform` import picks this file in Node. */
 export const matrixCrypto: MatrixCrypto = nodeMatrixCrypto;
-export const aead: Aead = nodeAead;
 
 /** In Node a keystore location is a file path. */
 export async function openRecordBackend(location: string): Promise<RecordBackend> {

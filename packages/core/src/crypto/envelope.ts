@@ -1,5 +1,6 @@
 import { concatBytes } from '../encoding.js';
 import { LatchkeyError } from '../errors.js';
+import { nodeAead } from './node-aead.js';
 import { aesGcmDecrypt, aesGcmEncrypt } from './primitives.js';
 
 /**
@@ -24,13 +25,16 @@ export interface Aead {
 
 export const nobleAead: Aead = { encrypt: aesGcmEncrypt, decrypt: aesGcmDecrypt };
 
+/** node:crypto's AES-GCM in Node, noble's elsewhere; both are pinned by the envelope vectors. */
+export const defaultAead: Aead = nodeAead ?? nobleAead;
+
 /** Seals `plaintext` under a 32-byte key; `nonce` must be 12 fresh random bytes, never reused with the key. */
 export function sealEnvelope(
   key: Uint8Array,
   plaintext: Uint8Array,
   aad: Uint8Array,
   nonce: Uint8Array,
-  aead: Aead = nobleAead,
+  aead: Aead = defaultAead,
 ): Uint8Array {
   if (key.length !== 32) throw new RangeError('envelope key must be 32 bytes');
   if (nonce.length !== ENVELOPE_NONCE_LENGTH) throw new RangeError('envelope nonce must be 12 bytes');
@@ -45,7 +49,7 @@ export function openEnvelope(
   key: Uint8Array,
   envelope: Uint8Array,
   aad: Uint8Array,
-  aead: Aead = nobleAead,
+  aead: Aead = defaultAead,
 ): Uint8Array {
   if (!isWellFormedEnvelope(envelope)) throw new LatchkeyError('LK_WRAPPED_KEY_INVALID');
   const nonce = envelope.subarray(1, 1 + ENVELOPE_NONCE_LENGTH);
