@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
 import pg from 'pg';
 import type { Dialect } from './migrate.js';
 import type { Database } from './schema.js';
@@ -34,9 +34,34 @@ function connectSqlite(path: string): Connection {
   sqlite.pragma('busy_timeout = 5000');
   // better-sqlite3 hands back Buffers for BLOBs; they are Uint8Arrays, as the row types say.
   return {
-    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
+    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }),
     dialect: 'sqlite',
     location: file,
+  };
+}
+
+/** Enough for every distinct query the store makes; past it the cache starts afresh rather than grow. */
+const STATEMENT_CACHE_LIMIT = 500;
+
+/**
+ * Kysely prepares every query afresh, and SQLite's compile step then costs about as much as running the
+ * statement (bench/login.bench.ts). The store's SQL texts are few and fixed, so each compiled statement
+ * is kept and reused; SQLite re-prepares a cached statement by itself if a migration changes the schema.
+ * Reuse is safe: Kysely's SQLite driver runs one query at a time on its single connection.
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database): SqliteDialectDatabase {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(sql) {
+      let statement = statements.get(sql);
+      if (statement === undefined) {
+        if (statements.size >= STATEMENT_CACHE_LIMIT) statements.clear();
+        statement = sqlite.prepare(sql);
+        statements.set(sql, statement);
+      }
+      return statement;
+    },
   };
 }
 
