@@ -1,15 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { startServerProcess } from '../../test/support/server-process.js';
 
-/** Parent → server process. */
-export type ParentMessage = { type: 'cpu' } | { type: 'profile'; action: 'start' | 'stop' } | { type: 'stop' };
+/** Bench requests, on top of the server process's own messages (test/support/server-process.ts). */
+export type BenchRequest = { type: 'cpu' } | { type: 'profile'; action: 'start' | 'stop' };
 
-/** Server process → parent. */
-export type ChildMessage =
-  | { type: 'ready'; url: string }
-  | { type: 'mail'; to: string; text: string }
-  | { type: 'cpu'; usage: NodeJS.CpuUsage }
-  | { type: 'profile'; file: string | null };
+/** The bench script's replies to {@link BenchRequest}. */
+export type CpuReply = { type: 'cpu'; usage: NodeJS.CpuUsage };
+export type ProfileReply = { type: 'profile'; file: string | null };
 
 export interface BenchServer {
   url: string;
@@ -27,85 +24,30 @@ export interface BenchServer {
 }
 
 const SCRIPT = process.env.V_SCRIPT ?? fileURLToPath(new URL('./server-process.ts', import.meta.url));
-const START_TIMEOUT_MS = 30_000;
-const REPLY_TIMEOUT_MS = 10_000;
 
 /**
- * Starts {@link ./server-process.ts} in a child Node process (TypeScript through tsx's loader, so the
- * child's pid is the server itself).
+ * Starts {@link ./server-process.ts} in a child Node process (test/support/server-process.ts), so the
+ * server's CPU time is measured apart from the load generator's.
  */
 export async function startBenchServer(): Promise<BenchServer> {
-  const child = spawn(
-    process.execPath,
-    [...(process.env.V_NODE_FLAGS ? process.env.V_NODE_FLAGS.split(' ') : []), '--import', 'tsx', SCRIPT],
-    {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    },
-  );
-  const mail = new Map<string, string>();
-  child.on('message', (message: ChildMessage) => {
-    if (message.type === 'mail') {
-      const code = /\b(\d{8})\b/.exec(message.text)?.[1];
-      if (code !== undefined) mail.set(message.to, code);
-    }
+  const server = await startServerProcess({
+    script: SCRIPT,
+    nodeFlags: process.env.V_NODE_FLAGS ? process.env.V_NODE_FLAGS.split(' ') : [],
   });
-  const { url } = await nextMessage(child, 'ready', START_TIMEOUT_MS);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('server process has no pid');
   return {
-    url,
-    pid,
+    url: server.url,
+    pid: server.pid,
     async cpuMs() {
-      const reply = nextMessage(child, 'cpu', REPLY_TIMEOUT_MS);
-      child.send({ type: 'cpu' } satisfies ParentMessage);
-      const { usage } = await reply;
+      const { usage } = await server.ask<CpuReply>({ type: 'cpu' } satisfies BenchRequest, 'cpu');
       return (usage.user + usage.system) / 1000;
     },
     async profile(action) {
       if (!process.env.LATCHKEY_BENCH_CPU_PROF) return null;
-      const reply = nextMessage(child, 'profile', REPLY_TIMEOUT_MS);
-      child.send({ type: 'profile', action } satisfies ParentMessage);
-      return (await reply).file;
+      return (await server.ask<ProfileReply>({ type: 'profile', action } satisfies BenchRequest, 'profile')).file;
     },
-    async codeFor(email) {
-      for (let tries = 0; tries < 100; tries++) {
-        const code = mail.get(email);
-        if (code !== undefined) return code;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      throw new Error(`no code was mailed to ${email}`);
-    },
+    codeFor: (email) => server.codeFor(email),
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.send({ type: 'stop' } satisfies ParentMessage);
-      await exited;
+      await server.stop();
     },
   };
-}
-
-function nextMessage<K extends ChildMessage['type']>(
-  child: ChildProcess,
-  type: K,
-  timeoutMs: number,
-): Promise<Extract<ChildMessage, { type: K }>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => finish(new Error(`server process: no '${type}' message in ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const onMessage = (message: ChildMessage) => {
-      if (message.type === type) finish(undefined, message as Extract<ChildMessage, { type: K }>);
-    };
-    const onExit = (code: number | null) => finish(new Error(`server process exited (code ${code})`));
-    function finish(error?: Error, message?: Extract<ChildMessage, { type: K }>) {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      if (error === undefined && message !== undefined) resolve(message);
-      else reject(error);
-    }
-    child.on('message', onMessage);
-    child.on('exit', onExit);
-  });
 }

@@ -1,0 +1,172 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type BackupProgress,
+  type KeyBackup,
+  LatchkeyClient,
+  LatchkeyError,
+  type LocalKeystore,
+  type RoomKey,
+  type Session,
+} from '@latchkey/client';
+import { fromBase64, MAX_BACKUP_BATCH } from '@latchkey/core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase } from '../support/postgres.js';
+import { makeRoomKeys } from '../support/room-keys.js';
+import { type ExitStatus, type ServerProcess, startServerProcess } from '../support/server-process.js';
+
+/**
+ * Issue 3: a server killed (SIGKILL: no handler, no graceful close) in the middle of an upload loses
+ * no key it had acknowledged, and running the upload again completes the backup. The server is a real
+ * child process on a real database; it is restarted on the same database and master key.
+ *
+ * The SDK talks to whichever server process is current through its `fetch` option (as a client would
+ * through a load balancer), so the same session and keystore carry on across the restart.
+ */
+
+const TOTAL = 5_000;
+const email = 'crash@example.com';
+const password = 'crash test password';
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof LatchkeyError) return error.code;
+    throw error;
+  }
+  throw new Error('expected a LatchkeyError');
+}
+
+const idOf = (key: Pick<RoomKey, 'room_id' | 'session_id'>) => `${key.room_id}\u0000${key.session_id}`;
+
+/** Every key of a keystore as JSON with the session key's bytes in hex, sorted: equal means byte-equal. */
+async function contents(keystore: LocalKeystore): Promise<string[]> {
+  return (await keystore.persistedRoomKeys()).map(({ key }) => describeKey(key)).sort();
+}
+
+function describeKey(key: RoomKey): string {
+  return JSON.stringify([idOf(key), Buffer.from(fromBase64(key.session_key)).toString('hex'), key]);
+}
+
+const databaseUrlFor = {
+  sqlite: (dir: string) => Promise.resolve(`sqlite:${join(dir, 'latchkey.db')}`),
+  postgres: () => createTestDatabase(inject('postgresUrl'), 'backup_crash'),
+} as const;
+
+describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)', (backend) => {
+  const keys = makeRoomKeys(TOTAL);
+  let dir: string;
+  let config: { databaseUrl: string; masterKeyFile: string };
+  let server: ServerProcess;
+  let client: LatchkeyClient;
+  let session: Session;
+  let keystore: LocalKeystore;
+  let backup: KeyBackup;
+  let recoveryKey: string;
+  let version: string;
+  /** The keys the client had marked backed up when the server died. */
+  let markedBeforeKill: RoomKey[];
+
+  /** A fresh device of the same account: logs in, restores with the recovery key, returns its keys. */
+  async function restoreOnNewDevice(name: string) {
+    const device = await client.logIn(email, password, { deviceName: name });
+    const store = await device.openKeystore(join(dir, `${name}.db`));
+    try {
+      const result = await device.keyBackup(store).restore({ recoveryKey });
+      return { result, contents: await contents(store) };
+    } finally {
+      await store.close();
+      await device.logOut();
+    }
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), `latchkey-crash-${backend}-`));
+    config = { databaseUrl: await databaseUrlFor[backend](dir), masterKeyFile: join(dir, 'master.key') };
+    server = await startServerProcess({ config });
+    client = new LatchkeyClient({
+      serverUrl: server.url,
+      fetch: (input, init) => {
+        const requested = new URL(input instanceof Request ? input.url : input);
+        return fetch(new URL(`${requested.pathname}${requested.search}`, server.url), init);
+      },
+    });
+    await client.signUp(email, password);
+    await client.verifyEmail(email, await server.codeFor(email));
+    session = await client.logIn(email, password, { deviceName: 'device A' });
+    keystore = await session.openKeystore(join(dir, 'device-a.db'));
+    expect(await keystore.addRoomKeys(keys.map((key) => ({ key })))).toBe(TOTAL);
+    backup = session.keyBackup(keystore);
+    ({ recoveryKey, version } = await backup.enable());
+  });
+
+  afterAll(async () => {
+    await keystore?.close();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('SIGKILL after the first acknowledged batch: uploadPending rejects with LK_NETWORK', async () => {
+    expect(TOTAL).toBeGreaterThan(MAX_BACKUP_BATCH); // more than one batch, or there is no "middle"
+    const progress: BackupProgress[] = [];
+    let killed: Promise<ExitStatus> | undefined;
+    const upload = backup.uploadPending((report) => {
+      progress.push(report);
+      // Called once a batch is acknowledged and marked: kill before the next batch leaves the client.
+      if (killed === undefined && report.done < report.total) killed = server.kill('SIGKILL');
+    });
+
+    expect(await codeOf(upload)).toBe('LK_NETWORK');
+    expect(await killed).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(progress.map(({ phase, done, total }) => ({ phase, done, total }))).toEqual([
+      { phase: 'upload', done: MAX_BACKUP_BATCH, total: TOTAL },
+    ]);
+
+    const persisted = await keystore.persistedRoomKeys();
+    const pending = await keystore.pendingBackup(version);
+    markedBeforeKill = persisted.filter((stored) => stored.backedUpIn === version).map((stored) => stored.key);
+    expect(persisted).toHaveLength(TOTAL);
+    expect(markedBeforeKill).toHaveLength(MAX_BACKUP_BATCH);
+    expect(markedBeforeKill.length).toBeLessThan(TOTAL);
+    expect(pending).toHaveLength(TOTAL - markedBeforeKill.length);
+    const pendingIds = new Set(pending.map((stored) => idOf(stored.key)));
+    expect(markedBeforeKill.some((key) => pendingIds.has(idOf(key)))).toBe(false);
+  });
+
+  it('restarted on the same database, the server holds every key the client marked, byte for byte', async () => {
+    server = await startServerProcess({ config });
+    // The session outlived the crash: its token is in the database, not in the dead process.
+    expect(await backup.status()).toEqual({
+      enabled: true,
+      version,
+      count: MAX_BACKUP_BATCH,
+      etag: expect.any(String),
+      pending: TOTAL - MAX_BACKUP_BATCH,
+      trusted: true,
+    });
+
+    const restored = await restoreOnNewDevice('device-b');
+    // The kill landed before the second batch was sent, so the server has exactly the acknowledged one.
+    expect(restored.result).toEqual({ version, total: MAX_BACKUP_BATCH, imported: MAX_BACKUP_BATCH, failed: 0 });
+    expect(restored.contents).toEqual(markedBeforeKill.map(describeKey).sort());
+  });
+
+  it('a rerun uploads only what was left; the backup then holds exactly all 5,000 keys', async () => {
+    const progress: BackupProgress[] = [];
+    expect(await backup.uploadPending((report) => progress.push(report))).toEqual({
+      uploaded: TOTAL - MAX_BACKUP_BATCH,
+      version,
+    });
+    expect(progress.at(-1)).toMatchObject({ phase: 'upload', done: TOTAL - MAX_BACKUP_BATCH });
+    expect(await keystore.pendingBackup(version)).toEqual([]);
+    expect(await backup.status()).toMatchObject({ enabled: true, version, count: TOTAL, pending: 0 });
+    expect(await backup.uploadPending()).toEqual({ uploaded: 0, version });
+
+    const restored = await restoreOnNewDevice('device-c');
+    expect(restored.result).toEqual({ version, total: TOTAL, imported: TOTAL, failed: 0 });
+    expect(restored.contents).toEqual(keys.map(describeKey).sort());
+    expect(restored.contents).toEqual(await contents(keystore));
+  });
+});
