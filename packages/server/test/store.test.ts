@@ -1,12 +1,25 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type BackupUploadBody, isBetterBackupKey } from '@latchkey/core';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../../../test/support/postgres.js';
+import type { ServerContext } from '../src/context.js';
+import type { AuthenticatedSession } from '../src/modules/accounts/service.js';
+import { deleteKeys, uploadKeys } from '../src/modules/backup/service.js';
 import { type Connection, connect } from '../src/store/database.js';
 import { openStore } from '../src/store/kysely-store.js';
-import type { AccountRow, CodeRow, Database, LoginAttemptRow, ResetTokenRow, SessionRow } from '../src/store/schema.js';
+import type {
+  AccountRow,
+  BackupKeyRow,
+  BackupVersionRow,
+  CodeRow,
+  Database,
+  LoginAttemptRow,
+  ResetTokenRow,
+  SessionRow,
+} from '../src/store/schema.js';
 import type { Store } from '../src/store/store.js';
 
 /**
@@ -93,6 +106,73 @@ function code(id: string, email: string, purpose: CodeRow['purpose'], expiresAt 
 function resetToken(label: string, accountId: string, expiresAt = NOW + 600_000): ResetTokenRow {
   return { token_hash: bytesFor(`reset ${label}`), account_id: accountId, expires_at: expiresAt };
 }
+
+const BACKUP_ALGORITHM = 'm.megolm_backup.v1.curve25519-aes-sha2';
+
+/** A backup version as the service creates it; `auth_data` is JSON text with a label to tell rows apart. */
+function backupVersion(
+  accountId: string,
+  label = accountId,
+): Omit<BackupVersionRow, 'version' | 'etag' | 'key_count' | 'deleted'> {
+  return {
+    account_id: accountId,
+    algorithm: BACKUP_ALGORITHM,
+    auth_data: JSON.stringify({ public_key: `public key ${label}`, signatures: {} }),
+    created_at: NOW,
+  };
+}
+
+/** A backed-up key; `session_data` is JSON text naming the key, so a test can tell which row it reads. */
+function backupKey(
+  accountId: string,
+  version: number,
+  roomId: string,
+  sessionId: string,
+  overrides: Partial<BackupKeyRow> = {},
+): BackupKeyRow {
+  return {
+    account_id: accountId,
+    version,
+    room_id: roomId,
+    session_id: sessionId,
+    first_message_index: 0,
+    forwarded_count: 0,
+    is_verified: 0,
+    session_data: JSON.stringify({ ephemeral: accountId, ciphertext: `${roomId} ${sessionId}`, mac: 'mac' }),
+    ...overrides,
+  };
+}
+
+/** Keys as `room|session` strings, for comparing orders (a set of them needs an unambiguous form). */
+const keyIds = (rows: Pick<BackupKeyRow, 'room_id' | 'session_id'>[]) =>
+  rows.map((r) => `${r.room_id}|${r.session_id}`);
+
+/** Byte order of (room_id, session_id): what SQLite's BINARY collation and the test cluster's C locale use. */
+function byRoomThenSession(
+  a: Pick<BackupKeyRow, 'room_id' | 'session_id'>,
+  b: Pick<BackupKeyRow, 'room_id' | 'session_id'>,
+) {
+  const byBytes = (x: string, y: string) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8'));
+  return byBytes(a.room_id, b.room_id) || byBytes(a.session_id, b.session_id);
+}
+
+/** A deterministic shuffle (a fixed LCG), so insertion order is scrambled the same way on every run. */
+function shuffled<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  let seed = 0x2545f491;
+  for (let i = out.length - 1; i > 0; i--) {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+    const j = seed % (i + 1);
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+const rankOf = (row: BackupKeyRow) => ({
+  is_verified: row.is_verified === 1,
+  first_message_index: row.first_message_index,
+  forwarded_count: row.forwarded_count,
+});
 
 type Snapshot = Record<string, Record<string, unknown>[]>;
 
@@ -493,6 +573,451 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
     });
   });
 
+  describe('backup versions', () => {
+    beforeEach(async () => {
+      await store.insertAccount(account('acc-1', 'one@example.com'));
+      await store.insertAccount(account('acc-2', 'two@example.com'));
+    });
+
+    it('are numbered from 1 per account and never reuse a number, deleted ones included', async () => {
+      expect(await store.createBackupVersion(backupVersion('acc-1', 'first'))).toBe(1);
+      expect(await store.createBackupVersion(backupVersion('acc-1', 'second'))).toBe(2);
+      expect(await store.createBackupVersion(backupVersion('acc-2'))).toBe(1);
+
+      expect(await store.findBackupVersion('acc-1', 1)).toEqual({
+        ...backupVersion('acc-1', 'first'),
+        version: 1,
+        etag: 0,
+        key_count: 0,
+        deleted: 0,
+      });
+      expect((await store.findBackupVersion('acc-1'))?.version).toBe(2); // the current one: newest live
+      expect(JSON.parse((await store.findBackupVersion('acc-1'))?.auth_data ?? '')).toEqual(
+        JSON.parse(backupVersion('acc-1', 'second').auth_data),
+      );
+
+      expect(await store.deleteBackupVersion('acc-1', 2)).toBe(true);
+      expect(await store.deleteBackupVersion('acc-1', 2)).toBe(false);
+      expect(await store.findBackupVersion('acc-1', 2)).toBeUndefined();
+      expect((await store.findBackupVersion('acc-1'))?.version).toBe(1);
+      expect(await store.createBackupVersion(backupVersion('acc-1', 'third'))).toBe(3);
+      expect((await store.findBackupVersion('acc-1'))?.version).toBe(3);
+
+      expect(await store.deleteBackupVersion('acc-1', 3)).toBe(true);
+      expect(await store.deleteBackupVersion('acc-1', 1)).toBe(true);
+      expect(await store.findBackupVersion('acc-1')).toBeUndefined();
+      expect(await store.deleteBackupVersion('acc-1', 7)).toBe(false);
+      expect(await store.createBackupVersion(backupVersion('acc-1'))).toBe(4);
+      expect((await store.findBackupVersion('acc-2'))?.version).toBe(1);
+    });
+
+    it("update only one version's auth_data, keeping its etag and count", async () => {
+      await store.createBackupVersion(backupVersion('acc-1', 'v1'));
+      await store.createBackupVersion(backupVersion('acc-1', 'v2'));
+      await store.createBackupVersion(backupVersion('acc-2', 'other'));
+      await store.bumpBackupVersion('acc-1', 1, 3, 2);
+      const authData = JSON.stringify({ public_key: 'new key', signatures: { 'acc-1': { 'ed25519:x': 'sig ✓' } } });
+
+      await store.updateBackupAuthData('acc-1', 1, authData);
+
+      expect(await store.findBackupVersion('acc-1', 1)).toMatchObject({ auth_data: authData, etag: 3, key_count: 2 });
+      expect((await store.findBackupVersion('acc-1', 2))?.auth_data).toBe(backupVersion('acc-1', 'v2').auth_data);
+      expect((await store.findBackupVersion('acc-2', 1))?.auth_data).toBe(backupVersion('acc-2', 'other').auth_data);
+    });
+
+    it('move etag and count by the deltas given, on that version only', async () => {
+      await store.createBackupVersion(backupVersion('acc-1'));
+      await store.createBackupVersion(backupVersion('acc-1'));
+      await store.createBackupVersion(backupVersion('acc-2'));
+
+      await store.bumpBackupVersion('acc-1', 1, 1, 5);
+      await store.bumpBackupVersion('acc-1', 1, 0, 0); // the service's row lock: changes nothing
+      await store.bumpBackupVersion('acc-1', 1, 1, -2);
+
+      const numbers = async (accountId: string, version: number) => {
+        const row = await store.findBackupVersion(accountId, version);
+        return [row?.etag, row?.key_count];
+      };
+      expect(await numbers('acc-1', 1)).toEqual([2, 3]);
+      expect(await numbers('acc-1', 2)).toEqual([0, 0]);
+      expect(await numbers('acc-2', 1)).toEqual([0, 0]);
+      expect(typeof (await store.findBackupVersion('acc-1', 1))?.etag).toBe('number');
+    });
+
+    it("delete removes that version's keys and zeroes its count, keeping its row (numbers stay used)", async () => {
+      await store.createBackupVersion(backupVersion('acc-1'));
+      await store.createBackupVersion(backupVersion('acc-1'));
+      await store.putBackupKeys([backupKey('acc-1', 1, '!r', 'a'), backupKey('acc-1', 1, '!r', 'b')]);
+      await store.putBackupKeys([backupKey('acc-1', 2, '!r', 'a')]);
+      await store.bumpBackupVersion('acc-1', 1, 1, 2);
+
+      expect(await store.deleteBackupVersion('acc-1', 1)).toBe(true);
+
+      expect(await store.pageBackupKeys('acc-1', 1, undefined, 10)).toEqual([]);
+      expect(keyIds(await store.pageBackupKeys('acc-1', 2, undefined, 10))).toEqual(['!r|a']);
+      const rows = (await snapshot(connection)).backup_versions ?? [];
+      expect(rows.map((r) => [r['version'], r['deleted'], r['key_count']])).toEqual([
+        [1, 1, 0],
+        [2, 0, 0],
+      ]);
+    });
+
+    it('are refused for an account that does not exist', async () => {
+      await expect(store.createBackupVersion(backupVersion('acc-missing'))).rejects.toThrow();
+      expect(await store.findBackupVersion('acc-missing')).toBeUndefined();
+    });
+  });
+
+  describe('backup keys', () => {
+    beforeEach(async () => {
+      await store.insertAccount(account('acc-1', 'one@example.com'));
+      await store.insertAccount(account('acc-2', 'two@example.com'));
+      await store.createBackupVersion(backupVersion('acc-1'));
+      await store.createBackupVersion(backupVersion('acc-1'));
+      await store.createBackupVersion(backupVersion('acc-2'));
+    });
+
+    it('round-trip every column, and are found by (room, session) pairs of one version', async () => {
+      const odd = backupKey('acc-1', 1, '!räum:example.org', 'sess/+=', {
+        first_message_index: 4_294_967_295,
+        forwarded_count: 1_000_000,
+        is_verified: 1,
+        session_data: JSON.stringify({ ephemeral: 'e', ciphertext: 'quote " backslash \\ nul-free ✓', mac: 'm' }),
+      });
+      const plainKey = backupKey('acc-1', 1, '!r', 'a');
+      const otherVersion = backupKey('acc-1', 2, '!r', 'a', { is_verified: 1 });
+      await store.putBackupKeys([odd, plainKey, otherVersion]);
+
+      const found = await store.findBackupKeys('acc-1', 1, [
+        [odd.room_id, odd.session_id],
+        ['!r', 'a'],
+        ['!r', 'missing'],
+        ['!missing', 'a'],
+      ]);
+      expect(found.sort(byRoomThenSession)).toEqual([plainKey, odd].sort(byRoomThenSession));
+      expect(await store.findBackupKeys('acc-1', 2, [['!r', 'a']])).toEqual([otherVersion]);
+      expect(await store.findBackupKeys('acc-1', 1, [])).toEqual([]);
+    });
+
+    it('are found in one call for more pairs than one statement may bind (chunked)', async () => {
+      const many = Array.from({ length: 1_000 }, (_, i) => backupKey('acc-1', 1, `!room${i % 7}`, `s${i}`));
+      await store.putBackupKeys(many);
+      const pairs = many.map((k): [string, string] => [k.room_id, k.session_id]);
+      const found = await store.findBackupKeys('acc-1', 1, [...pairs, ['!room0', 'absent']]);
+      expect(keyIds(found.sort(byRoomThenSession))).toEqual(keyIds([...many].sort(byRoomThenSession)));
+    });
+
+    it('are replaced as given: the store does not rank keys, the backup service does (core isBetterBackupKey)', async () => {
+      const best = backupKey('acc-1', 1, '!r', 'a', { is_verified: 1, first_message_index: 0 });
+      const worse = backupKey('acc-1', 1, '!r', 'a', {
+        is_verified: 0,
+        first_message_index: 99,
+        forwarded_count: 3,
+        session_data: JSON.stringify({ ephemeral: 'worse', ciphertext: 'worse', mac: 'worse' }),
+      });
+      expect(isBetterBackupKey(rankOf(worse), rankOf(best))).toBe(false);
+      await store.putBackupKeys([best]);
+      await store.putBackupKeys([worse]);
+      expect(await store.findBackupKeys('acc-1', 1, [['!r', 'a']])).toEqual([worse]);
+      expect(await store.pageBackupKeys('acc-1', 1, undefined, 10)).toHaveLength(1);
+    });
+
+    it('are refused for a version that does not exist', async () => {
+      await expect(store.putBackupKeys([backupKey('acc-1', 99, '!r', 'a')])).rejects.toThrow();
+      await expect(store.putBackupKeys([backupKey('acc-missing', 1, '!r', 'a')])).rejects.toThrow();
+      expect(await store.pageBackupKeys('acc-1', 99, undefined, 10)).toEqual([]);
+    });
+
+    it('page in (room_id, session_id) order from a cursor: every key once, no gaps, other versions unseen', async () => {
+      // Rooms that are prefixes of each other, differ only in case, and hold a '|' that would make a
+      // naive "room|session" cursor ambiguous; room sizes put page boundaries inside rooms and between.
+      const rooms: Array<[string, number]> = [
+        ['!A:example.org', 1],
+        ['!a:example.or', 3],
+        ['!a:example.org', 250],
+        ['!a:example.org2', 100],
+        ['!b', 400],
+        ['!b|c', 7],
+        ['!z', 473],
+      ];
+      const all = rooms.flatMap(([room, size]) =>
+        Array.from({ length: size }, (_, i) => backupKey('acc-1', 1, room, room === '!b' ? `c|${i}` : `${i}`)),
+      );
+      expect(all).toHaveLength(1_234);
+      await store.putBackupKeys(shuffled(all));
+      // Same ids in another version and another account: never part of this version's pages.
+      await store.putBackupKeys(all.slice(0, 300).map((k) => ({ ...k, version: 2 })));
+      await store.putBackupKeys(all.slice(0, 300).map((k) => ({ ...k, account_id: 'acc-2' })));
+
+      const limit = 100;
+      const pages: BackupKeyRow[][] = [];
+      let after: [string, string] | undefined;
+      for (let page = 0; page < 50; page++) {
+        const rows = await store.pageBackupKeys('acc-1', 1, after, limit);
+        pages.push(rows);
+        const last = rows.at(-1);
+        if (rows.length < limit || last === undefined) break;
+        after = [last.room_id, last.session_id];
+      }
+
+      const expected = [...all].sort(byRoomThenSession);
+      expect(pages.map((rows) => rows.length)).toEqual([...Array.from({ length: 12 }, () => limit), 34]);
+      const paged = pages.flat();
+      expect(keyIds(paged)).toEqual(keyIds(expected));
+      expect(new Set(paged.map((row) => JSON.stringify([row.room_id, row.session_id]))).size).toBe(all.length);
+      expect(paged.every((row) => row.account_id === 'acc-1' && row.version === 1)).toBe(true);
+      expect(paged.map(plain)).toEqual(expected.map(plain)); // every column intact
+
+      // A cursor past the last key ends the paging; one between stored keys starts at the next one.
+      const last = expected.at(-1) as BackupKeyRow;
+      expect(await store.pageBackupKeys('acc-1', 1, [last.room_id, last.session_id], limit)).toEqual([]);
+      const between: [string, string] = ['!a:example.org', '15x'];
+      const next = expected.filter((k) => byRoomThenSession(k, { room_id: between[0], session_id: between[1] }) > 0);
+      expect(keyIds(await store.pageBackupKeys('acc-1', 1, between, 5))).toEqual(keyIds(next.slice(0, 5)));
+    });
+
+    it('are deleted by version, room or session, and the count of deleted rows is returned', async () => {
+      const keys = [
+        backupKey('acc-1', 1, '!r1', 'a'),
+        backupKey('acc-1', 1, '!r1', 'b'),
+        backupKey('acc-1', 1, '!r2', 'a'),
+        backupKey('acc-1', 1, '!r3', 'a'),
+        backupKey('acc-1', 2, '!r1', 'a'),
+        backupKey('acc-2', 1, '!r1', 'a'),
+      ];
+      await store.putBackupKeys(keys);
+
+      expect(await store.deleteBackupKeys('acc-1', 1, '!r1', 'a')).toBe(1);
+      expect(await store.deleteBackupKeys('acc-1', 1, '!r1', 'a')).toBe(0);
+      expect(keyIds(await store.pageBackupKeys('acc-1', 1, undefined, 10))).toEqual(['!r1|b', '!r2|a', '!r3|a']);
+      expect(await store.deleteBackupKeys('acc-1', 1, '!r1')).toBe(1);
+      expect(await store.deleteBackupKeys('acc-1', 1)).toBe(2);
+      expect(await store.pageBackupKeys('acc-1', 1, undefined, 10)).toEqual([]);
+      expect(keyIds(await store.pageBackupKeys('acc-1', 2, undefined, 10))).toEqual(['!r1|a']);
+      expect(keyIds(await store.pageBackupKeys('acc-2', 1, undefined, 10))).toEqual(['!r1|a']);
+    });
+  });
+
+  describe('backup upload (the service over this store)', () => {
+    /** The backup service reads nothing of the context but the store. */
+    const context = () => ({ store }) as unknown as ServerContext;
+    let auth: AuthenticatedSession;
+
+    beforeEach(async () => {
+      const owner = account('acc-1', 'one@example.com');
+      await store.insertAccount(owner);
+      await store.insertSession(session('s1', 'acc-1'));
+      auth = { account: owner, session: session('s1', 'acc-1') };
+      await store.createBackupVersion(backupVersion('acc-1'));
+    });
+
+    type Rank = Parameters<typeof isBetterBackupKey>[0];
+    /** An upload body; each key's ciphertext is its label, to tell afterwards which key the server kept. */
+    const body = (keys: Array<{ session: string; rank: Rank; label: string }>): BackupUploadBody => ({
+      rooms: {
+        '!room:example.org': {
+          sessions: Object.fromEntries(
+            keys.map(({ session: id, rank, label }) => [
+              id,
+              { ...rank, session_data: { ephemeral: 'ephemeral', ciphertext: label, mac: 'mac' } },
+            ]),
+          ),
+        },
+      },
+    });
+    const rank = (is_verified: boolean, first_message_index: number, forwarded_count: number): Rank => ({
+      is_verified,
+      first_message_index,
+      forwarded_count,
+    });
+
+    /** The spec's order (core better-key.ts), case by case: which key a second upload leaves stored. */
+    const cases = [
+      { session: 'verified-beats-lower-index', stored: rank(true, 5, 2), sent: rank(false, 0, 0), replaced: false },
+      { session: 'higher-index-loses', stored: rank(true, 5, 2), sent: rank(true, 6, 0), replaced: false },
+      { session: 'tie-keeps-stored', stored: rank(true, 5, 2), sent: rank(true, 5, 2), replaced: false },
+      { session: 'fewer-forwards-win', stored: rank(true, 5, 2), sent: rank(true, 5, 1), replaced: true },
+      { session: 'lower-index-wins', stored: rank(true, 5, 2), sent: rank(true, 4, 9), replaced: true },
+      { session: 'verified-replaces', stored: rank(false, 0, 0), sent: rank(true, 100, 50), replaced: true },
+      { session: 'unverified-lower-index', stored: rank(false, 3, 0), sent: rank(false, 2, 7), replaced: true },
+    ];
+
+    it('keeps a key unless the new one is better, and moves etag and count as keys change', async () => {
+      const ctx = context();
+      for (const c of cases) expect(isBetterBackupKey(c.sent, c.stored), c.session).toBe(c.replaced);
+
+      const first = body(cases.map((c) => ({ session: c.session, rank: c.stored, label: `stored ${c.session}` })));
+      expect(await uploadKeys(ctx, auth, '1', first)).toEqual({ etag: '1', count: cases.length });
+      const second = body(cases.map((c) => ({ session: c.session, rank: c.sent, label: `sent ${c.session}` })));
+      expect(await uploadKeys(ctx, auth, '1', second)).toEqual({ etag: '2', count: cases.length });
+
+      const stored = await store.findBackupKeys(
+        'acc-1',
+        1,
+        cases.map((c) => ['!room:example.org', c.session]),
+      );
+      for (const c of cases) {
+        const row = stored.find((r) => r.session_id === c.session);
+        const winner = c.replaced ? c.sent : c.stored;
+        expect(row && rankOf(row), c.session).toEqual(winner);
+        expect(JSON.parse(row?.session_data ?? '{}').ciphertext, c.session).toBe(
+          `${c.replaced ? 'sent' : 'stored'} ${c.session}`,
+        );
+      }
+
+      // Only worse or equal keys: nothing changes, not even the etag.
+      const losers = cases.filter((c) => !c.replaced);
+      const again = body(losers.map((c) => ({ session: c.session, rank: c.sent, label: 'again' })));
+      expect(await uploadKeys(ctx, auth, '1', again)).toEqual({ etag: '2', count: cases.length });
+
+      // A new key counts once; deleting keys lowers the count and moves the etag.
+      const added = body([{ session: 'new', rank: rank(false, 0, 0), label: 'new' }]);
+      expect(await uploadKeys(ctx, auth, '1', added)).toEqual({ etag: '3', count: cases.length + 1 });
+      expect(await deleteKeys(ctx, auth, '1', '!room:example.org', 'new')).toEqual({
+        etag: '4',
+        count: cases.length,
+      });
+      expect(await deleteKeys(ctx, auth, '1')).toEqual({ etag: '5', count: 0 });
+      expect(await store.pageBackupKeys('acc-1', 1, undefined, 100)).toEqual([]);
+    });
+
+    it('refuses an old or missing version with its LK code, storing nothing', async () => {
+      const ctx = context();
+      await store.createBackupVersion(backupVersion('acc-1', 'newer'));
+      const keys = body([{ session: 's', rank: rank(true, 0, 0), label: 'x' }]);
+      await expect(uploadKeys(ctx, auth, '1', keys)).rejects.toMatchObject({
+        code: 'LK_WRONG_BACKUP_VERSION',
+        details: { currentVersion: '2' },
+      });
+      await expect(uploadKeys(ctx, auth, '9', keys)).rejects.toMatchObject({ code: 'LK_BACKUP_NOT_FOUND' });
+      expect(await store.pageBackupKeys('acc-1', 1, undefined, 10)).toEqual([]);
+      expect((await store.findBackupVersion('acc-1', 1))?.etag).toBe(0);
+    });
+  });
+
+  describe('account data', () => {
+    beforeEach(async () => {
+      await store.insertAccount(account('acc-1', 'one@example.com'));
+      await store.insertAccount(account('acc-2', 'two@example.com'));
+    });
+
+    it('is set, read, overwritten and deleted per (account, type), content kept exactly', async () => {
+      const type = 'm.secret_storage.default_key';
+      expect(await store.getAccountData('acc-1', type)).toBeUndefined();
+      await store.putAccountData({ account_id: 'acc-1', type, content: '{"key":"first"}' });
+      expect(await store.getAccountData('acc-1', type)).toBe('{"key":"first"}');
+
+      // Large, and with characters a driver could mangle: quotes, backslashes, non-ASCII, astral.
+      const big = JSON.stringify({ key: 'second', blob: 'ключ 🔑 "\\'.repeat(5_000) });
+      await store.putAccountData({ account_id: 'acc-1', type, content: big });
+      expect(await store.getAccountData('acc-1', type)).toBe(big);
+      expect(await store.listAccountData('acc-1', type)).toEqual([{ account_id: 'acc-1', type, content: big }]);
+
+      expect(await store.deleteAccountData('acc-1', type)).toBe(true);
+      expect(await store.deleteAccountData('acc-1', type)).toBe(false);
+      expect(await store.getAccountData('acc-1', type)).toBeUndefined();
+    });
+
+    it('lists by type prefix in type order, where _ and % are plain characters', async () => {
+      const types = [
+        'm.secret_storage.key.b',
+        'm.secret_storage.key.a',
+        'm.secretXstorage.key.c',
+        'm.secret_storage.default_key',
+        'm.megolm_backup.v1',
+        'M.SECRET_STORAGE.key.d',
+      ];
+      for (const type of types) await store.putAccountData({ account_id: 'acc-1', type, content: `"${type}"` });
+      const list = async (prefix: string) => (await store.listAccountData('acc-1', prefix)).map((row) => row.type);
+
+      expect(await list('m.secret_storage.key.')).toEqual(['m.secret_storage.key.a', 'm.secret_storage.key.b']);
+      expect(await list('m.secret_storage.')).toEqual([
+        'm.secret_storage.default_key',
+        'm.secret_storage.key.a',
+        'm.secret_storage.key.b',
+      ]);
+      expect(await list('m.secret%')).toEqual([]);
+      expect(await list('')).toEqual([...types].sort());
+      expect((await store.listAccountData('acc-1', 'm.megolm'))[0]?.content).toBe('"m.megolm_backup.v1"');
+    });
+
+    it('is refused for an account that does not exist', async () => {
+      await expect(store.putAccountData({ account_id: 'acc-missing', type: 't', content: '{}' })).rejects.toThrow();
+    });
+  });
+
+  describe('backup and account data isolation', () => {
+    /** Account A's backup and data, with the same version number and ids as B's. */
+    async function populateBoth() {
+      for (const [id, email] of [
+        ['acc-a', 'a@example.com'],
+        ['acc-b', 'b@example.com'],
+      ] as const) {
+        await store.insertAccount(account(id, email));
+        expect(await store.createBackupVersion(backupVersion(id))).toBe(1);
+        await store.putBackupKeys([backupKey(id, 1, '!shared:example.org', 'same-session')]);
+        await store.bumpBackupVersion(id, 1, 1, 1);
+        await store.putAccountData({ account_id: id, type: 'm.secret_storage.default_key', content: `"${id}"` });
+      }
+    }
+
+    it("account B reads, changes and deletes only its own rows, never A's", async () => {
+      await populateBoth();
+      const snapshotOfA = async () => {
+        const all = await snapshot(connection);
+        return ['backup_versions', 'backup_keys', 'account_data'].map((table) =>
+          (all[table] ?? []).filter((row) => row['account_id'] === 'acc-a'),
+        );
+      };
+      const before = await snapshotOfA();
+      expect(before.every((rows) => rows.length === 1)).toBe(true);
+
+      const [keyOfB] = await store.findBackupKeys('acc-b', 1, [['!shared:example.org', 'same-session']]);
+      expect(keyOfB).toEqual(backupKey('acc-b', 1, '!shared:example.org', 'same-session'));
+      expect(await store.pageBackupKeys('acc-b', 1, undefined, 10)).toEqual([keyOfB]);
+      expect((await store.findBackupVersion('acc-b'))?.account_id).toBe('acc-b');
+      expect(await store.getAccountData('acc-b', 'm.secret_storage.default_key')).toBe('"acc-b"');
+      expect(await store.listAccountData('acc-b', '')).toEqual([
+        { account_id: 'acc-b', type: 'm.secret_storage.default_key', content: '"acc-b"' },
+      ]);
+
+      await store.updateBackupAuthData('acc-b', 1, '{"changed":true}');
+      await store.bumpBackupVersion('acc-b', 1, 5, 5);
+      await store.putBackupKeys([backupKey('acc-b', 1, '!shared:example.org', 'same-session', { is_verified: 1 })]);
+      await store.putAccountData({ account_id: 'acc-b', type: 'm.secret_storage.default_key', content: '"b2"' });
+      expect(await store.deleteBackupKeys('acc-b', 1)).toBe(1);
+      expect(await store.deleteAccountData('acc-b', 'm.secret_storage.default_key')).toBe(true);
+      expect(await store.deleteBackupVersion('acc-b', 1)).toBe(true);
+
+      expect(await snapshotOfA()).toEqual(before);
+      expect(await store.getAccountData('acc-b', 'm.secret_storage.default_key')).toBeUndefined();
+      expect(await store.findBackupVersion('acc-b')).toBeUndefined();
+    });
+
+    it("go with their account: deleteAccount, and the schema's cascade on a bare delete of the account row", async () => {
+      await populateBoth();
+      await store.createBackupVersion(backupVersion('acc-a', 'second')); // a version with no keys
+      const tables = ['backup_versions', 'backup_keys', 'account_data'] as const;
+      const ownersIn = async () => {
+        const all = await snapshot(connection);
+        return tables.map((table) => (all[table] ?? []).map((row) => row['account_id']).sort());
+      };
+      expect(await ownersIn()).toEqual([
+        ['acc-a', 'acc-a', 'acc-b'],
+        ['acc-a', 'acc-b'],
+        ['acc-a', 'acc-b'],
+      ]);
+
+      await store.deleteAccount('acc-a', 'a@example.com');
+      expect(await ownersIn()).toEqual([['acc-b'], ['acc-b'], ['acc-b']]);
+      expect(await store.pageBackupKeys('acc-a', 1, undefined, 10)).toEqual([]);
+
+      // Without the store's own deletes: the foreign keys' ON DELETE CASCADE (migration 002).
+      await connection.db.deleteFrom('accounts').where('id', '=', 'acc-b').execute();
+      expect(await ownersIn()).toEqual([[], [], []]);
+    });
+  });
+
   describe('transactions', () => {
     /** Writes to every table through `tx`, including deleting an account that existed before. */
     async function writeEverything(tx: Store) {
@@ -504,6 +1029,10 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       await tx.insertResetToken(resetToken('new', 'acc-new'));
       await tx.hitRateLimit('bucket', NOW, 60_000);
       await tx.putServerSecretOnce('secret', bytes(7));
+      const version = await tx.createBackupVersion(backupVersion('acc-new'));
+      await tx.putBackupKeys([backupKey('acc-new', version, '!r', 's')]);
+      await tx.bumpBackupVersion('acc-new', version, 1, 1);
+      await tx.putAccountData({ account_id: 'acc-new', type: 'm.secret_storage.default_key', content: '{}' });
       await tx.updateCredentials('acc-old', { opaqueRecord: bytes(1), wrapKB: bytes(2), passwordChangedAt: NOW + 1 });
       await tx.deleteSessions('acc-old');
       await tx.deleteAccount('acc-gone', 'gone@example.com');
@@ -570,6 +1099,9 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       expect(await store.findAccountById('acc-gone')).toBeUndefined();
       expectBytes(await store.getServerSecret('secret'), bytes(7));
       expect(await store.hitRateLimit('bucket', NOW, 60_000)).toBe(2);
+      expect(await store.findBackupVersion('acc-new')).toMatchObject({ version: 1, etag: 1, key_count: 1 });
+      expect(keyIds(await store.pageBackupKeys('acc-new', 1, undefined, 10))).toEqual(['!r|s']);
+      expect(await store.getAccountData('acc-new', 'm.secret_storage.default_key')).toBe('{}');
     });
   });
 
