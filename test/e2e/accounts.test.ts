@@ -1,17 +1,7 @@
 import { LatchkeyError, type Session } from '@latchkey/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codeOf } from '../support/errors.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-
-/** Resolves to the LK_* code a promise rejects with (fails the test if it resolves). */
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof LatchkeyError) return error.code;
-    throw error;
-  }
-  throw new Error('expected a LatchkeyError, but the call succeeded');
-}
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 

@@ -5,13 +5,13 @@ import {
   type BackupProgress,
   type KeyBackup,
   LatchkeyClient,
-  LatchkeyError,
   type LocalKeystore,
   type RoomKey,
   type Session,
 } from '@latchkey/client';
 import { fromBase64, MAX_BACKUP_BATCH } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { codeOf } from '../support/errors.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { makeRoomKeys } from '../support/room-keys.js';
 import { type ExitStatus, type ServerProcess, startServerProcess } from '../support/server-process.js';
@@ -28,16 +28,6 @@ import { type ExitStatus, type ServerProcess, startServerProcess } from '../supp
 const TOTAL = 5_000;
 const email = 'crash@example.com';
 const password = 'crash test password';
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof LatchkeyError) return error.code;
-    throw error;
-  }
-  throw new Error('expected a LatchkeyError');
-}
 
 const idOf = (key: Pick<RoomKey, 'room_id' | 'session_id'>) => `${key.room_id}\u0000${key.session_id}`;
 

@@ -1,26 +1,11 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type BackupProgress,
-  exportRoomKeys,
-  importRoomKeys,
-  LatchkeyError,
-  type LocalKeystore,
-} from '@latchkey/client';
+import { type BackupProgress, exportRoomKeys, importRoomKeys, type LocalKeystore } from '@latchkey/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codeOf } from '../support/errors.js';
 import { makeRoomKeys } from '../support/room-keys.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof LatchkeyError) return error.code;
-    throw error;
-  }
-  throw new Error('expected a LatchkeyError');
-}
 
 const fingerprint = async (keystore: LocalKeystore) =>
   (await keystore.persistedRoomKeys()).map((s) => `${s.key.room_id}|${s.key.session_id}|${s.key.session_key}`).sort();

@@ -4,9 +4,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LatchkeyError } from '@latchkey/client';
 import { toBase64, toBase64Url, toHex } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codeOf } from '../support/errors.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -89,16 +89,6 @@ async function cliErrorCode(args: readonly string[], home: string, stdin = ''): 
   return body.error.code;
 }
 
-async function sdkErrorCode(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof LatchkeyError) return error.code;
-    throw error;
-  }
-  throw new Error('expected a LatchkeyError, but the call succeeded');
-}
-
 async function freePort(): Promise<number> {
   const probe = createServer();
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
@@ -169,9 +159,7 @@ describe('the latchkey CLI', () => {
       lines('later password', 'later password'),
     );
     expect(later).toMatchObject({ email: 'later@example.com', verified: false });
-    expect(await sdkErrorCode(server.client().logIn('later@example.com', 'later password'))).toBe(
-      'LK_ACCOUNT_UNVERIFIED',
-    );
+    expect(await codeOf(server.client().logIn('later@example.com', 'later password'))).toBe('LK_ACCOUNT_UNVERIFIED');
     const laterCode = await server.smtp.codeFor('later@example.com', { after: mark });
     const verified = await cliJson(['account', 'verify', 'later@example.com', laterCode, '--server', server.url], home);
     expect(verified).toEqual({ email: 'later@example.com', verified: true });
@@ -183,7 +171,7 @@ describe('the latchkey CLI', () => {
     const args = ['account', 'signup', 'mismatch@example.com', '--server', server.url];
     expect(await cliErrorCode(args, home, lines('first password', 'other password'))).toBe('LK_PASSWORD_MISMATCH');
     expect(await cliErrorCode(args, home, lines('short', 'short'))).toBe('LK_PASSWORD_TOO_SHORT');
-    expect(await sdkErrorCode(server.client().logIn('mismatch@example.com', 'first password'))).toBe('LK_LOGIN_FAILED');
+    expect(await codeOf(server.client().logIn('mismatch@example.com', 'first password'))).toBe('LK_LOGIN_FAILED');
   });
 
   it('fails a wrong password with exit status 1 and LK_LOGIN_FAILED, saving nothing', async () => {
@@ -252,7 +240,7 @@ describe('the latchkey CLI', () => {
 
     const other = keys.state.sessionId;
     expect(await cliJson(['account', 'sessions', '--revoke', other], home)).toEqual({ revoked: other, current: false });
-    expect(await sdkErrorCode(keys.account())).toBe('LK_UNAUTHORIZED');
+    expect(await codeOf(keys.account())).toBe('LK_UNAUTHORIZED');
     const after = (await cliJson(['account', 'sessions'], home)).sessions as Record<string, unknown>[];
     expect(after.map((s) => s.sessionId)).toEqual([login.sessionId]);
 
@@ -273,10 +261,10 @@ describe('the latchkey CLI', () => {
     ).toBe('LK_LOGIN_FAILED');
     const changed = await cliJson(['account', 'passwd'], home, lines('old password', 'new password', 'new password'));
     expect(changed).toEqual({ revokedSessions: 1 });
-    expect(await sdkErrorCode(other.account())).toBe('LK_UNAUTHORIZED');
+    expect(await codeOf(other.account())).toBe('LK_UNAUTHORIZED');
     expect(await cliJson(['account', 'whoami'], home)).toMatchObject({ email: 'passwd@example.com' });
 
-    expect(await sdkErrorCode(server.client().logIn('passwd@example.com', 'old password'))).toBe('LK_LOGIN_FAILED');
+    expect(await codeOf(server.client().logIn('passwd@example.com', 'old password'))).toBe('LK_LOGIN_FAILED');
     const renewed = await server.client().logIn('passwd@example.com', 'new password');
     expect(toHex(renewed.kB)).toBe(kB);
   });
@@ -317,10 +305,8 @@ describe('the latchkey CLI', () => {
     expect(JSON.parse(done.stdout)).toEqual({ email: 'reset@example.com', keysChangedAt: expect.any(Number) });
 
     expect(existsSync(join(home, 'session.json'))).toBe(false);
-    expect(await sdkErrorCode(before.account())).toBe('LK_UNAUTHORIZED');
-    expect(await sdkErrorCode(server.client().logIn('reset@example.com', 'forgotten password'))).toBe(
-      'LK_LOGIN_FAILED',
-    );
+    expect(await codeOf(before.account())).toBe('LK_UNAUTHORIZED');
+    expect(await codeOf(server.client().logIn('reset@example.com', 'forgotten password'))).toBe('LK_LOGIN_FAILED');
     const after = await server.client().logIn('reset@example.com', 'brand new password');
     expect(toHex(after.kB)).not.toBe(oldKB);
 
@@ -361,7 +347,7 @@ describe('the latchkey CLI', () => {
     const deleted = await cliJson(['account', 'delete'], home, lines('delete@example.com', 'delete password'));
     expect(deleted).toEqual({ deleted: true, accountId: expect.any(String), email: 'delete@example.com' });
     expect(existsSync(join(home, 'session.json'))).toBe(false);
-    expect(await sdkErrorCode(server.client().logIn('delete@example.com', 'delete password'))).toBe('LK_LOGIN_FAILED');
+    expect(await codeOf(server.client().logIn('delete@example.com', 'delete password'))).toBe('LK_LOGIN_FAILED');
   });
 
   it('reads a password on a terminal without echo, with Backspace, and Ctrl-C exits 130', async () => {

@@ -14,7 +14,6 @@ import {
   fromBase64,
   fromHex,
   fromUtf8,
-  LatchkeyError,
   type MatrixCrypto,
   nobleMatrixCrypto,
   SECRET_STORAGE_ALGORITHM,
@@ -25,6 +24,7 @@ import {
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { nodeMatrixCrypto } from '../../packages/client/src/platform/node-crypto.js';
+import { asyncLatchkeyErrorOf, latchkeyErrorOf } from '../support/errors.js';
 
 /** The Matrix formats against upstream vectors, on both crypto back ends (noble everywhere, node:crypto in Node). */
 
@@ -63,26 +63,6 @@ const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const keyOf = (v: { privateKeyBase64?: string; privateKeyHex?: string }) =>
   v.privateKeyBase64 !== undefined ? fromBase64(v.privateKeyBase64) : fromHex(v.privateKeyHex as string);
 
-function errorOf(work: () => unknown): LatchkeyError {
-  try {
-    work();
-  } catch (error) {
-    if (error instanceof LatchkeyError) return error;
-    throw error;
-  }
-  throw new Error('expected a LatchkeyError');
-}
-
-async function asyncErrorOf(work: () => Promise<unknown>): Promise<LatchkeyError> {
-  try {
-    await work();
-  } catch (error) {
-    if (error instanceof LatchkeyError) return error;
-    throw error;
-  }
-  throw new Error('expected a LatchkeyError');
-}
-
 describe('recovery key (spec appendices, key representation)', () => {
   it('encodes and decodes the upstream vectors', () => {
     const [alice, bob, odd] = recoveryVectors.vectors;
@@ -96,7 +76,7 @@ describe('recovery key (spec appendices, key representation)', () => {
   it.each(recoveryVectors.mustFail as Array<{ input: string; code: string; reason: string }>)(
     'refuses $input ($reason)',
     ({ input, code, reason }) => {
-      const error = errorOf(() => decodeRecoveryKey(input));
+      const error = latchkeyErrorOf(() => decodeRecoveryKey(input));
       expect(error.code).toBe(code);
       expect(error.details?.reason).toBe(reason);
     },
@@ -122,7 +102,7 @@ describe('recovery key (spec appendices, key representation)', () => {
         display.slice(0, i) +
         (display[i] === 'z' ? 'y' : alphabet[alphabet.indexOf(display[i] as string) + 1]) +
         display.slice(i + 1);
-      expect(errorOf(() => decodeRecoveryKey(typo)).code).toBe('LK_BAD_RECOVERY_KEY');
+      expect(latchkeyErrorOf(() => decodeRecoveryKey(typo)).code).toBe('LK_BAD_RECOVERY_KEY');
     }
   });
 });
@@ -150,7 +130,7 @@ describe.each([
   });
 
   it.each(backupMustFail)('backup decrypt refuses: $name', (v) => {
-    expect(errorOf(() => decryptFromBackup(crypto, keyOf(v), v.sessionData)).code).toBe(v.code);
+    expect(latchkeyErrorOf(() => decryptFromBackup(crypto, keyOf(v), v.sessionData)).code).toBe(v.code);
   });
 
   it('backup round trip for arbitrary plaintexts', () => {
@@ -189,13 +169,13 @@ describe.each([
     const item = encryptSecretBytes(crypto, fromHex(v.keyHex), v.secretName, fromHex(v.plaintextHex), fromHex(v.ivHex));
     expect(fromBase64(item.mac)).toEqual(fromBase64(v.mac));
     expect(hex(decryptSecretBytes(crypto, fromHex(v.keyHex), v.secretName, item))).toBe(v.plaintextHex);
-    const wrongName = errorOf(() => decryptSecretBytes(crypto, fromHex(v.keyHex), 'm.megolm_backup.v1', item));
+    const wrongName = latchkeyErrorOf(() => decryptSecretBytes(crypto, fromHex(v.keyHex), 'm.megolm_backup.v1', item));
     expect(wrongName.code).toBe('LK_SECRET_DECRYPT_FAILED');
     const tampered = {
       ...item,
       ciphertext: toBase64(fromBase64(item.ciphertext).map((b, i) => (i === 0 ? b ^ 1 : b))),
     };
-    expect(errorOf(() => decryptSecretBytes(crypto, fromHex(v.keyHex), v.secretName, tampered)).code).toBe(
+    expect(latchkeyErrorOf(() => decryptSecretBytes(crypto, fromHex(v.keyHex), v.secretName, tampered)).code).toBe(
       'LK_SECRET_DECRYPT_FAILED',
     );
   });
@@ -210,7 +190,7 @@ describe.each([
     });
     expect(hex(key)).toBe(v.keyHex);
     for (const iterations of [0, -1, 1.5, 2 ** 32]) {
-      const error = await asyncErrorOf(() =>
+      const error = await asyncLatchkeyErrorOf(
         deriveKeyFromPassphrase(crypto, 'x', { algorithm: 'm.pbkdf2', salt: 's', iterations }),
       );
       expect(error.code).toBe('LK_SECRET_STORAGE_UNSUPPORTED');
@@ -233,7 +213,7 @@ describe.each([
   });
 
   it.each(exportMustFail)('key export refuses: $name', async (v) => {
-    expect((await asyncErrorOf(() => decryptKeyExport(crypto, v.file, v.passphrase))).code).toBe(v.code);
+    expect((await asyncLatchkeyErrorOf(decryptKeyExport(crypto, v.file, v.passphrase))).code).toBe(v.code);
   });
 
   it('key export: our files clear IV bit 63 and read back', async () => {
