@@ -24,6 +24,7 @@ import {
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { nodeMatrixCrypto } from '../../packages/client/src/platform/node-crypto.js';
+import { webMatrixCrypto } from '../../packages/client/src/platform/webcrypto.js';
 import { asyncLatchkeyErrorOf, latchkeyErrorOf } from '../support/errors.js';
 
 /** The Matrix formats against upstream vectors, on both crypto back ends (noble everywhere, node:crypto in Node). */
@@ -110,6 +111,7 @@ describe('recovery key (spec appendices, key representation)', () => {
 describe.each([
   ['noble', nobleMatrixCrypto],
   ['node:crypto', nodeMatrixCrypto],
+  ['WebCrypto (the browser platform)', webMatrixCrypto],
 ] as Array<[string, MatrixCrypto]>)('Matrix formats on %s', (_name, crypto) => {
   it.each(backupDecrypt)('backup decrypt: $name', (v) => {
     expect(fromUtf8(decryptFromBackup(crypto, keyOf(v), v.sessionData))).toBe(v.plaintext);
