@@ -1,25 +1,9 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { build } from 'vite';
+import { rmSync } from 'node:fs';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { alertWith, buildWebApp, launchChromium, logIn, statusWith } from './harness.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** Debian's own Chromium: nothing is downloaded (no `playwright install`). */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SCREENSHOT = '/tmp/latchkey-web.png';
 const LOGIN_ERROR_SCREENSHOT = '/tmp/latchkey-web-login-error.png';
 /** How long one UI step may take (an OPAQUE round with test key stretching is well under a second). */
@@ -29,23 +13,10 @@ let server: TestServer;
 let browser: Browser;
 let webDir: string;
 
-/** Fails with the remedy when the machine lacks Debian's Chromium (`.ci/run` installs it). */
-function requireChromium(): void {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
-}
-
 beforeAll(async () => {
-  webDir = mkdtempSync(join(tmpdir(), 'latchkey-web-'));
-  // The production build of the app, exactly as `npm run build:web` makes it, into a private directory.
-  await build({
-    configFile: join(ROOT, 'packages/web/vite.config.ts'),
-    mode: 'production',
-    logLevel: 'warn',
-    build: { outDir: webDir, emptyOutDir: true },
-  });
+  webDir = await buildWebApp();
   server = await startTestServer({ webDir });
-  requireChromium();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 }, 300_000);
 
 afterAll(async () => {
@@ -94,23 +65,6 @@ function statusLog(page: Page): Promise<string[]> {
 
 async function route(page: Page): Promise<string | null> {
   return page.locator('#screen').getAttribute('data-route');
-}
-
-/** Waits for the one alert region to show `code` and returns its whole text. */
-async function alertWith(page: Page, code: string): Promise<string> {
-  const alert = page.getByRole('alert');
-  await alert.filter({ hasText: code }).waitFor();
-  return (await alert.textContent()) ?? '';
-}
-
-async function statusWith(page: Page, text: string): Promise<void> {
-  await page.getByRole('status').filter({ hasText: text }).waitFor();
-}
-
-async function logIn(page: Page, email: string, password: string): Promise<void> {
-  await page.getByLabel('Email', { exact: true }).fill(email);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
 }
 
 /** Logs in and returns kB's fingerprint as the account screen shows it. */

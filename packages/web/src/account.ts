@@ -1,7 +1,7 @@
 import { LatchkeyError, type Session } from '@latchkey/client';
 import { sha256Digest, toHex } from '@latchkey/core';
 import type { App } from './app.js';
-import { DERIVING, field, form, h, panel, requireSame, runAction, showError, when } from './ui.js';
+import { DERIVING, field, form, h, link, panel, requireSame, runAction, showError, when } from './ui.js';
 
 /**
  * A short public fingerprint of kB: the first 4 bytes of SHA-256(kB) in hex. It lets a user (and the
@@ -14,14 +14,7 @@ export function kbFingerprint(session: Session): string {
 
 /** The logged-in home: account facts, kB's fingerprint, sessions, password change, log out, delete. */
 export function accountScreen(app: App, session: Session): HTMLElement {
-  const guarded = (action: () => Promise<void>) => async () => {
-    try {
-      await action();
-    } catch (error) {
-      endIfRevoked(app, error);
-      throw error;
-    }
-  };
+  const guarded = guardSession(app);
   const root = h('div', { class: 'stack' });
   const summary = h('dl', { class: 'facts' });
   const sessions = h('div', { class: 'sessions' }, h('p', {}, 'Loading sessions…'));
@@ -55,7 +48,20 @@ export function accountScreen(app: App, session: Session): HTMLElement {
   return root;
 }
 
-type Guard = (action: () => Promise<void>) => () => Promise<void>;
+/** Wraps a screen's action so that a failure from an ended session also ends it here. */
+export type Guard = (action: () => Promise<void>) => () => Promise<void>;
+
+/** The {@link Guard} for `app`'s signed-in screens: the error still shows, and the log-in follows. */
+export function guardSession(app: App): Guard {
+  return (action) => async () => {
+    try {
+      await action();
+    } catch (error) {
+      endIfRevoked(app, error);
+      throw error;
+    }
+  };
+}
 
 /** A session revoked elsewhere (or by a password change) is over here too: back to the log-in. */
 function endIfRevoked(app: App, error: unknown): void {
@@ -94,6 +100,12 @@ function keysPanel(app: App, session: Session, guarded: Guard): HTMLElement {
         { class: 'aside' },
         'kB was made in a browser and only your password opens it; the server holds it encrypted. ' +
           'A password change keeps it; a reset replaces it.',
+      ),
+      h(
+        'p',
+        {},
+        link('backup', 'Key backup'),
+        ': back up the keys on this device, or restore them on a new one with your recovery key.',
       ),
     );
   }

@@ -1,10 +1,10 @@
-import { LatchkeyClient, type Session, type SessionState } from '@latchkey/client';
+import { LatchkeyClient, LatchkeyError, type LocalKeystore, type Session, type SessionState } from '@latchkey/client';
 
 /** Where the bearer token survives a reload. Keys never go here: a reload forgets kA and kB. */
 const STORAGE_KEY = 'latchkey.session';
 
 /** The screens of the app, addressed by the URL hash (`#/login`), so any static server can host it. */
-export type Route = 'signup' | 'verify' | 'login' | 'account' | 'reset';
+export type Route = 'signup' | 'verify' | 'login' | 'account' | 'backup' | 'reset';
 
 /** What the screens share: one SDK client for this page's origin and the current session, if any. */
 export interface App {
@@ -16,21 +16,57 @@ export interface App {
   setSession(session: Session | undefined): void;
   /** Shows another screen; `notice` is shown in the status region once it is there. */
   go(route: Route, notice?: string): void;
+  /**
+   * This browser's encrypted keystore (IndexedDB) for the current session's account, opened once and
+   * closed when the session ends. It needs kB, so only a session with its keys in memory opens it.
+   */
+  keystore(): Promise<LocalKeystore>;
+}
+
+/**
+ * One IndexedDB database per account, so two accounts used in one browser never share a store. The
+ * name shows only the account id, which the server knows anyway; the records are sealed under kB.
+ */
+export function keystoreName(accountId: string): string {
+  return `latchkey-keystore-${accountId}`;
 }
 
 /** Builds the app state; the server is always the page's own origin. */
 export function createApp(go: App['go']): App {
   const client = new LatchkeyClient({ serverUrl: location.origin });
+  // The keystore belongs to the session that opened it: another session (or none) closes it.
+  let open: { session: Session; keystore: Promise<LocalKeystore> } | undefined;
+  const closeKeystore = () => {
+    const closing = open?.keystore;
+    open = undefined;
+    // Closing wipes the store's keys from memory; a store that never opened has nothing to wipe.
+    void closing?.then((keystore) => keystore.close()).catch(() => undefined);
+  };
   const app: App = {
     client,
     session: resumeSession(client),
     pendingEmail: '',
     setSession(session) {
+      if (open !== undefined && open.session !== session) closeKeystore();
       app.session = session;
       if (session === undefined) sessionStorage.removeItem(STORAGE_KEY);
       else sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session.state));
     },
     go,
+    keystore() {
+      const session = app.session;
+      if (session === undefined) return Promise.reject(new LatchkeyError('LK_NOT_LOGGED_IN'));
+      if (open?.session === session) return open.keystore;
+      closeKeystore();
+      // An async wrapper, so a session without its keys rejects instead of throwing here.
+      const current = { session, keystore: (async () => session.openKeystore(keystoreName(session.accountId)))() };
+      open = current;
+      // A failed open (keys not in memory, IndexedDB refused) is not kept: the next call tries again.
+      current.keystore.catch(() => {
+        if (open === current) open = undefined;
+      });
+      return current.keystore;
+    },
   };
   return app;
 }

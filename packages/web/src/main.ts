@@ -1,18 +1,21 @@
 import { accountScreen } from './account.js';
 import { type App, createApp, type Route } from './app.js';
+import { backupScreen } from './backup.js';
 import { loginScreen } from './login.js';
 import { resetScreen } from './reset.js';
 import { signupScreen } from './signup.js';
 import { clearMessages, showStatus } from './ui.js';
 import { verifyScreen } from './verify.js';
 
-const ROUTES: readonly Route[] = ['signup', 'verify', 'login', 'account', 'reset'];
+const ROUTES: readonly Route[] = ['signup', 'verify', 'login', 'account', 'backup', 'reset'];
+/** The screens that need a session; without one they show the log-in. */
+const SIGNED_IN: readonly Route[] = ['account', 'backup'];
 
-/** The route in the URL hash; the account screen needs a session, the others do not want one. */
+/** The route in the URL hash; the account and backup screens need a session, the others do not want one. */
 function currentRoute(app: App): Route {
   const name = location.hash.replace(/^#\/?/, '');
   const route = ROUTES.find((r) => r === name) ?? (app.session === undefined ? 'login' : 'account');
-  if (route === 'account' && app.session === undefined) return 'login';
+  if (SIGNED_IN.includes(route) && app.session === undefined) return 'login';
   return route;
 }
 
@@ -26,6 +29,9 @@ function screenFor(app: App, route: Route): HTMLElement {
       return resetScreen(app);
     case 'account':
       if (app.session !== undefined) return accountScreen(app, app.session);
+      return loginScreen(app);
+    case 'backup':
+      if (app.session !== undefined) return backupScreen(app, app.session);
       return loginScreen(app);
     case 'login':
       return loginScreen(app);
@@ -42,7 +48,7 @@ function render(app: App, notice?: string): void {
   if (notice !== undefined) showStatus(notice);
   if (location.hash !== `#/${route}`) history.replaceState(null, '', `#/${route}`);
   // On the short form screens, focus the first field still to fill so keyboard users can type at once.
-  if (route !== 'account') [...screen.querySelectorAll('input')].find((input) => input.value === '')?.focus();
+  if (!SIGNED_IN.includes(route)) [...screen.querySelectorAll('input')].find((input) => input.value === '')?.focus();
 }
 
 // Screens change at once (pushState fires no hashchange), so a message shown right after `go` stays.

@@ -131,6 +131,32 @@ export function requireSame(password: string, confirmation: string): void {
   if (password !== confirmation) throw new Error('The two passwords do not match.');
 }
 
+/**
+ * Saves `text` as a file through the browser's download: a Blob behind an `<a download>`, so the text
+ * goes from this tab to the disk and never through the server.
+ */
+export function download(filename: string, text: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' }));
+  const anchor = h('a', { href: url, download: filename, hidden: true });
+  document.body.append(anchor);
+  anchor.click();
+  anchor.remove();
+  // Revoking at once can cancel a download Chrome has not started reading yet (FileSaver.js waits 40 s).
+  setTimeout(() => URL.revokeObjectURL(url), 30_000);
+}
+
+/** A checkbox with its label after it, the usual reading order for a statement to tick. */
+export function checkbox(label: string, name: string, checked = false): { row: HTMLElement; input: HTMLInputElement } {
+  const id = `field-${name}-${++nextId}`;
+  const input = h('input', { id, name, type: 'checkbox', checked });
+  return { row: h('div', { class: 'check' }, input, h('label', { for: id }, label)), input };
+}
+
+/** A count for people: digit groups in the reader's locale. */
+export function count(n: number): string {
+  return n.toLocaleString();
+}
+
 /** A timestamp (ms) as a short local date and time. */
 export function when(ms: number): string {
   return new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });

@@ -1,0 +1,280 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportRoomKeys, importRoomKeys, type LocalKeystore, type RoomKey } from '@latchkey/client';
+import { fromBase64 } from '@latchkey/core';
+import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeRoomKeys } from '../support/room-keys.js';
+import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { alertWith, buildWebApp, launchChromium, logIn, statusWith } from './harness.js';
+
+const SCREENSHOT = '/tmp/latchkey-web-backup.png';
+const KEY_SCREENSHOT = '/tmp/latchkey-web-backup-key.png';
+const RESTORE_SCREENSHOT = '/tmp/latchkey-web-backup-restore.png';
+/** One UI step; PBKDF2 with 500,000 rounds runs in the page for the passphrase steps, a few seconds. */
+const STEP_MS = 30_000;
+const KEY_COUNT = 36;
+/** A recovery key of the right form (prefix, parity) that opens nothing here: the SDK test's. */
+const FOREIGN_RECOVERY_KEY = 'EsTc LW2K PGiF wKEA 3As5 g5c4 BXwk qeeJ ZJV8 Q9fu gUMN UE4d';
+
+let server: TestServer;
+let browser: Browser;
+let webDir: string;
+let dir: string;
+
+beforeAll(async () => {
+  webDir = await buildWebApp();
+  server = await startTestServer({ webDir });
+  browser = await launchChromium();
+  dir = mkdtempSync(join(tmpdir(), 'latchkey-web-backup-'));
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  for (const path of [webDir, dir]) if (path !== undefined) rmSync(path, { recursive: true, force: true });
+});
+
+interface Tab {
+  context: BrowserContext;
+  page: Page;
+  errors: string[];
+}
+
+/** A device: a browser context of its own, so its own sessionStorage and its own (empty) IndexedDB. */
+async function openDevice(): Promise<Tab> {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 1000 }, acceptDownloads: true });
+  context.setDefaultTimeout(STEP_MS);
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${server.url}/#/login`);
+  return { context, page, errors };
+}
+
+/** Logs in and opens the backup screen from the account screen's link. */
+async function openBackup(page: Page, email: string, password: string): Promise<void> {
+  await logIn(page, email, password);
+  await page.getByRole('link', { name: 'Key backup' }).click();
+  await page.getByRole('heading', { name: 'Key backup' }).waitFor();
+  expect(await page.locator('#screen').getAttribute('data-route')).toBe('backup');
+}
+
+/** Waits until the fact `testId` (a `<dd>` of the status list) reads exactly `text`. */
+async function factIs(page: Page, testId: string, text: string): Promise<void> {
+  await page
+    .getByTestId(testId)
+    .filter({ hasText: new RegExp(`^${text}$`) })
+    .waitFor();
+}
+
+/** Clicks `button` and returns the bytes of the file the page downloads. */
+async function downloadOf(page: Page, button: string): Promise<{ file: Download; bytes: Buffer }> {
+  const [file] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: button }).click()]);
+  const path = await file.path();
+  return { file, bytes: readFileSync(path) };
+}
+
+/** How many records the page's IndexedDB keystore holds: the store itself, not what the app says. */
+function storedRecords(page: Page, accountId: string): Promise<number> {
+  return page.evaluate(
+    (name) =>
+      new Promise<number>((resolve, reject) => {
+        const open = indexedDB.open(name);
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          if (!db.objectStoreNames.contains('records')) return resolve(0);
+          const count = db.transaction('records').objectStore('records').count();
+          count.onsuccess = () => {
+            resolve(count.result);
+            db.close();
+          };
+          count.onerror = () => reject(count.error);
+        };
+      }),
+    `latchkey-keystore-${accountId}`,
+  );
+}
+
+/** Keys in a stable order, for comparing sets of keys from different stores. */
+const sorted = (keys: RoomKey[]) =>
+  [...keys].sort((a, b) => `${a.room_id}|${a.session_id}`.localeCompare(`${b.room_id}|${b.session_id}`));
+
+async function keysIn(keystore: LocalKeystore): Promise<RoomKey[]> {
+  return sorted((await keystore.persistedRoomKeys()).map((stored) => stored.key));
+}
+
+/** Equal as objects, and each session key equal byte for byte (the part that decrypts messages). */
+function expectSameKeys(actual: RoomKey[], expected: RoomKey[]): void {
+  expect(actual).toEqual(expected);
+  actual.forEach((key, i) => {
+    const want = expected[i] as RoomKey;
+    expect(Buffer.from(fromBase64(key.session_key)).equals(Buffer.from(fromBase64(want.session_key)))).toBe(true);
+    expect(fromBase64(key.session_key)).toHaveLength(165);
+  });
+}
+
+describe('key backup in the web app, in Chromium', () => {
+  it('backs up on one device, restores on a fresh one with the recovery key, and refuses a wrong key', async () => {
+    const email = 'web-backup@example.com';
+    const password = 'backup web password';
+    const backupPassphrase = 'a passphrase for the backup';
+    const filePassphrase = 'export file passphrase';
+    const { accountId } = await createVerifiedAccount(server, email, password);
+
+    // The keys another Matrix client would hand over: an export file made by the SDK in Node.
+    const keys = sorted(makeRoomKeys(KEY_COUNT, 12));
+    const node = await server.client().logIn(email, password, { deviceName: 'key source' });
+    const source = await node.openKeystore(join(dir, 'source.db'));
+    expect(await source.addRoomKeys(keys.map((key) => ({ key })))).toBe(KEY_COUNT);
+    const exportFile = await exportRoomKeys(source, filePassphrase, 1000);
+    expect(exportFile.count).toBe(KEY_COUNT);
+    await source.close();
+
+    // Device A imports the file: a wrong passphrase is refused with its code and adds nothing.
+    const a = await openDevice();
+    await openBackup(a.page, email, password);
+    await factIs(a.page, 'backup-state', 'Off: nothing is backed up yet');
+    await factIs(a.page, 'device-count', '0');
+    const file = { name: 'element-keys.txt', mimeType: 'text/plain', buffer: Buffer.from(exportFile.text) };
+    await a.page.getByLabel('Key export file').setInputFiles(file);
+    await a.page.getByLabel('File passphrase').fill('not the file passphrase');
+    await a.page.getByRole('button', { name: 'Import keys' }).click();
+    await alertWith(a.page, 'LK_KEY_EXPORT_BAD_PASSPHRASE');
+    expect(await storedRecords(a.page, accountId)).toBe(0);
+    await a.page.getByLabel('File passphrase').fill(filePassphrase);
+    await a.page.getByRole('button', { name: 'Import keys' }).click();
+    await statusWith(a.page, `Imported ${KEY_COUNT} of the ${KEY_COUNT} keys in element-keys.txt.`);
+    await factIs(a.page, 'device-count', String(KEY_COUNT));
+    expect(await storedRecords(a.page, accountId)).toBe(KEY_COUNT);
+
+    // Set up the backup with a passphrase; the recovery key is shown once, in 12 groups of 4.
+    await a.page.getByLabel('New backup passphrase (optional)').fill(backupPassphrase);
+    await a.page.getByLabel('Confirm backup passphrase').fill(backupPassphrase);
+    await a.page.getByRole('button', { name: 'Set up backup' }).click();
+    const shown = a.page.getByTestId('recovery-key');
+    await shown.waitFor();
+    const recoveryKey = (await shown.textContent()) ?? '';
+    expect(recoveryKey).toMatch(/^Es[STU]\S( \S{4}){11}$/);
+    expect(await shown.locator('span').count()).toBe(12);
+    const version = /On, version (\S+)/.exec((await a.page.getByTestId('backup-state').textContent()) ?? '')?.[1];
+    expect(version).toBeDefined();
+
+    // Copy puts exactly the key on the clipboard; Download saves it as a .txt file, byte for byte.
+    const next = a.page.getByRole('button', { name: 'Continue' });
+    expect(await next.isDisabled()).toBe(true);
+    await a.page.getByRole('button', { name: 'Copy' }).click();
+    await statusWith(a.page, 'Recovery key copied to the clipboard.');
+    expect(await a.page.evaluate(() => navigator.clipboard.readText())).toBe(recoveryKey);
+    const saved = await downloadOf(a.page, 'Download');
+    expect(saved.file.suggestedFilename()).toBe('latchkey-recovery-key.txt');
+    expect(saved.bytes.equals(Buffer.from(`${recoveryKey}\n`, 'utf8'))).toBe(true);
+    await a.page.screenshot({ path: KEY_SCREENSHOT, fullPage: true });
+
+    // Continue only once the box is ticked; then the key is gone from the page.
+    await a.page.getByLabel('I have saved my recovery key').check();
+    expect(await next.isDisabled()).toBe(false);
+    await next.click();
+    await factIs(a.page, 'backup-pending', String(KEY_COUNT));
+    await factIs(a.page, 'backup-count', '0');
+    expect(await a.page.content()).not.toContain(recoveryKey);
+
+    // Upload with the progress bar: all keys, a rate, and nothing left pending.
+    await a.page.getByRole('button', { name: `Upload ${KEY_COUNT} keys` }).click();
+    await statusWith(a.page, `Uploaded ${KEY_COUNT} keys to backup version ${version}.`);
+    const uploadText = (await a.page.getByTestId('upload-progress-text').textContent()) ?? '';
+    expect(uploadText).toMatch(new RegExp(`^${KEY_COUNT} of ${KEY_COUNT} keys uploaded · [\\d,]+ keys/s$`));
+    expect(
+      await a.page.locator('#upload-progress').evaluate((bar: HTMLProgressElement) => [bar.value, bar.max]),
+    ).toEqual([KEY_COUNT, KEY_COUNT]);
+    await factIs(a.page, 'backup-count', String(KEY_COUNT));
+    await factIs(a.page, 'backup-pending', '0');
+    await a.page.getByRole('button', { name: 'Nothing to upload' }).waitFor();
+    await a.page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    // Device B: a fresh context with an empty IndexedDB. The backup is there; this device holds nothing.
+    const b = await openDevice();
+    await openBackup(b.page, email, password);
+    await factIs(b.page, 'backup-state', `On, version ${version}`);
+    await factIs(b.page, 'backup-count', String(KEY_COUNT));
+    await factIs(b.page, 'device-count', '0');
+
+    // A well-formed key of another backup, and one with a typo: refused with LK_BAD_RECOVERY_KEY, nothing imported.
+    const recoveryField = b.page.getByLabel('Recovery key', { exact: true });
+    const restoreButton = b.page.getByRole('button', { name: 'Restore with recovery key' });
+    await recoveryField.fill(FOREIGN_RECOVERY_KEY);
+    await restoreButton.click();
+    expect(await alertWith(b.page, 'LK_BAD_RECOVERY_KEY')).toContain(
+      'That recovery key is well formed, but it is not the one for this backup.',
+    );
+    await recoveryField.fill(`${recoveryKey.slice(0, -1)}${recoveryKey.endsWith('x') ? 'y' : 'x'}`);
+    await restoreButton.click();
+    await alertWith(b.page, 'LK_BAD_RECOVERY_KEY');
+    expect(await b.page.getByTestId('restore-result').isHidden()).toBe(true);
+    await factIs(b.page, 'device-count', '0');
+    expect(await storedRecords(b.page, accountId)).toBe(0);
+
+    // The right key restores every key, with the progress bar and the result.
+    await recoveryField.fill(recoveryKey);
+    await restoreButton.click();
+    await b.page
+      .getByTestId('restore-result')
+      .filter({
+        hasText: `Imported ${KEY_COUNT} of the ${KEY_COUNT} keys in backup version ${version}; none failed.`,
+      })
+      .waitFor();
+    expect((await b.page.getByTestId('restore-progress-text').textContent()) ?? '').toMatch(
+      new RegExp(`^${KEY_COUNT} of ${KEY_COUNT} keys restored · [\\d,]+ keys/s$`),
+    );
+    await factIs(b.page, 'device-count', String(KEY_COUNT));
+    await factIs(b.page, 'backup-pending', '0');
+    expect(await storedRecords(b.page, accountId)).toBe(KEY_COUNT);
+    expect(await recoveryField.inputValue()).toBe('');
+    await b.page.screenshot({ path: RESTORE_SCREENSHOT, fullPage: true });
+
+    // What B holds, taken out as an export file and read in Node: the very keys A started with.
+    await b.page.getByLabel('Passphrase for the export file').fill(filePassphrase);
+    await b.page.getByLabel('Confirm export passphrase').fill(filePassphrase);
+    const exported = await downloadOf(b.page, 'Export keys');
+    expect(exported.file.suggestedFilename()).toBe('latchkey-keys.txt');
+    const check = await node.openKeystore(join(dir, 'from-device-b.db'));
+    expect(await importRoomKeys(check, exported.bytes.toString('utf8'), filePassphrase)).toEqual({
+      total: KEY_COUNT,
+      imported: KEY_COUNT,
+    });
+    expectSameKeys(await keysIn(check), keys);
+    await check.close();
+
+    // What the server holds, restored in Node with the same recovery key: the same keys again.
+    const fromServer = await node.openKeystore(join(dir, 'from-server.db'));
+    const restored = await node.keyBackup(fromServer).restore({ recoveryKey });
+    expect(restored).toEqual({ version, total: KEY_COUNT, imported: KEY_COUNT, failed: 0 });
+    expectSameKeys(await keysIn(fromServer), keys);
+
+    // A deletes the backup, after a confirmation that can be cancelled.
+    await a.page.getByRole('button', { name: 'Delete backup…' }).click();
+    await a.page.getByRole('group', { name: 'Confirm deleting the backup' }).waitFor();
+    await a.page.getByRole('button', { name: 'Cancel' }).click();
+    await factIs(a.page, 'backup-count', String(KEY_COUNT));
+    await a.page.getByRole('button', { name: 'Delete backup…' }).click();
+    await a.page.getByRole('button', { name: 'Yes, delete the backup' }).click();
+    await statusWith(a.page, `Backup version ${version} is deleted.`);
+    await factIs(a.page, 'backup-state', 'Off: nothing is backed up yet');
+    await factIs(a.page, 'device-count', String(KEY_COUNT));
+    expect(await node.keyBackup(fromServer).current()).toBeUndefined();
+    await fromServer.close();
+
+    // B, still on its screen, now finds no backup to restore from.
+    await recoveryField.fill(recoveryKey);
+    await restoreButton.click();
+    await alertWith(b.page, 'LK_BACKUP_NOT_FOUND');
+
+    expect([...a.errors, ...b.errors]).toEqual([]);
+    await a.context.close();
+    await b.context.close();
+    await node.logOut();
+  }, 240_000);
+});
