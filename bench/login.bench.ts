@@ -35,6 +35,28 @@ async function createAccounts(server: BenchServer, client: LatchkeyClient): Prom
 interface EndToEnd {
   loginsPerSecond: number;
   serverCpuMsPerLogin: number;
+  /** Server CPU for two requests that do nothing (GET /health), the HTTP part of a two-message login. */
+  httpFloorMsPerLogin: number;
+}
+
+/**
+ * The physical floor of the HTTP stack on this machine: server CPU per pair of `GET /health` requests
+ * on the same server, same client and concurrency. A login is two requests, so no login can cost the
+ * server less than this plus the OPAQUE step itself.
+ */
+async function measureHttpFloor(server: BenchServer): Promise<number> {
+  const pairs = Array.from({ length: LOGINS }, () => server.url);
+  const twoRequests = async (url: string) => {
+    for (let i = 0; i < 2; i++) await (await fetch(`${url}/health`)).arrayBuffer();
+  };
+  await runPool(pairs.slice(0, WARMUP_LOGINS), CONCURRENCY, twoRequests);
+  const rounds: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const cpuBefore = await server.cpuMs();
+    await runPool(pairs, CONCURRENCY, twoRequests);
+    rounds.push(((await server.cpuMs()) - cpuBefore) / LOGINS);
+  }
+  return median(rounds);
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
@@ -48,7 +70,7 @@ async function measureEndToEnd(): Promise<EndToEnd> {
     const logIn = async (email: string) => void (await client.logIn(email, PASSWORD, { deviceName: 'bench' }));
     await runPool(loginPlan(WARMUP_LOGINS), CONCURRENCY, logIn);
 
-    const rounds: EndToEnd[] = [];
+    const rounds: Array<Omit<EndToEnd, 'httpFloorMsPerLogin'>> = [];
     await server.profile('start');
     for (let round = 0; round < ROUNDS; round++) {
       const cpuBefore = await server.cpuMs();
@@ -63,6 +85,7 @@ async function measureEndToEnd(): Promise<EndToEnd> {
     return {
       loginsPerSecond: median(rounds.map((round) => round.loginsPerSecond)),
       serverCpuMsPerLogin: median(rounds.map((round) => round.serverCpuMsPerLogin)),
+      httpFloorMsPerLogin: await measureHttpFloor(server),
     };
   } finally {
     await server.stop();
@@ -140,6 +163,7 @@ export async function run(): Promise<BenchRow[]> {
   const endToEnd = await measureEndToEnd();
   const rawMs = await measureRawOpaque();
   const ratio = endToEnd.serverCpuMsPerLogin / rawMs;
+  const floorMs = rawMs + endToEnd.httpFloorMsPerLogin;
   console.log(
     [
       `logins (SDK, end to end, concurrency ${CONCURRENCY}): ${ROUNDS} rounds of ${LOGINS} over ${ACCOUNTS} accounts, medians`,
@@ -147,6 +171,8 @@ export async function run(): Promise<BenchRow[]> {
       `  server CPU ms/login:          ${endToEnd.serverCpuMsPerLogin.toFixed(3)}`,
       `  raw OPAQUE server ms/login:   ${rawMs.toFixed(3)}`,
       `  overhead ratio:               ${ratio.toFixed(2)} (target < ${MAX_OVERHEAD}) ${ratio < MAX_OVERHEAD ? 'PASS' : 'MISS'}`,
+      `  HTTP floor (2 × GET /health): ${endToEnd.httpFloorMsPerLogin.toFixed(3)} ms/login`,
+      `  floor ratio (raw + HTTP)/raw: ${(floorMs / rawMs).toFixed(2)}: no two-request login on this stack gets below it`,
     ].join('\n'),
   );
   return [
@@ -158,5 +184,7 @@ export async function run(): Promise<BenchRow[]> {
       'ms/login',
       MAX_OVERHEAD,
     ),
+    infoRow('login: HTTP floor, server CPU for 2 × GET /health', endToEnd.httpFloorMsPerLogin, 'ms/login'),
+    infoRow('login: floor ratio (raw OPAQUE + HTTP floor) / raw OPAQUE', floorMs / rawMs, 'ratio'),
   ];
 }
