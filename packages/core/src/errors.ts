@@ -93,6 +93,11 @@ export const ERRORS = {
     expose: true,
     message: 'Give a recovery key or passphrase (or log in on a device this account trusts).',
   },
+  LK_BACKUP_EXISTS: {
+    status: 409,
+    expose: true,
+    message: 'A backup already exists; replacing it makes a new backup key and recovery key.',
+  },
 
   // Client-side (the SDK raises these; the server never sees the inputs behind them).
   LK_PASSWORD_TOO_SHORT: { status: 400, expose: true, message: 'Use a password of at least 8 characters.' },
@@ -109,6 +114,8 @@ export const ERRORS = {
   LK_USAGE: { status: 400, expose: true, message: 'Wrong command line; see --help.' },
   LK_CANCELLED: { status: 400, expose: true, message: 'Cancelled: nothing was changed.' },
   LK_PASSWORD_MISMATCH: { status: 400, expose: true, message: 'The two passwords differ.' },
+  LK_FILE_EXISTS: { status: 409, expose: true, message: 'The file exists; nothing was written.' },
+  LK_FILE_UNREADABLE: { status: 400, expose: true, message: 'The file cannot be read.' },
 } as const satisfies Record<string, { status: number; expose: boolean; message: string }>;
 
 /** A stable error code, `LK_*`. */

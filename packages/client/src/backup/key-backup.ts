@@ -20,6 +20,7 @@ import {
   type MatrixCrypto,
   type RoomKey,
   roomKeyFromPlaintext,
+  type StorageKeyListBody,
   toBackupPlaintext,
   toBase64,
   utf8,
@@ -135,17 +136,8 @@ export class KeyBackup {
       algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
       auth_data: this.signAuthData(this.crypto.x25519PublicKey(backupKey)),
     });
-    let storageKey: Uint8Array;
-    const extra: { name: string; passphrase?: { algorithm: 'm.pbkdf2'; salt: string; iterations: number } } = {
-      name: 'Recovery key',
-    };
-    if (options.passphrase !== undefined) {
-      extra.passphrase = { algorithm: 'm.pbkdf2', salt: alphanumeric(32), iterations: DEFAULT_PASSPHRASE_ITERATIONS };
-      storageKey = await deriveKeyFromPassphrase(this.crypto, options.passphrase, extra.passphrase);
-    } else {
-      storageKey = randomBytes(32);
-    }
-    await this.secrets.describeKey(RECOVERY_KEY_ID, storageKey, extra);
+    const { storageKey, description } = await this.newRecoveryStorageKey(options.passphrase);
+    await this.secrets.describeKey(RECOVERY_KEY_ID, storageKey, description);
     await this.secrets.setDefaultKey(RECOVERY_KEY_ID);
     const holders = [{ keyId: RECOVERY_KEY_ID, key: storageKey }];
     if (options.trustLoggedInDevices !== false) {
@@ -158,6 +150,78 @@ export class KeyBackup {
     storageKey.fill(0);
     backupKey.fill(0);
     return { version, recoveryKey };
+  }
+
+  /** A fresh recovery storage key: random, or from a passphrase (PBKDF2 with a new salt, spec `m.pbkdf2`). */
+  private async newRecoveryStorageKey(passphrase: string | undefined) {
+    const description: { name: string; passphrase?: { algorithm: 'm.pbkdf2'; salt: string; iterations: number } } = {
+      name: 'Recovery key',
+    };
+    if (passphrase === undefined) return { storageKey: randomBytes(32), description };
+    description.passphrase = {
+      algorithm: 'm.pbkdf2',
+      salt: alphanumeric(32),
+      iterations: DEFAULT_PASSPHRASE_ITERATIONS,
+    };
+    return { storageKey: await deriveKeyFromPassphrase(this.crypto, passphrase, description.passphrase), description };
+  }
+
+  /**
+   * Replaces the recovery key (and any passphrase) with a new one; the backup key is unchanged, so the
+   * backed-up keys stay as they are. The backup key is reached through kB, so only a device logged in
+   * with the password can do this. Afterwards the old recovery key and passphrase open nothing.
+   * Returns the new recovery key: show it once, the server never sees it.
+   */
+  async replaceRecoveryKey(options: { passphrase?: string } = {}): Promise<{ version: string; recoveryKey: string }> {
+    const info = await this.current();
+    if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
+    const backupKey = await this.unlock({ trustedDevice: true }, info);
+    try {
+      const { storageKey, description } = await this.newRecoveryStorageKey(options.passphrase);
+      const kbKey = deriveSecretStorageKeyFromKB(this.kB());
+      try {
+        // Order matters. The secret is stored again under the new key and the kB key first, replacing
+        // every other copy; the new key's description (its key check) is written last. Interrupted in
+        // between, the description still names the old key, which passes its check but no longer opens
+        // the secret (LK_SECRET_DECRYPT_FAILED), while the kB path still does: running this again
+        // finishes the job, and the old key never works again.
+        await this.secrets.store(BACKUP_SECRET, utf8(toBase64(backupKey)), [
+          { keyId: RECOVERY_KEY_ID, key: storageKey },
+          { keyId: KB_KEY_ID, key: kbKey },
+        ]);
+        await this.secrets.describeKey(RECOVERY_KEY_ID, storageKey, description);
+        return { version: info.version, recoveryKey: encodeRecoveryKey(storageKey) };
+      } finally {
+        storageKey.fill(0);
+        kbKey.fill(0);
+      }
+    } finally {
+      backupKey.fill(0);
+    }
+  }
+
+  /**
+   * True when `recoveryKey` is this account's current recovery key (checked against the key check of
+   * its description; nothing is decrypted). A malformed key is `LK_BAD_RECOVERY_KEY` with
+   * `details.reason`; an account without a recovery key is `LK_NO_RECOVERY_METHOD`.
+   */
+  async verifyRecoveryKey(recoveryKey: string): Promise<boolean> {
+    const storageKey = decodeRecoveryKey(recoveryKey);
+    try {
+      const { keys } = await this.secrets.keys();
+      if (keys[RECOVERY_KEY_ID] === undefined) {
+        throw new LatchkeyError('LK_NO_RECOVERY_METHOD', 'This account has no recovery key: enable the backup first.');
+      }
+      return this.matchesRecoveryKey(storageKey, keys);
+    } finally {
+      storageKey.fill(0);
+    }
+  }
+
+  /** True when the storage key passes the recovery key's key check (false when there is none). */
+  private matchesRecoveryKey(storageKey: Uint8Array, keys: StorageKeyListBody['keys']): boolean {
+    const description = keys[RECOVERY_KEY_ID];
+    return description !== undefined && checkStorageKey(this.crypto, storageKey, description);
   }
 
   async current(): Promise<BackupVersionInfoBody | undefined> {
@@ -254,8 +318,7 @@ export class KeyBackup {
     if ('recoveryKey' in secret) {
       keyId = RECOVERY_KEY_ID;
       storageKey = decodeRecoveryKey(secret.recoveryKey);
-      const description = keys[keyId];
-      if (description === undefined || !checkStorageKey(this.crypto, storageKey, description)) {
+      if (!this.matchesRecoveryKey(storageKey, keys)) {
         throw new LatchkeyError(
           'LK_BAD_RECOVERY_KEY',
           'That recovery key is well formed, but it is not the one for this backup.',
@@ -330,10 +393,13 @@ export class KeyBackup {
     return { version: info.version, total: done, imported, failed };
   }
 
-  /** Deletes the current backup version and its keys from the server. */
-  async delete(): Promise<void> {
-    const info = await this.current();
-    if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
-    await this.request('DELETE', `/v1/backup/version/${info.version}`);
+  /**
+   * Deletes a backup version and its keys from the server: `version` when given (the one a person
+   * confirmed, even if another device has since made a newer one current), else the current one.
+   */
+  async delete(version?: string): Promise<void> {
+    const target = version ?? (await this.current())?.version;
+    if (target === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
+    await this.request('DELETE', `/v1/backup/version/${encodeURIComponent(target)}`);
   }
 }
