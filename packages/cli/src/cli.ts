@@ -9,15 +9,27 @@ import {
   usageError,
 } from './command.js';
 import { accountCommands } from './commands/account.js';
+import { backupCommands } from './commands/backup.js';
+import { keysCommands } from './commands/keys.js';
+import { recoveryCommands } from './commands/recovery.js';
 import { serveCommand } from './commands/serve.js';
 import { EXIT, Output } from './output.js';
 import { createPrompter } from './prompt.js';
 
 /** Every leaf command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [serveCommand, ...accountCommands];
+export const COMMANDS: readonly Command[] = [
+  serveCommand,
+  ...accountCommands,
+  ...backupCommands,
+  ...recoveryCommands,
+  ...keysCommands,
+];
 
 const GROUPS: Record<string, string> = {
   account: 'Sign up, verify, log in and out, change or reset the password, delete, list sessions',
+  backup: "Back up this device's room keys, encrypted: enable, status, upload, restore, delete",
+  recovery: 'Check the recovery key, or replace it with a new one',
+  keys: 'Export and import room keys as Matrix key export files',
 };
 
 /** Options that may come before the command: `latchkey --json account whoami`. */

@@ -1,4 +1,5 @@
 import { LatchkeyError } from '@latchkey/core';
+import { ProgressDisplay, progressMode } from './progress.js';
 
 /** Exit status: 0 done, 1 a LatchkeyError, 2 a usage error, 130 interrupted (Ctrl-C, as shells count it). */
 export const EXIT = { ok: 0, error: 1, usage: 2, interrupted: 130 } as const;
@@ -26,6 +27,20 @@ export class Output {
   /** A line for people (never part of the result). */
   note(text: string): void {
     this.streams.stderr.write(`${text}\n`);
+  }
+
+  /**
+   * A line for people that a script reading `--json` does not want: left out under `--json`, where
+   * stderr carries errors only.
+   */
+  hint(text: string): void {
+    if (!this.json) this.note(text);
+  }
+
+  /** A progress bar on stderr: redrawn on a terminal, a line per tenth otherwise, nothing under `--json`. */
+  progress(): ProgressDisplay {
+    const tty = (this.streams.stderr as Partial<NodeJS.WriteStream>).isTTY === true;
+    return new ProgressDisplay(this.streams.stderr, progressMode({ json: this.json, tty }));
   }
 
   /**

@@ -26,6 +26,14 @@ export function sessionFilePath(env: NodeJS.ProcessEnv): string {
 }
 
 /**
+ * This device's encrypted keystore (room keys, sealed under keys derived from kB and its device id):
+ * `keystore.db` beside the session file, in the same directory.
+ */
+export function keystoreFilePath(env: NodeJS.ProcessEnv): string {
+  return join(dirname(sessionFilePath(env)), 'keystore.db');
+}
+
+/**
  * Writes the session file with mode 0600 (its bearer token opens the account), in a directory made
  * with mode 0700. The file is written whole to a fresh name and renamed over the old one, so a
  * crash never leaves half a file, and an old file's looser mode never carries over.

@@ -8,21 +8,24 @@ import { clearSession, loadSession, type SavedSession, saveSession, sessionFileP
 /** Where the account commands talk to when neither `--server` nor `LATCHKEY_SERVER` says. */
 export const DEFAULT_SERVER = 'http://127.0.0.1:8470';
 
-const SERVER: Record<string, OptionSpec> = {
+/** The `--server URL` option of every command that talks to a server. */
+export const SERVER: Record<string, OptionSpec> = {
   server: {
     type: 'string',
     value: 'URL',
     description: `the server (default: $LATCHKEY_SERVER, the logged-in session's, or ${DEFAULT_SERVER})`,
   },
 };
-const PASSWORD_STDIN: Record<string, OptionSpec> = {
+/** The `--password-stdin` option of every command that asks for a password. */
+export const PASSWORD_STDIN: Record<string, OptionSpec> = {
   'password-stdin': {
     type: 'boolean',
     description: 'read passwords (and any other answer) as lines of stdin, each password once',
   },
 };
 
-const STDIN_NOTE =
+/** The help paragraph on how passwords and answers are read. */
+export const STDIN_NOTE =
   'Passwords are read without echo on a terminal; when stdin is not a terminal, each answer is the\n' +
   'next line of stdin, in the order the prompts would ask.';
 
@@ -50,7 +53,7 @@ function clientFor(ctx: CommandContext): { client: LatchkeyClient; server: strin
 }
 
 /** The saved session, resumed (without keys); `LK_NOT_LOGGED_IN` without one. */
-function resumeSession(ctx: CommandContext): { session: Session; saved: SavedSession; path: string } {
+export function resumeSession(ctx: CommandContext): { session: Session; saved: SavedSession; path: string } {
   const path = sessionFilePath(ctx.env);
   const saved = loadSession(path);
   if (saved === undefined) throw new LatchkeyError('LK_NOT_LOGGED_IN', 'Not logged in: run `latchkey account login`.');

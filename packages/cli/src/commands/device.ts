@@ -1,0 +1,75 @@
+import type { KeyBackup, LocalKeystore, Session } from '@latchkey/client';
+import { LatchkeyError } from '@latchkey/core';
+import type { CommandContext } from '../command.js';
+import type { SavedSession } from '../state.js';
+import { keystoreFilePath } from '../state.js';
+import { resumeSession } from './account.js';
+
+/** The saved session with kA and kB in memory, this device's keystore open, and its key backup. */
+export interface UnlockedDevice {
+  session: Session;
+  saved: SavedSession;
+  keystore: LocalKeystore;
+  backup: KeyBackup;
+}
+
+/**
+ * Proves the password again on the saved session (the CLI keeps no key between runs), opens this
+ * device's keystore with kB, and runs `work`. Whatever happens, the keystore is closed (its keys
+ * wiped) and kA and kB are forgotten before this returns.
+ */
+export async function withUnlockedDevice<T>(
+  ctx: CommandContext,
+  work: (device: UnlockedDevice) => Promise<T>,
+): Promise<T> {
+  const { session, saved } = resumeSession(ctx);
+  try {
+    await session.reauthenticate(await ctx.prompt.secret('Password: '));
+    const keystore = await session.openKeystore(keystoreFilePath(ctx.env));
+    try {
+      return await work({ session, saved, keystore, backup: session.keyBackup(keystore) });
+    } finally {
+      await keystore.close();
+    }
+  } finally {
+    session.forgetKeys();
+  }
+}
+
+/** A passphrase asked for without echo, typed twice unless answers come from `--password-stdin`. */
+export async function newPassphrase(ctx: CommandContext, label: string): Promise<string> {
+  const passphrase = await ctx.prompt.secret(`${label}: `);
+  checkPassphrase(passphrase);
+  if (ctx.args.flag('password-stdin')) return passphrase;
+  const again = await ctx.prompt.secret(`${label} again: `);
+  if (again !== passphrase) throw new LatchkeyError('LK_PASSWORD_MISMATCH', 'The two passphrases differ.');
+  return passphrase;
+}
+
+/** An existing passphrase, asked for once without echo. */
+export async function passphrase(ctx: CommandContext, label: string): Promise<string> {
+  const answer = await ctx.prompt.secret(`${label}: `);
+  checkPassphrase(answer);
+  return answer;
+}
+
+function checkPassphrase(passphrase: string): void {
+  if (passphrase === '') throw new LatchkeyError('LK_CANCELLED', 'No passphrase given; nothing was changed.');
+}
+
+/**
+ * A new recovery key as the person must see it: once, in its groups of four, with what it is for.
+ * `origin` says how it came about (`Backup enabled: version 3.`).
+ */
+export function recoveryKeyText(origin: string, recoveryKey: string, passphrase: boolean): string {
+  return [
+    origin,
+    '',
+    'Your recovery key. Write it down (or keep it in a password manager) now: it is shown only this once.',
+    '',
+    `    ${recoveryKey}`,
+    '',
+    `With it${passphrase ? ' (or the passphrase)' : ''}, a new device gets your keys back if you lose this one.`,
+    'The server never sees it and cannot show it again; `latchkey recovery show-new` replaces it.',
+  ].join('\n');
+}

@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { exportRoomKeys, importRoomKeys } from '@latchkey/client';
+import { LatchkeyError } from '@latchkey/core';
+import { type Command, type CommandContext, usageError } from '../command.js';
+import { formatCount } from '../progress.js';
+import { PASSWORD_STDIN, SERVER, STDIN_NOTE } from './account.js';
+import { newPassphrase, passphrase, withUnlockedDevice } from './device.js';
+
+const FORMAT_NOTE =
+  'The file is a Matrix key export (-----BEGIN MEGOLM SESSION DATA-----), which Element and other\n' +
+  'Matrix clients read and write; its passphrase is stretched with PBKDF2 (500,000 rounds).';
+
+const keys = (n: number) => `${formatCount(n)} key${n === 1 ? '' : 's'}`;
+
+function fileArgument(ctx: CommandContext, command: string): string {
+  const file = ctx.args.positional(0);
+  if (file === undefined || file === '') throw usageError(`which file? (see latchkey ${command} --help)`);
+  return file;
+}
+
+function fileExists(file: string): LatchkeyError {
+  return new LatchkeyError('LK_FILE_EXISTS', `${file} exists; pass --force to replace it.`, { file });
+}
+
+/**
+ * Writes `text` to `file` with mode 0600, whole or not at all: into a fresh file beside it, flushed to
+ * disk, then moved into place. Without `overwrite`, the move is a hard link, which fails if the name
+ * exists, so a file created meanwhile is never replaced.
+ */
+export function writeFileAtomically(file: string, text: string, overwrite: boolean): void {
+  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(temporary, 'wx', 0o600);
+  try {
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (overwrite) {
+      renameSync(temporary, file);
+      return;
+    }
+    try {
+      linkSync(temporary, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw fileExists(file);
+      throw error;
+    }
+  } finally {
+    rmSync(temporary, { force: true });
+  }
+}
+
+/** The file's text; a missing or unreadable file is `LK_FILE_UNREADABLE` naming the file and the reason. */
+function readKeyFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? 'EIO';
+    const why = reason === 'ENOENT' ? 'no such file' : reason === 'EACCES' ? 'permission denied' : reason;
+    throw new LatchkeyError('LK_FILE_UNREADABLE', `Cannot read ${file}: ${why}.`, { file, reason });
+  }
+}
+
+const exportKeys: Command = {
+  name: 'keys export',
+  summary: "Write this device's room keys to a passphrase-protected key export file",
+  positionals: { usage: 'FILE', max: 1 },
+  options: {
+    ...SERVER,
+    force: { type: 'boolean', description: 'replace FILE if it exists' },
+    ...PASSWORD_STDIN,
+  },
+  details:
+    `${STDIN_NOTE}\nOrder: password, then the file's passphrase, and again.\n${FORMAT_NOTE}\n` +
+    'The file is written whole (or not at all) with mode 0600. Keys marked ephemeral are never exported.',
+  async run(ctx) {
+    const file = fileArgument(ctx, 'keys export');
+    const overwrite = ctx.args.flag('force');
+    // Checked again when the file is moved into place; this only saves typing the passphrase in vain.
+    if (!overwrite && existsSync(file)) throw fileExists(file);
+    await withUnlockedDevice(ctx, async ({ keystore }) => {
+      const secret = await newPassphrase(ctx, 'Passphrase for the file');
+      const { text, count } = await exportRoomKeys(keystore, secret);
+      writeFileAtomically(file, text, overwrite);
+      ctx.out.result({ file, exported: count }, `Exported ${keys(count)} to ${file}.`);
+    });
+  },
+};
+
+const importKeys: Command = {
+  name: 'keys import',
+  summary: 'Add the room keys of a key export file to this device',
+  positionals: { usage: 'FILE', max: 1 },
+  options: { ...SERVER, ...PASSWORD_STDIN },
+  details:
+    `${STDIN_NOTE}\nOrder: password, then the file's passphrase.\n${FORMAT_NOTE}\n` +
+    "Keys this device already holds are kept unless the file's are better. A wrong passphrase imports\n" +
+    'nothing (LK_KEY_EXPORT_BAD_PASSPHRASE). Then: latchkey backup upload',
+  async run(ctx) {
+    const file = fileArgument(ctx, 'keys import');
+    const text = readKeyFile(file);
+    await withUnlockedDevice(ctx, async ({ keystore }) => {
+      const secret = await passphrase(ctx, "The file's passphrase");
+      const { total, imported } = await importRoomKeys(keystore, text, secret);
+      ctx.out.result(
+        { file, total, imported },
+        `Imported ${keys(imported)} from ${file}` +
+          `${total > imported ? ` (${formatCount(total - imported)} already held or unusable)` : ''}.`,
+      );
+    });
+  },
+};
+
+/** The `latchkey keys …` commands. */
+export const keysCommands: readonly Command[] = [exportKeys, importKeys];

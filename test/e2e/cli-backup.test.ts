@@ -1,0 +1,438 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { exportRoomKeys, importRoomKeys, type LocalKeystore, type RoomKey } from '@latchkey/client';
+import { decodeRecoveryKey, encodeRecoveryKey, toHex } from '@latchkey/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeRoomKeys } from '../support/room-keys.js';
+import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MAIN = join(ROOT, 'packages/cli/src/main.ts');
+/** Every spawned command is killed after this long, so a hung prompt fails the test instead of the run. */
+const RUN_LIMIT_MS = 30_000;
+
+interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface ErrorBody {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** Runs the CLI as `npm run latchkey` does (main.ts through tsx), with `stdin` piped in and closed. */
+function cli(args: readonly string[], home: string, stdin = ''): Promise<Finished> {
+  const { LATCHKEY_SERVER: _ignored, ...inherited } = process.env;
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: ROOT,
+    env: { ...inherited, LATCHKEY_HOME: home },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const limit = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
+  child.stdin.end(stdin);
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(limit);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A `--json` command that must succeed: its one JSON document. Under --json stderr stays empty. */
+async function cliJson(args: readonly string[], home: string, stdin = ''): Promise<Record<string, unknown>> {
+  const result = await cli([...args, '--json'], home, stdin);
+  expect(result.code, result.stdout + result.stderr).toBe(0);
+  expect(result.stderr).toBe('');
+  return JSON.parse(result.stdout) as Record<string, unknown>;
+}
+
+/** A `--json` command that must fail with exit status 1: its error body. */
+async function cliError(args: readonly string[], home: string, stdin = ''): Promise<ErrorBody> {
+  const result = await cli([...args, '--json'], home, stdin);
+  expect(result.code, result.stdout + result.stderr).toBe(1);
+  const body = JSON.parse(result.stdout) as { error: ErrorBody };
+  expect(typeof body.error.message).toBe('string');
+  return body.error;
+}
+
+const lines = (...answers: string[]) => answers.map((a) => `${a}\n`).join('');
+
+/** The display form: 12 groups of 4 base58 characters. */
+const RECOVERY_KEY_FORM = /^Es[1-9A-HJ-NP-Za-km-z]{2}( [1-9A-HJ-NP-Za-km-z]{4}){11}$/;
+/** A well-formed recovery key that belongs to no account here. */
+const STRANGER_KEY = encodeRecoveryKey(new Uint8Array(32).fill(7));
+
+/** The recovery key with its last character mistyped so that (like most typos) its parity check fails. */
+function typo(recoveryKey: string): string {
+  for (const char of 'abcdefghijk') {
+    const typed = `${recoveryKey.slice(0, -1)}${char}`;
+    try {
+      decodeRecoveryKey(typed);
+    } catch (error) {
+      if ((error as { details?: { reason?: string } }).details?.reason === 'parity') return typed;
+    }
+  }
+  throw new Error('no single-character typo fails the parity check');
+}
+
+const bySession = (a: RoomKey, b: RoomKey) => (a.session_id < b.session_id ? -1 : a.session_id > b.session_id ? 1 : 0);
+const sorted = (keys: readonly RoomKey[]) => [...keys].sort(bySession);
+
+describe('the latchkey backup, recovery and keys commands', () => {
+  let server: TestServer;
+  const dirs: string[] = [];
+  /** A fresh LATCHKEY_HOME: a device of its own, with its own session file and keystore. */
+  const newHome = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-cli-backup-'));
+    dirs.push(dir);
+    return join(dir, 'state');
+  };
+  const keystoreOf = (home: string) => join(home, 'keystore.db');
+
+  /** Opens a device's keystore file through the SDK, as the same account, for `work`. */
+  async function onKeystore<T>(
+    home: string,
+    email: string,
+    password: string,
+    work: (keystore: LocalKeystore) => Promise<T>,
+  ): Promise<T> {
+    const session = await server.client().logIn(email, password);
+    const keystore = await session.openKeystore(keystoreOf(home));
+    try {
+      return await work(keystore);
+    } finally {
+      await keystore.close();
+      await session.logOut();
+    }
+  }
+  const heldKeys = (home: string, email: string, password: string) =>
+    onKeystore(home, email, password, async (keystore) =>
+      sorted((await keystore.persistedRoomKeys()).map((stored) => stored.key)),
+    );
+
+  /** A new device: a LATCHKEY_HOME logged in with the CLI. */
+  async function device(email: string, password: string): Promise<string> {
+    const home = newHome();
+    await cliJson(['account', 'login', email, '--server', server.url], home, lines(password));
+    return home;
+  }
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('backup and recovery of one account', () => {
+    const email = 'cli-backup@example.com';
+    const password = 'backup password';
+    const keys = makeRoomKeys(1200);
+    let first: string;
+    let version: string;
+    let recoveryKey: string;
+
+    beforeAll(async () => {
+      await createVerifiedAccount(server, email, password);
+      first = await device(email, password);
+    });
+
+    it('enables the backup, showing the recovery key once, and refuses a second one without --replace', async () => {
+      expect(await cliJson(['backup', 'status'], first, lines(password))).toEqual({ enabled: false });
+      expect((await cliError(['backup', 'status'], first, lines('wrong password'))).code).toBe('LK_LOGIN_FAILED');
+
+      const enabled = await cliJson(['backup', 'enable'], first, lines(password));
+      expect(enabled).toEqual({ version: expect.any(String), recoveryKey: expect.any(String), passphrase: false });
+      version = enabled.version as string;
+      recoveryKey = enabled.recoveryKey as string;
+      expect(recoveryKey).toMatch(RECOVERY_KEY_FORM);
+      expect(decodeRecoveryKey(recoveryKey)).toHaveLength(32);
+
+      const again = await cliError(['backup', 'enable'], first, lines(password));
+      expect(again).toMatchObject({ code: 'LK_BACKUP_EXISTS', details: { version } });
+      expect(await cliJson(['backup', 'status'], first, lines(password))).toEqual({
+        enabled: true,
+        version,
+        count: 0,
+        pending: 0,
+        trusted: true,
+      });
+      // The keystore is a file of this LATCHKEY_HOME, beside the session.
+      expect(existsSync(keystoreOf(first))).toBe(true);
+    });
+
+    it("uploads the device's keys with a progress line per tenth, and only once", async () => {
+      // Keys arrive in the CLI's keystore as a messaging app would add them: through the SDK, same file.
+      await onKeystore(first, email, password, (keystore) => keystore.addRoomKeys(keys.map((key) => ({ key }))));
+      expect(await cliJson(['backup', 'status'], first, lines(password))).toMatchObject({ count: 0, pending: 1200 });
+
+      // stderr is a pipe here, not a terminal: one line per tenth reached, batches of 1,000 and 200.
+      const uploaded = await cli(['backup', 'upload'], first, lines(password));
+      expect(uploaded.code, uploaded.stderr).toBe(0);
+      expect(uploaded.stdout).toBe(`Uploaded 1,200 keys to backup version ${version}.\n`);
+      const progress = uploaded.stderr.split('\n').filter((line) => line.startsWith('['));
+      expect(progress).toHaveLength(2);
+      expect(progress[0]).toMatch(/^\[#{8}\.{2}\] 1,000\/1,200 keys · [\d,]+ keys\/s · \d+s left$/);
+      expect(progress[1]).toMatch(/^\[#{10}\] 1,200\/1,200 keys · [\d,]+ keys\/s · done$/);
+
+      expect(await cliJson(['backup', 'upload'], first, lines(password))).toEqual({ uploaded: 0, version });
+      expect(await cliJson(['backup', 'status'], first, lines(password))).toEqual({
+        enabled: true,
+        version,
+        count: 1200,
+        pending: 0,
+        trusted: true,
+      });
+    });
+
+    it('restores on a new device with the recovery key; a wrong or mistyped key imports nothing', async () => {
+      const second = await device(email, password);
+      const stranger = await cliError(['backup', 'restore', '--recovery-key', STRANGER_KEY], second, lines(password));
+      expect(stranger).toMatchObject({ code: 'LK_BAD_RECOVERY_KEY', details: { reason: 'mismatch' } });
+      // Mistyped: refused before the password is even asked for (stdin is empty).
+      const mistyped = await cliError(['backup', 'restore', '--recovery-key', typo(recoveryKey)], second);
+      expect(mistyped).toMatchObject({ code: 'LK_BAD_RECOVERY_KEY', details: { reason: 'parity' } });
+      // Asked for when not given: the answer after the password.
+      const prompted = await cliError(['backup', 'restore'], second, lines(password, STRANGER_KEY));
+      expect(prompted.code).toBe('LK_BAD_RECOVERY_KEY');
+      expect(await heldKeys(second, email, password)).toEqual([]);
+
+      const restored = await cliJson(
+        ['backup', 'restore', '--recovery-key', recoveryKey, '--password-stdin'],
+        second,
+        lines(password),
+      );
+      expect(restored).toEqual({ version, total: 1200, imported: 1200, failed: 0 });
+      expect(await heldKeys(second, email, password)).toEqual(sorted(keys));
+      // The restored keys came from the backup: nothing to upload again.
+      expect(await cliJson(['backup', 'status'], second, lines(password))).toMatchObject({ pending: 0 });
+
+      // The same again in words, with the progress line on stderr.
+      const human = await cli(['backup', 'restore'], second, lines(password, recoveryKey));
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).toBe(
+        `Restored from backup version ${version}: 0 keys imported, 1,200 already held (of 1,200).\n`,
+      );
+      expect(human.stderr).toContain('[##########] 1,200/1,200 keys');
+    });
+
+    it('restores through the password login alone with --trusted-device', async () => {
+      const third = await device(email, password);
+      expect(await cliJson(['backup', 'restore', '--trusted-device'], third, lines(password))).toEqual({
+        version,
+        total: 1200,
+        imported: 1200,
+        failed: 0,
+      });
+      expect(await heldKeys(third, email, password)).toEqual(sorted(keys));
+      const both = await cli(['backup', 'restore', '--trusted-device', '--passphrase', '--json'], third);
+      expect(both.code).toBe(2);
+      expect(JSON.parse(both.stdout)).toMatchObject({ error: { code: 'LK_USAGE' } });
+    });
+
+    it('verifies recovery keys: right, wrong and mistyped, given or asked for', async () => {
+      expect(await cliJson(['recovery', 'verify', recoveryKey], first, lines(password))).toEqual({ valid: true });
+      expect(await cliJson(['recovery', 'verify'], first, lines(password, recoveryKey))).toEqual({ valid: true });
+      // The grouping is for people: without the spaces it is the same key.
+      const unspaced = recoveryKey.replaceAll(' ', '');
+      expect(await cliJson(['recovery', 'verify', unspaced], first, lines(password))).toEqual({ valid: true });
+
+      const wrong = await cliError(['recovery', 'verify', STRANGER_KEY], first, lines(password));
+      expect(wrong).toMatchObject({ code: 'LK_BAD_RECOVERY_KEY', details: { reason: 'mismatch' } });
+      expect(await cliError(['recovery', 'verify', typo(recoveryKey)], first)).toMatchObject({
+        code: 'LK_BAD_RECOVERY_KEY',
+        details: { reason: 'parity' },
+      });
+      expect(await cliError(['recovery', 'verify'], first, lines(password, 'EsT0 not a key'))).toMatchObject({
+        code: 'LK_BAD_RECOVERY_KEY',
+        details: { reason: 'base58' },
+      });
+      expect(await cliError(['recovery', 'verify', recoveryKey.slice(0, 30)], first)).toMatchObject({
+        code: 'LK_BAD_RECOVERY_KEY',
+        details: { reason: 'length' },
+      });
+
+      const human = await cli(['recovery', 'verify', STRANGER_KEY], first, lines(password));
+      expect(human.code).toBe(1);
+      expect(human.stdout).toBe('');
+      expect(human.stderr).toMatch(/^error LK_BAD_RECOVERY_KEY: Invalid/m);
+    });
+
+    it('replaces the recovery key: the old one is refused, the new one (or its passphrase) restores', async () => {
+      const shown = await cli(['recovery', 'show-new'], first, lines(password));
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stdout).toContain('shown only this once');
+      const newKey = /^ {4}(Es\S+(?: \S{4}){11})$/m.exec(shown.stdout)?.[1] as string;
+      expect(newKey).toMatch(RECOVERY_KEY_FORM);
+      expect(newKey).not.toBe(recoveryKey);
+      expect(shown.stdout.split(newKey)).toHaveLength(2); // printed once
+
+      expect(await cliError(['recovery', 'verify', recoveryKey], first, lines(password))).toMatchObject({
+        code: 'LK_BAD_RECOVERY_KEY',
+        details: { reason: 'mismatch' },
+      });
+      expect(await cliJson(['recovery', 'verify', newKey], first, lines(password))).toEqual({ valid: true });
+      // The backup is the same version, with every key still in it.
+      expect(await cliJson(['backup', 'status'], first, lines(password))).toMatchObject({ version, count: 1200 });
+
+      const fourth = await device(email, password);
+      const old = await cliError(['backup', 'restore', '--recovery-key', recoveryKey], fourth, lines(password));
+      expect(old).toMatchObject({ code: 'LK_BAD_RECOVERY_KEY', details: { reason: 'mismatch' } });
+      expect(await heldKeys(fourth, email, password)).toEqual([]);
+      expect(await cliJson(['backup', 'restore', '--recovery-key', newKey], fourth, lines(password))).toMatchObject({
+        version,
+        imported: 1200,
+        failed: 0,
+      });
+      expect(await heldKeys(fourth, email, password)).toEqual(sorted(keys));
+
+      // Replaced again, now from a passphrase: the passphrase and its key restore; the previous key does not.
+      expect(
+        (await cliError(['recovery', 'show-new', '--passphrase'], first, lines(password, 'a phrase', 'b phrase'))).code,
+      ).toBe('LK_PASSWORD_MISMATCH');
+      const withPhrase = await cliJson(
+        ['recovery', 'show-new', '--passphrase'],
+        first,
+        lines(password, 'a backup phrase', 'a backup phrase'),
+      );
+      expect(withPhrase).toEqual({ version, recoveryKey: expect.stringMatching(RECOVERY_KEY_FORM), passphrase: true });
+      expect(await cliError(['recovery', 'verify', newKey], first, lines(password))).toMatchObject({
+        code: 'LK_BAD_RECOVERY_KEY',
+      });
+      expect(await cliJson(['recovery', 'verify', withPhrase.recoveryKey as string], first, lines(password))).toEqual({
+        valid: true,
+      });
+      const fifth = await device(email, password);
+      expect(
+        (await cliError(['backup', 'restore', '--passphrase'], fifth, lines(password, 'not the phrase'))).code,
+      ).toBe('LK_BAD_PASSPHRASE');
+      expect(await heldKeys(fifth, email, password)).toEqual([]);
+      expect(
+        await cliJson(['backup', 'restore', '--passphrase'], fifth, lines(password, 'a backup phrase')),
+      ).toMatchObject({ imported: 1200, failed: 0 });
+      expect(await heldKeys(fifth, email, password)).toEqual(sorted(keys));
+    });
+
+    it('deletes the backup only when confirmed', async () => {
+      const refused = await cliError(['backup', 'delete'], first, lines(password, 'no'));
+      expect(refused.code).toBe('LK_CANCELLED');
+      expect(await cliJson(['backup', 'status'], first, lines(password))).toMatchObject({ enabled: true, version });
+
+      expect(await cliJson(['backup', 'delete'], first, lines(password, 'yes'))).toEqual({ deleted: true, version });
+      expect(await cliJson(['backup', 'status'], first, lines(password))).toEqual({ enabled: false });
+      expect((await cliError(['backup', 'delete', '--yes'], first, lines(password))).code).toBe('LK_BACKUP_NOT_FOUND');
+      expect((await cliError(['backup', 'upload'], first, lines(password))).code).toBe('LK_BACKUP_NOT_FOUND');
+      // The keys on the device stay.
+      expect(await heldKeys(first, email, password)).toEqual(sorted(keys));
+    });
+  });
+
+  describe('key export files', () => {
+    const email = 'cli-keys@example.com';
+    const password = 'keys password';
+    const keys = makeRoomKeys(300);
+    let home: string;
+    let dir: string;
+
+    beforeAll(async () => {
+      await createVerifiedAccount(server, email, password);
+      home = await device(email, password);
+      dir = dirname(home);
+    });
+
+    it('imports a file an SDK (or Element) made; a wrong passphrase imports nothing', async () => {
+      const source = newHome();
+      const made = await onKeystore(source, email, password, async (keystore) => {
+        await keystore.addRoomKeys(keys.map((key) => ({ key })));
+        return exportRoomKeys(keystore, 'sdk passphrase', 1000);
+      });
+      const file = join(dir, 'from-sdk.txt');
+      writeFileSync(file, made.text);
+
+      const wrong = await cliError(['keys', 'import', file], home, lines(password, 'not the passphrase'));
+      expect(wrong.code).toBe('LK_KEY_EXPORT_BAD_PASSPHRASE');
+      expect(await heldKeys(home, email, password)).toEqual([]);
+
+      expect(await cliJson(['keys', 'import', file], home, lines(password, 'sdk passphrase'))).toEqual({
+        file,
+        total: 300,
+        imported: 300,
+      });
+      expect(await heldKeys(home, email, password)).toEqual(sorted(keys));
+      expect(await cliJson(['keys', 'import', file], home, lines(password, 'sdk passphrase'))).toEqual({
+        file,
+        total: 300,
+        imported: 0,
+      });
+      // A missing file is named, before any prompt (stdin is empty).
+      const missing = join(dir, 'missing.txt');
+      expect(await cliError(['keys', 'import', missing], home)).toMatchObject({
+        code: 'LK_FILE_UNREADABLE',
+        details: { file: missing, reason: 'ENOENT' },
+      });
+    });
+
+    it('exports to a new 0600 file that reads back to the same bytes, and never overwrites without --force', async () => {
+      const file = join(dir, 'export.txt');
+      const mismatch = await cliError(['keys', 'export', file], home, lines(password, 'export phrase', 'other'));
+      expect(mismatch.code).toBe('LK_PASSWORD_MISMATCH');
+      expect(existsSync(file)).toBe(false);
+
+      const exported = await cliJson(['keys', 'export', file], home, lines(password, 'export phrase', 'export phrase'));
+      expect(exported).toEqual({ file, exported: 300 });
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const text = readFileSync(file, 'utf8');
+      expect(text.startsWith('-----BEGIN MEGOLM SESSION DATA-----')).toBe(true);
+      // No temporary file is left beside it.
+      expect(readdirSync(dir).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+
+      // Read back through the SDK into a fresh keystore: the same keys, byte for byte.
+      const reader = newHome();
+      const readBack = await onKeystore(reader, email, password, async (keystore) => {
+        expect(await importRoomKeys(keystore, text, 'export phrase')).toEqual({ total: 300, imported: 300 });
+        return sorted((await keystore.persistedRoomKeys()).map((stored) => stored.key));
+      });
+      expect(readBack).toEqual(sorted(keys));
+      expect(readBack.map((key) => toHex(Buffer.from(key.session_key, 'base64')))).toEqual(
+        sorted(keys).map((key) => toHex(Buffer.from(key.session_key, 'base64'))),
+      );
+
+      // An existing file is refused before any prompt (stdin is empty), and stays as it was.
+      const exists = await cliError(['keys', 'export', file], home);
+      expect(exists).toMatchObject({ code: 'LK_FILE_EXISTS', details: { file } });
+      expect(readFileSync(file, 'utf8')).toBe(text);
+      const replaced = await cliJson(
+        ['keys', 'export', file, '--force', '--password-stdin'],
+        home,
+        lines(password, 'second phrase'),
+      );
+      expect(replaced).toEqual({ file, exported: 300 });
+      const second = readFileSync(file, 'utf8');
+      expect(second).not.toBe(text);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+
+      // The CLI reads its own file back on another device.
+      const other = await device(email, password);
+      expect(await cliJson(['keys', 'import', file], other, lines(password, 'second phrase'))).toMatchObject({
+        imported: 300,
+      });
+      expect(await heldKeys(other, email, password)).toEqual(sorted(keys));
+      const noFile = await cli(['keys', 'export', '--json'], home);
+      expect(noFile.code).toBe(2);
+    });
+  });
+});
