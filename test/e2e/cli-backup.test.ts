@@ -1,74 +1,12 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { exportRoomKeys, importRoomKeys, type LocalKeystore, type RoomKey } from '@latchkey/client';
 import { decodeRecoveryKey, encodeRecoveryKey, toHex } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, cliError, cliJson, lines } from '../support/cli-process.js';
 import { makeRoomKeys } from '../support/room-keys.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = join(ROOT, 'packages/cli/src/main.ts');
-/** Every spawned command is killed after this long, so a hung prompt fails the test instead of the run. */
-const RUN_LIMIT_MS = 30_000;
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface ErrorBody {
-  code: string;
-  message: string;
-  details?: Record<string, unknown>;
-}
-
-/** Runs the CLI as `npm run latchkey` does (main.ts through tsx), with `stdin` piped in and closed. */
-function cli(args: readonly string[], home: string, stdin = ''): Promise<Finished> {
-  const { LATCHKEY_SERVER: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    cwd: ROOT,
-    env: { ...inherited, LATCHKEY_HOME: home },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const limit = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
-  child.stdin.end(stdin);
-  return new Promise((resolve) => {
-    child.on('close', (code) => {
-      clearTimeout(limit);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A `--json` command that must succeed: its one JSON document. Under --json stderr stays empty. */
-async function cliJson(args: readonly string[], home: string, stdin = ''): Promise<Record<string, unknown>> {
-  const result = await cli([...args, '--json'], home, stdin);
-  expect(result.code, result.stdout + result.stderr).toBe(0);
-  expect(result.stderr).toBe('');
-  return JSON.parse(result.stdout) as Record<string, unknown>;
-}
-
-/** A `--json` command that must fail with exit status 1: its error body. */
-async function cliError(args: readonly string[], home: string, stdin = ''): Promise<ErrorBody> {
-  const result = await cli([...args, '--json'], home, stdin);
-  expect(result.code, result.stdout + result.stderr).toBe(1);
-  const body = JSON.parse(result.stdout) as { error: ErrorBody };
-  expect(typeof body.error.message).toBe('string');
-  return body.error;
-}
-
-const lines = (...answers: string[]) => answers.map((a) => `${a}\n`).join('');
 
 /** The display form: 12 groups of 4 base58 characters. */
 const RECOVERY_KEY_FORM = /^Es[1-9A-HJ-NP-Za-km-z]{2}( [1-9A-HJ-NP-Za-km-z]{4}){11}$/;

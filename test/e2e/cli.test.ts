@@ -1,93 +1,12 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { toBase64, toBase64Url, toHex } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, cli, cliError, cliJson, lines, MAIN, start, startCli } from '../support/cli-process.js';
 import { codeOf } from '../support/errors.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = join(ROOT, 'packages/cli/src/main.ts');
-const BIN = join(ROOT, 'packages/cli/bin/latchkey.js');
-/** Every spawned command is killed after this long, so a hung prompt fails the test instead of the run. */
-const RUN_LIMIT_MS = 30_000;
-
-interface Finished {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** A running CLI process: its output so far, stdin to type into, and its end. */
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  output(): { stdout: string; stderr: string };
-  /** Waits until stdout+stderr contain `text` (bounded). */
-  waitFor(text: string, timeoutMs?: number): Promise<void>;
-  done: Promise<Finished>;
-}
-
-function start(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Running {
-  const { LATCHKEY_SERVER: _ignored, ...inherited } = process.env;
-  const child = spawn(command, [...args], { cwd: ROOT, env: { ...inherited, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const limit = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
-  const done = new Promise<Finished>((resolve) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(limit);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  async function waitFor(text: string, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(stdout + stderr).includes(text)) {
-      if (Date.now() > deadline || child.exitCode !== null) {
-        throw new Error(`no ${JSON.stringify(text)} in the output: ${JSON.stringify(stdout + stderr)}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-  return { child, output: () => ({ stdout, stderr }), waitFor, done };
-}
-
-/** The CLI as `npm run latchkey` runs it: main.ts through tsx's loader. */
-function startCli(args: readonly string[], home: string): Running {
-  return start(process.execPath, ['--import', 'tsx', MAIN, ...args], { LATCHKEY_HOME: home });
-}
-
-/** Runs one command with `stdin` piped in (then closed) and returns how it ended. */
-async function cli(args: readonly string[], home: string, stdin = ''): Promise<Finished> {
-  const running = startCli(args, home);
-  running.child.stdin.end(stdin);
-  return running.done;
-}
-
-/** Runs a `--json` command that must succeed, and returns its one JSON document. */
-async function cliJson(args: readonly string[], home: string, stdin = ''): Promise<Record<string, unknown>> {
-  const result = await cli([...args, '--json'], home, stdin);
-  expect(result, result.stderr).toMatchObject({ code: 0 });
-  return JSON.parse(result.stdout) as Record<string, unknown>;
-}
-
-/** The LK_* code of a `--json` command that must fail with exit status 1. */
-async function cliErrorCode(args: readonly string[], home: string, stdin = ''): Promise<string> {
-  const result = await cli([...args, '--json'], home, stdin);
-  expect(result.code, result.stdout + result.stderr).toBe(1);
-  const body = JSON.parse(result.stdout) as { error: { code: string; message: string } };
-  expect(typeof body.error.message).toBe('string');
-  return body.error.code;
-}
 
 async function freePort(): Promise<number> {
   const probe = createServer();
@@ -97,7 +16,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const lines = (...answers: string[]) => answers.map((a) => `${a}\n`).join('');
+/** The LK_* code of a `--json` command that must fail with exit status 1. */
+const cliErrorCodeOf = async (...args: Parameters<typeof cliError>) => (await cliError(...args)).code;
 
 describe('the latchkey CLI', () => {
   let server: TestServer;
@@ -169,8 +89,8 @@ describe('the latchkey CLI', () => {
   it('refuses two different passwords at sign-up with LK_PASSWORD_MISMATCH, before contacting the server', async () => {
     const home = newHome();
     const args = ['account', 'signup', 'mismatch@example.com', '--server', server.url];
-    expect(await cliErrorCode(args, home, lines('first password', 'other password'))).toBe('LK_PASSWORD_MISMATCH');
-    expect(await cliErrorCode(args, home, lines('short', 'short'))).toBe('LK_PASSWORD_TOO_SHORT');
+    expect(await cliErrorCodeOf(args, home, lines('first password', 'other password'))).toBe('LK_PASSWORD_MISMATCH');
+    expect(await cliErrorCodeOf(args, home, lines('short', 'short'))).toBe('LK_PASSWORD_TOO_SHORT');
     expect(await codeOf(server.client().logIn('mismatch@example.com', 'first password'))).toBe('LK_LOGIN_FAILED');
   });
 
@@ -178,7 +98,7 @@ describe('the latchkey CLI', () => {
     const home = newHome();
     await createVerifiedAccount(server, 'wrong@example.com', 'right password');
     const args = ['account', 'login', 'wrong@example.com', '--server', server.url];
-    expect(await cliErrorCode(args, home, lines('wrong password'))).toBe('LK_LOGIN_FAILED');
+    expect(await cliErrorCodeOf(args, home, lines('wrong password'))).toBe('LK_LOGIN_FAILED');
     expect(existsSync(join(home, 'session.json'))).toBe(false);
 
     const human = await cli(args, home, lines('wrong password'));
@@ -257,7 +177,7 @@ describe('the latchkey CLI', () => {
     const kB = toHex(other.kB);
 
     expect(
-      await cliErrorCode(['account', 'passwd'], home, lines('wrong password', 'new password', 'new password')),
+      await cliErrorCodeOf(['account', 'passwd'], home, lines('wrong password', 'new password', 'new password')),
     ).toBe('LK_LOGIN_FAILED');
     const changed = await cliJson(['account', 'passwd'], home, lines('old password', 'new password', 'new password'));
     expect(changed).toEqual({ revokedSessions: 1 });
@@ -285,7 +205,7 @@ describe('the latchkey CLI', () => {
     const response = await fetch(`${server.url}/v1/account`, { headers: { authorization: `Bearer ${token}` } });
     expect(response.status).toBe(401);
     expect(((await response.json()) as { code: string }).code).toBe('LK_UNAUTHORIZED');
-    expect(await cliErrorCode(['account', 'whoami'], home)).toBe('LK_NOT_LOGGED_IN');
+    expect(await cliErrorCodeOf(['account', 'whoami'], home)).toBe('LK_NOT_LOGGED_IN');
     expect(await cliJson(['account', 'logout'], home)).toEqual({ loggedOut: false });
   });
 
@@ -323,7 +243,7 @@ describe('the latchkey CLI', () => {
     );
     await server.client().logIn('reset@example.com', 'third password');
     expect(
-      await cliErrorCode(
+      await cliErrorCodeOf(
         ['account', 'reset', 'reset@example.com', '--code', code2, '--server', server.url],
         home,
         lines('fourth password', 'fourth password'),
@@ -336,10 +256,10 @@ describe('the latchkey CLI', () => {
     await createVerifiedAccount(server, 'delete@example.com', 'delete password');
     await cliJson(['account', 'login', 'delete@example.com', '--server', server.url], home, lines('delete password'));
 
-    expect(await cliErrorCode(['account', 'delete'], home, lines('someone@example.com', 'delete password'))).toBe(
+    expect(await cliErrorCodeOf(['account', 'delete'], home, lines('someone@example.com', 'delete password'))).toBe(
       'LK_CANCELLED',
     );
-    expect(await cliErrorCode(['account', 'delete'], home, lines('delete@example.com', 'wrong password'))).toBe(
+    expect(await cliErrorCodeOf(['account', 'delete'], home, lines('delete@example.com', 'wrong password'))).toBe(
       'LK_LOGIN_FAILED',
     );
     expect(await cliJson(['account', 'whoami'], home)).toMatchObject({ email: 'delete@example.com' });

@@ -105,7 +105,7 @@ const signup: Command = {
       );
       return;
     }
-    ctx.out.note(`Account created; a code was sent to ${email}.`);
+    ctx.out.hint(`Account created; a code was sent to ${email}.`);
     const verified = await verifyWithPromptedCode(ctx, client, email);
     ctx.out.result(
       { accountId, email, verified },
@@ -130,7 +130,7 @@ async function verifyWithPromptedCode(ctx: CommandContext, client: LatchkeyClien
   try {
     await client.verifyEmail(email, code);
   } catch (error) {
-    ctx.out.note(`The account exists; verify it with: latchkey account verify ${email} CODE (or --resend)`);
+    ctx.out.hint(`The account exists; verify it with: latchkey account verify ${email} CODE (or --resend)`);
     throw error;
   }
   return true;
@@ -291,7 +291,7 @@ const reset: Command = {
         ctx.out.result({ email, codeRequested: true }, `${sent} Finish: latchkey account reset ${email} --code CODE`);
         return;
       }
-      ctx.out.note(sent);
+      ctx.out.hint(sent);
     }
     const code = given ?? (await ctx.prompt.ask('Code from the email: '));
     const password = await newPassword(ctx, 'New password');
@@ -320,7 +320,7 @@ const deleteAccount: Command = {
   async run(ctx) {
     const { session, saved, path } = resumeSession(ctx);
     if (!ctx.args.flag('yes')) {
-      ctx.out.note(`This deletes ${saved.email} and everything the server holds for it. It cannot be undone.`);
+      ctx.out.hint(`This deletes ${saved.email} and everything the server holds for it. It cannot be undone.`);
       const typed = await ctx.prompt.ask(`Type ${saved.email} to confirm: `);
       if (typed.trim().toLowerCase() !== saved.email) {
         throw new LatchkeyError('LK_CANCELLED', 'The address typed does not match; nothing was deleted.');
