@@ -5,7 +5,8 @@ import type { BenchModule, BenchRow } from './support/bench.js';
 /**
  * `npm run bench`: runs every `bench/*.bench.ts` in name order and prints one summary table. A missed
  * target is printed as MISS, but the exit code stays 0: benchmarks report, they do not gate. A bench
- * that throws is reported as FAILED and makes the exit code 1.
+ * that throws is reported as FAILED and makes the exit code 1. Words after the command pick benches
+ * by name: `npm run bench -- login` runs `login.bench.ts` alone.
  */
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 
@@ -59,10 +60,12 @@ function printTable(outcomes: Outcome[]): void {
   for (const line of lines) console.log(render(line));
 }
 
-async function main(): Promise<void> {
+async function main(picked: readonly string[]): Promise<void> {
   const files = readdirSync(BENCH_DIR)
     .filter((name) => name.endsWith('.bench.ts'))
+    .filter((name) => picked.length === 0 || picked.some((word) => name.includes(word)))
     .sort();
+  if (files.length === 0) throw new Error(`no bench matches ${picked.join(' ')}`);
   const outcomes: Outcome[] = [];
   for (const file of files) outcomes.push(await runOne(file));
   printTable(outcomes);
@@ -71,4 +74,4 @@ async function main(): Promise<void> {
   if (outcomes.some((outcome) => outcome.error !== undefined)) process.exitCode = 1;
 }
 
-await main();
+await main(process.argv.slice(2));
