@@ -151,4 +151,29 @@ describe('backup module over HTTP', () => {
     expect((await call(alice, 'PUT', '/v1/secret-storage/default-key', { key: 'k1' })).status).toBe(200);
     expect((await call(alice, 'GET', '/v1/secret-storage/keys')).body.default_key).toBe('k1');
   });
+
+  it('addresses the longest ids (255 characters, each escaped in the path) by path', async () => {
+    const { version } = (await call(alice, 'GET', '/v1/backup/version')).body as { version: string };
+    // A Matrix room id may be 255 bytes; '!' and ':' (and '/') are escaped, so the path segment is longer.
+    const roomId = `!${'r/'.repeat(125)}:example.org`.slice(0, 255);
+    const sessionId = 's/'.repeat(128).slice(0, 255);
+    expect([roomId.length, sessionId.length]).toEqual([255, 255]);
+    const key = keyData({ note: 'long ids' });
+    const put = await call(alice, 'PUT', `/v1/backup/keys?version=${version}`, {
+      rooms: { [roomId]: { sessions: { [sessionId]: key } } },
+    });
+    expect(put.status).toBe(200);
+    const path = `/v1/backup/keys/${encodeURIComponent(roomId)}/${encodeURIComponent(sessionId)}?version=${version}`;
+    expect(await call(alice, 'GET', path)).toEqual({ status: 200, body: key });
+    expect((await call(alice, 'DELETE', path)).status).toBe(200);
+    expect((await call(alice, 'GET', path)).body.code).toBe('LK_BACKUP_KEY_NOT_FOUND');
+    // One character more is refused by the schema, as an id, not as an unknown route.
+    const tooLong = await call(
+      alice,
+      'GET',
+      `/v1/backup/keys/${encodeURIComponent(`${roomId}x`)}/s?version=${version}`,
+    );
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.code).toBe('LK_VALIDATION');
+  });
 });

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import { ServerConfigResponse } from '@latchkey/core';
+import { MAX_ID_LENGTH, ServerConfigResponse } from '@latchkey/core';
 import { Type } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServerConfig } from './config.js';
@@ -45,6 +45,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'],
     },
     bodyLimit: config.bodyLimitBytes,
+    // Room and session ids run to 255 characters, and escaping can triple that in a path segment;
+    // Fastify's default (100) would answer long ids as if the route did not exist.
+    maxParamLength: MAX_ID_LENGTH * 3,
     trustProxy: false,
     // Reject rather than repair: no type coercion, no silent removal of unknown fields.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },

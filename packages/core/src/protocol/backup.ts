@@ -6,7 +6,9 @@ import { type Static, Type } from '@sinclair/typebox';
  */
 const strict = { additionalProperties: false } as const;
 const B64 = (max: number) => Type.String({ minLength: 1, maxLength: max });
-const Id = Type.String({ minLength: 1, maxLength: 255 });
+/** The longest room or session id accepted, as Matrix bounds them (255). */
+export const MAX_ID_LENGTH = 255;
+const Id = Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH });
 /**
  * The same bound for record keys: TypeBox turns a key schema into `patternProperties`, dropping
  * min/maxLength, so the bound must be a pattern (and other keys refused). An unbounded room id would
