@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Connection } from './database.js';
 import { migrateToLatest } from './migrate.js';
+import { accountRateLimitBuckets } from './rate-limit-buckets.js';
 import type { AccountDataRow, BackupKeyRow, BackupVersionRow, CodeRow, Database, ResetTokenRow } from './schema.js';
 import type { Store } from './store.js';
 
@@ -67,9 +68,7 @@ class KyselyStore implements Store {
       await db.deleteFrom('login_attempts').where('account_id', '=', id).execute();
       await db.deleteFrom('login_attempts').where('email', '=', email).execute();
       await db.deleteFrom('codes').where('email', '=', email).execute();
-      // Exact bucket names: a LIKE pattern would let '_' in one email match another's buckets.
-      const buckets = [`login:acct:${email}`, `code:verify:${email}`, `code:reset:${email}`];
-      await db.deleteFrom('rate_limits').where('bucket', 'in', buckets).execute();
+      await db.deleteFrom('rate_limits').where('bucket', 'in', accountRateLimitBuckets(email)).execute();
       await db.deleteFrom('accounts').where('id', '=', id).execute();
     });
   }

@@ -28,6 +28,7 @@ import {
 import * as opaque from '@serenity-kit/opaque';
 import type { RateLimit } from '../../config.js';
 import type { ServerContext } from '../../context.js';
+import { rateLimitBucket } from '../../store/rate-limit-buckets.js';
 import type { AccountRow, CodeRow, SessionRow } from '../../store/schema.js';
 
 /**
@@ -173,7 +174,7 @@ const MAIL_TEXT: Record<CodeRow['purpose'], { subject: string; lead: string }> =
 };
 
 async function sendCode(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<void> {
-  await enforceRateLimit(ctx, `code:${purpose}:${email}`, ctx.config.rateLimits.codeSendsPerEmail);
+  await enforceRateLimit(ctx, rateLimitBucket.codeSends(purpose, email), ctx.config.rateLimits.codeSendsPerEmail);
   const code = codeFromRandom(ctx.random(4));
   await ctx.store.replaceCode({
     id: newId(ctx),
@@ -276,8 +277,8 @@ function keysBundleFor(ctx: ServerContext, account: AccountRow, bundleKey: Uint8
 
 export async function loginStart(ctx: ServerContext, rawEmail: string, startLoginRequest: string, address: string) {
   const email = normalizeEmail(rawEmail);
-  await enforceRateLimit(ctx, `login:addr:${address}`, ctx.config.rateLimits.loginPerAddress);
-  await enforceRateLimit(ctx, `login:acct:${email}`, ctx.config.rateLimits.loginPerAccount);
+  await enforceRateLimit(ctx, rateLimitBucket.loginByAddress(address), ctx.config.rateLimits.loginPerAddress);
+  await enforceRateLimit(ctx, rateLimitBucket.loginByAccount(email), ctx.config.rateLimits.loginPerAccount);
   const account = await ctx.store.findAccountByEmail(email);
   return startOpaqueLogin(ctx, { purpose: 'login', email, account, sessionId: null, startLoginRequest });
 }
@@ -291,7 +292,7 @@ export async function loginFinish(
   const { attempt, account, sessionKey } = await finishOpaqueLogin(ctx, loginId, finishLoginRequest);
   if (attempt.purpose !== 'login') throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
   if (account.verified_at === null) throw new LatchkeyError('LK_ACCOUNT_UNVERIFIED');
-  await ctx.store.clearRateLimit(`login:acct:${account.email}`);
+  await ctx.store.clearRateLimit(rateLimitBucket.loginByAccount(account.email));
   const { token, bundleKey } = deriveSessionSecrets(sessionKey);
   const now = ctx.now();
   const session: SessionRow = {
@@ -316,7 +317,11 @@ export async function loginFinish(
 }
 
 export async function reauthStart(ctx: ServerContext, auth: AuthenticatedSession, startLoginRequest: string) {
-  await enforceRateLimit(ctx, `login:acct:${auth.account.email}`, ctx.config.rateLimits.loginPerAccount);
+  await enforceRateLimit(
+    ctx,
+    rateLimitBucket.loginByAccount(auth.account.email),
+    ctx.config.rateLimits.loginPerAccount,
+  );
   return startOpaqueLogin(ctx, {
     purpose: 'reauth',
     email: auth.account.email,
@@ -332,7 +337,7 @@ export async function reauthFinish(ctx: ServerContext, auth: AuthenticatedSessio
   if (attempt.purpose !== 'reauth' || attempt.session_id !== auth.session.id) {
     throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
   }
-  await ctx.store.clearRateLimit(`login:acct:${account.email}`);
+  await ctx.store.clearRateLimit(rateLimitBucket.loginByAccount(account.email));
   const now = ctx.now();
   await ctx.store.setSessionAuthenticatedAt(auth.session.id, now);
   const { bundleKey } = deriveSessionSecrets(sessionKey);
