@@ -277,4 +277,68 @@ describe('key backup in the web app, in Chromium', () => {
     await b.context.close();
     await node.logOut();
   }, 240_000);
+
+  it('restores on fresh devices with the passphrase, refusing a wrong one, and with the password login alone', async () => {
+    const email = 'web-restore-ways@example.com';
+    const password = 'restore ways password';
+    const backupPassphrase = 'the passphrase of this backup';
+    const { accountId } = await createVerifiedAccount(server, email, password);
+
+    // Device A is the SDK in Node: a backup with a passphrase that logged-in devices may open too.
+    const keys = sorted(makeRoomKeys(KEY_COUNT, 6));
+    const node = await server.client().logIn(email, password, { deviceName: 'device A' });
+    const a = await node.openKeystore(join(dir, 'restore-ways-a.db'));
+    await a.addRoomKeys(keys.map((key) => ({ key })));
+    const backup = node.keyBackup(a);
+    const { version } = await backup.enable({ passphrase: backupPassphrase, trustLoggedInDevices: true });
+    expect(await backup.uploadPending()).toEqual({ uploaded: KEY_COUNT, version });
+    await a.close();
+    await node.logOut();
+
+    const restoredAll = `Imported ${KEY_COUNT} of the ${KEY_COUNT} keys in backup version ${version}; none failed.`;
+
+    // Device C: a wrong passphrase is LK_BAD_PASSPHRASE and stores nothing; the right one restores all.
+    const c = await openDevice();
+    await openBackup(c.page, email, password);
+    await factIs(c.page, 'backup-count', String(KEY_COUNT));
+    const phraseField = c.page.getByLabel('Backup passphrase', { exact: true });
+    const phraseButton = c.page.getByRole('button', { name: 'Restore with passphrase' });
+    await phraseField.fill('not the passphrase');
+    await phraseButton.click();
+    await alertWith(c.page, 'LK_BAD_PASSPHRASE');
+    expect(await c.page.getByTestId('restore-result').isHidden()).toBe(true);
+    expect(await storedRecords(c.page, accountId)).toBe(0);
+    await phraseField.fill(backupPassphrase);
+    await phraseButton.click();
+    await c.page.getByTestId('restore-result').filter({ hasText: restoredAll }).waitFor();
+    await factIs(c.page, 'device-count', String(KEY_COUNT));
+    expect(await storedRecords(c.page, accountId)).toBe(KEY_COUNT);
+    expect(await phraseField.inputValue()).toBe('');
+
+    // Device D: nothing but the password it logged in with.
+    const d = await openDevice();
+    await openBackup(d.page, email, password);
+    await d.page.getByRole('button', { name: 'Restore using this login' }).click();
+    await d.page.getByTestId('restore-result').filter({ hasText: restoredAll }).waitFor();
+    await factIs(d.page, 'device-count', String(KEY_COUNT));
+    expect(await storedRecords(d.page, accountId)).toBe(KEY_COUNT);
+
+    // What D holds, exported and read in Node: A's keys, byte for byte.
+    await d.page.getByLabel('Passphrase for the export file').fill('check passphrase');
+    await d.page.getByLabel('Confirm export passphrase').fill('check passphrase');
+    const exported = await downloadOf(d.page, 'Export keys');
+    const reader = await server.client().logIn(email, password, { deviceName: 'checker' });
+    const check = await reader.openKeystore(join(dir, 'restore-ways-check.db'));
+    expect(await importRoomKeys(check, exported.bytes.toString('utf8'), 'check passphrase')).toEqual({
+      total: KEY_COUNT,
+      imported: KEY_COUNT,
+    });
+    expectSameKeys(await keysIn(check), keys);
+    await check.close();
+    await reader.logOut();
+
+    expect([...c.errors, ...d.errors]).toEqual([]);
+    await c.context.close();
+    await d.context.close();
+  }, 240_000);
 });
