@@ -278,7 +278,7 @@ describe('key backup in the web app, in Chromium', () => {
     await node.logOut();
   }, 240_000);
 
-  it('restores on fresh devices with the passphrase, refusing a wrong one, and with the password login alone', async () => {
+  it('restores with the passphrase (refusing a wrong one) or the login alone, and after a password reset', async () => {
     const email = 'web-restore-ways@example.com';
     const password = 'restore ways password';
     const backupPassphrase = 'the passphrase of this backup';
@@ -336,6 +336,29 @@ describe('key backup in the web app, in Chromium', () => {
     expectSameKeys(await keysIn(check), keys);
     await check.close();
     await reader.logOut();
+
+    // The password is reset elsewhere: kB is new, and C's keystore was sealed under the old one.
+    const sent = server.smtp.messages.length;
+    const resetter = server.client();
+    await resetter.requestReset(email);
+    const newPassword = 'the password after the reset';
+    await resetter.completeReset(email, await server.smtp.codeFor(email, { after: sent }), newPassword);
+    await c.page.goto(`${server.url}/#/login`);
+    await openBackup(c.page, email, newPassword);
+    // The screen says what happened and offers to clear the old keys; nothing is cleared unasked.
+    await alertWith(c.page, 'LK_KEYSTORE_KEY_CHANGED');
+    await c.page.getByTestId('stale-keystore').waitFor();
+    expect(await storedRecords(c.page, accountId)).toBe(KEY_COUNT);
+    await c.page.getByRole('button', { name: 'Clear this browser’s old keys' }).click();
+    await statusWith(c.page, 'This browser’s old keys are cleared.');
+    await factIs(c.page, 'device-count', '0');
+    expect(await storedRecords(c.page, accountId)).toBe(0);
+    // The backup survived the reset: the passphrase brings every key back into the new keystore.
+    await c.page.getByLabel('Backup passphrase', { exact: true }).fill(backupPassphrase);
+    await c.page.getByRole('button', { name: 'Restore with passphrase' }).click();
+    await c.page.getByTestId('restore-result').filter({ hasText: restoredAll }).waitFor();
+    await factIs(c.page, 'device-count', String(KEY_COUNT));
+    expect(await storedRecords(c.page, accountId)).toBe(KEY_COUNT);
 
     expect([...c.errors, ...d.errors]).toEqual([]);
     await c.context.close();

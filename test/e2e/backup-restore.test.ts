@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BackupProgress, exportRoomKeys, importRoomKeys, type LocalKeystore } from '@latchkey/client';
+import { type BackupProgress, exportRoomKeys, importRoomKeys, LocalKeystore } from '@latchkey/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeOf } from '../support/errors.js';
 import { makeRoomKeys } from '../support/room-keys.js';
@@ -97,12 +97,68 @@ describe('backup and restore on a new device, over HTTP', () => {
         expect(contents.some((bytes) => bytes.includes(Buffer.from(needle)))).toBe(false);
       }
     }
-    // Another account's kB (a different login) cannot read the records.
+    // Another account's kB (a different login) does not open it, and the file stays as it was.
     const other = await createVerifiedAccount(server, 'thief@example.com', 'thief password');
     const thief = await other.client.logIn('thief@example.com', 'thief password');
-    const stolen = await thief.openKeystore(file);
-    await expect(stolen.persistedRoomKeys()).rejects.toMatchObject({ code: 'LK_KEY_UNWRAP_FAILED' });
-    await stolen.close();
+    await expect(thief.openKeystore(file)).rejects.toMatchObject({ code: 'LK_KEYSTORE_KEY_CHANGED' });
+    const owner = await server.client().logIn(email, password);
+    const reopened = await owner.openKeystore(file);
+    expect(await fingerprint(reopened)).toEqual(originalFingerprint);
+    await reopened.close();
+    await owner.logOut();
+  });
+
+  it('after a password reset the old keystore is refused; erased, it is refilled from the backup', async () => {
+    const resetEmail = 'reset-device@example.com';
+    const { client } = await createVerifiedAccount(server, resetEmail, 'password before reset');
+    const file = join(dir, 'reset-device.db');
+    const resetKeys = makeRoomKeys(120);
+    const before = await client.logIn(resetEmail, 'password before reset');
+    const keystore = await before.openKeystore(file);
+    await keystore.addRoomKeys(resetKeys.map((key) => ({ key })));
+    const backup = before.keyBackup(keystore);
+    const { recoveryKey: resetRecoveryKey } = await backup.enable();
+    expect((await backup.uploadPending()).uploaded).toBe(120);
+    const held = await fingerprint(keystore);
+    await keystore.close();
+
+    const sent = server.smtp.messages.length;
+    await client.requestReset(resetEmail);
+    await client.completeReset(resetEmail, await server.smtp.codeFor(resetEmail, { after: sent }), 'password after');
+    const after = await client.logIn(resetEmail, 'password after');
+    // kB is new: the store's key check says so, instead of failing on each record later.
+    await expect(after.openKeystore(file)).rejects.toMatchObject({
+      code: 'LK_KEYSTORE_KEY_CHANGED',
+      details: { location: file },
+    });
+    await LocalKeystore.erase(file);
+    expect(readdirSync(dir).filter((name) => name.startsWith('reset-device.db'))).toEqual([]);
+    await LocalKeystore.erase(file); // erasing what is gone is not an error
+
+    const fresh = await after.openKeystore(file);
+    expect(await fresh.count()).toEqual({ persisted: 0, ephemeral: 0 });
+    // The login's way into the backup died with the old kB, and says so; the recovery key still opens it.
+    await expect(after.keyBackup(fresh).restore({ trustedDevice: true })).rejects.toMatchObject({
+      code: 'LK_NO_RECOVERY_METHOD',
+      details: { reason: 'kb-changed' },
+    });
+    expect(await fresh.count()).toEqual({ persisted: 0, ephemeral: 0 });
+    expect(await after.keyBackup(fresh).restore({ recoveryKey: resetRecoveryKey })).toMatchObject({
+      total: 120,
+      imported: 120,
+      failed: 0,
+    });
+    expect(await fingerprint(fresh)).toEqual(held);
+    await fresh.close();
+
+    // Proving the recovery key renewed the login's way in: another device restores with the password alone.
+    const other = await client.logIn(resetEmail, 'password after');
+    const otherStore = await other.openKeystore(join(dir, 'reset-other-device.db'));
+    expect(await other.keyBackup(otherStore).restore({ trustedDevice: true })).toMatchObject({ imported: 120 });
+    expect(await fingerprint(otherStore)).toEqual(held);
+    await otherStore.close();
+    await other.logOut();
+    await after.logOut();
   });
 
   it('never stores, backs up or exports a key marked ephemeral', async () => {

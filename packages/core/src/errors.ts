@@ -107,6 +107,13 @@ export const ERRORS = {
     message: 'A key could not be decrypted: wrong password, or the data was tampered with.',
   },
   LK_NOT_LOGGED_IN: { status: 401, expose: true, message: 'Log in first.' },
+  LK_KEYSTORE_KEY_CHANGED: {
+    status: 409,
+    expose: true,
+    message:
+      "This device's keystore was sealed under another kB (the password was reset since), so its keys " +
+      'cannot be read. Clear it, then restore from the backup with the recovery key.',
+  },
   LK_NETWORK: { status: 503, expose: true, message: 'The server could not be reached.' },
   LK_SERVER_PROTOCOL: { status: 502, expose: true, message: 'The server answered something unexpected.' },
 

@@ -9,6 +9,7 @@ import {
   hashToken,
   type KA,
   type KB,
+  localStoreKeyCheck,
   type MasterKey,
   macCode,
   openAtRest,
@@ -121,6 +122,7 @@ describe('account-keys.json', () => {
     const keys = deriveLocalStoreKeys(fromHex(v.kBHex) as KB, v.deviceId);
     expect(toHex(keys.sealKey)).toBe(v.sealKeyHex);
     expect(toHex(keys.idKey)).toBe(v.idKeyHex);
+    expect(toHex(localStoreKeyCheck(keys))).toBe(v.keyCheckHex);
   });
 
   it.each(byFunction('deriveSecretStorageKeyFromKB'))('$name', (v) => {

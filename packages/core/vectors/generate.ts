@@ -34,6 +34,7 @@ const INFO_KEYS_BUNDLE = 'latchkey/v1/keys-bundle';
 const INFO_AT_REST_PREFIX = 'latchkey/v1/at-rest/';
 const INFO_CODE_MAC = 'latchkey/v1/code-mac';
 const INFO_LOCAL_STORE = 'latchkey/v1/local-store';
+const INFO_LOCAL_STORE_CHECK = 'latchkey/v1/local-store-check';
 const INFO_SECRET_STORAGE_KB = 'latchkey/v1/secret-storage-kb';
 const INFO_BACKUP_SIGNING = 'latchkey/v1/backup-signing';
 
@@ -177,6 +178,8 @@ export type AccountKeyVector =
       deviceId: string;
       sealKeyHex: string;
       idKeyHex: string;
+      /** localStoreKeyCheck of these keys. */
+      keyCheckHex: string;
     }
   | { name: string; function: 'deriveSecretStorageKeyFromKB'; kBHex: string; keyHex: string }
   | { name: string; function: 'deriveBackupSigningSeed'; kBHex: string; seedHex: string };
@@ -416,6 +419,7 @@ function kBDerivedVectors(): AccountKeyVector[] {
         deviceId,
         sealKeyHex: hex(okm.subarray(0, 32)),
         idKeyHex: hex(okm.subarray(32)),
+        keyCheckHex: hex(createHmac('sha256', okm.subarray(32)).update(INFO_LOCAL_STORE_CHECK, 'utf8').digest()),
       });
     }
     out.push({

@@ -1,4 +1,4 @@
-import { LatchkeyClient, LatchkeyError, type LocalKeystore, type Session, type SessionState } from '@latchkey/client';
+import { LatchkeyClient, LatchkeyError, LocalKeystore, type Session, type SessionState } from '@latchkey/client';
 
 /** Where the bearer token survives a reload. Keys never go here: a reload forgets kA and kB. */
 const STORAGE_KEY = 'latchkey.session';
@@ -21,6 +21,11 @@ export interface App {
    * closed when the session ends. It needs kB, so only a session with its keys in memory opens it.
    */
   keystore(): Promise<LocalKeystore>;
+  /**
+   * Deletes this browser's keystore for the current account, keys and all: for a store sealed under
+   * an old kB (`LK_KEYSTORE_KEY_CHANGED` after a password reset), whose keys nothing can read now.
+   */
+  eraseKeystore(): Promise<void>;
 }
 
 /**
@@ -66,6 +71,15 @@ export function createApp(go: App['go']): App {
         if (open === current) open = undefined;
       });
       return current.keystore;
+    },
+    async eraseKeystore() {
+      const session = app.session;
+      if (session === undefined) throw new LatchkeyError('LK_NOT_LOGGED_IN');
+      const closing = open?.keystore;
+      closeKeystore();
+      // The database is deleted once no connection holds it: wait for this tab's to close.
+      await closing?.then((keystore) => keystore.close()).catch(() => undefined);
+      await LocalKeystore.erase(keystoreName(session.accountId));
     },
   };
   return app;

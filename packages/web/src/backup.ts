@@ -3,6 +3,7 @@ import {
   exportRoomKeys,
   importRoomKeys,
   type KeyBackup,
+  LatchkeyError,
   type LocalKeystore,
   type RecoverySecret,
   type Session,
@@ -111,7 +112,39 @@ export function backupScreen(app: App, session: Session): HTMLElement {
   }
 
   void guarded(() => refresh())().catch(showError);
-  return h('div', { class: 'stack' }, backupPanel, restore, keys, h('p', {}, link('account', 'Back to your account')));
+  const back = h('p', {}, link('account', 'Back to your account'));
+  const screen = h('div', { class: 'stack' }, backupPanel, restore, keys, back);
+  device.catch((error: unknown) => {
+    if (error instanceof LatchkeyError && error.code === 'LK_KEYSTORE_KEY_CHANGED')
+      screen.replaceChildren(staleKeystorePanel(app), back);
+  });
+  return screen;
+}
+
+/**
+ * The keystore was sealed under the kB before a password reset: nothing can read it now. Say so, and
+ * offer to clear it, after which the backup screen (and a restore with the recovery key) works again.
+ */
+function staleKeystorePanel(app: App): HTMLElement {
+  const clear = h('button', { type: 'button', class: 'danger' }, 'Clear this browser’s old keys');
+  const section = panel(
+    'Key backup',
+    h(
+      'p',
+      { 'data-testid': 'stale-keystore' },
+      'Your password was reset since this browser last stored keys, and the keys it holds were sealed under ' +
+        'your old account keys: nothing can read them now. Clear them, then restore from your backup with ' +
+        'your recovery key.',
+    ),
+    h('div', { class: 'button-row' }, clear),
+  );
+  clear.addEventListener('click', () => {
+    void runAction(section, 'Clearing this browser’s old keys…', async () => {
+      await app.eraseKeystore();
+      app.go('backup', 'This browser’s old keys are cleared. Restore your keys from the backup below.');
+    });
+  });
+  return section;
 }
 
 function statusFacts(view: Exclude<View, { kind: 'new-key' }>): HTMLElement[] {

@@ -336,9 +336,18 @@ export class KeyBackup {
       if (!checkStorageKey(this.crypto, storageKey, description)) throw new LatchkeyError('LK_BAD_PASSPHRASE');
     } else {
       keyId = KB_KEY_ID;
-      storageKey = deriveSecretStorageKeyFromKB(this.kB());
-      if (keys[keyId] === undefined)
+      const description = keys[keyId];
+      if (description === undefined)
         throw new LatchkeyError('LK_NO_RECOVERY_METHOD', 'Logged-in devices were not given access to this backup.');
+      storageKey = deriveSecretStorageKeyFromKB(this.kB());
+      if (!checkStorageKey(this.crypto, storageKey, description)) {
+        throw new LatchkeyError(
+          'LK_NO_RECOVERY_METHOD',
+          'The password was reset since this backup was set up, so a login no longer opens it. Restore once ' +
+            'with the recovery key (or passphrase); then logged-in devices can again.',
+          { reason: 'kb-changed' },
+        );
+      }
     }
     const item = await this.secrets.fetch(BACKUP_SECRET);
     const opened = this.secrets.open(item, BACKUP_SECRET, keyId, storageKey);
@@ -347,7 +356,37 @@ export class KeyBackup {
     if (!constantTimeEqual(this.crypto.x25519PublicKey(backupKey), fromBase64(info.auth_data.public_key))) {
       throw new LatchkeyError('LK_BACKUP_KEY_MISMATCH');
     }
+    if (keyId === RECOVERY_KEY_ID) await this.renewLoggedInAccess(keys, storageKey, backupKey);
     return backupKey;
+  }
+
+  /**
+   * After a password reset kB is new, and the backup's copy for logged-in devices opens with nothing.
+   * Once someone proves the recovery key (or passphrase), that copy is made again under the new kB, so
+   * a login restores again. Nothing happens when the copy is current, or was never granted.
+   */
+  private async renewLoggedInAccess(
+    keys: StorageKeyListBody['keys'],
+    recoveryStorageKey: Uint8Array,
+    backupKey: Uint8Array,
+  ): Promise<void> {
+    const description = keys[KB_KEY_ID];
+    if (description === undefined) return;
+    const kbKey = deriveSecretStorageKeyFromKB(this.kB());
+    try {
+      if (checkStorageKey(this.crypto, kbKey, description)) return;
+      // The secret first, the description (its key check) last: interrupted, the old check still
+      // fails and the next recovery-key restore does this again.
+      await this.secrets.store(BACKUP_SECRET, utf8(toBase64(backupKey)), [
+        { keyId: RECOVERY_KEY_ID, key: recoveryStorageKey },
+        { keyId: KB_KEY_ID, key: kbKey },
+      ]);
+      await this.secrets.describeKey(KB_KEY_ID, kbKey, {
+        name: description.name ?? 'Devices logged in to this account',
+      });
+    } finally {
+      kbKey.fill(0);
+    }
   }
 
   /**

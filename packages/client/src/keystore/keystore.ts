@@ -1,11 +1,14 @@
 import {
+  constantTimeEqual,
   deriveLocalStoreKeys,
   firstKnownIndex,
   fromUtf8,
   hmacSha256,
   isBetterBackupKey,
   type KB,
+  LatchkeyError,
   type LocalStoreKeys,
+  localStoreKeyCheck,
   openEnvelope,
   type RoomKey,
   type RoomKeyMeta,
@@ -14,7 +17,7 @@ import {
   toHex,
   utf8,
 } from '@latchkey/core';
-import { openRecordBackend } from '#platform';
+import { eraseRecordBackend, openRecordBackend } from '#platform';
 import { randomBytes } from '../random.js';
 import type { RecordBackend, StoredRecord } from './record-backend.js';
 
@@ -28,6 +31,7 @@ export interface StoredRoomKey {
 
 const ROOM_KEYS = 'room-key';
 const DEVICE_ID = 'device-id';
+const KEY_CHECK = 'key-check';
 
 export const rankOf = (stored: StoredRoomKey) => ({
   is_verified: stored.meta.verified === true,
@@ -53,15 +57,46 @@ export class LocalKeystore {
     this.keys = keys;
   }
 
-  /** Opens (or creates) the keystore at `location`: a file path in Node, an IndexedDB name in a browser. */
+  /**
+   * Opens (or creates) the keystore at `location`: a file path in Node, an IndexedDB name in a browser.
+   * A store sealed under another kB (the password was reset since) is `LK_KEYSTORE_KEY_CHANGED`: its
+   * records open with nothing now, so it is left as it is for the caller to {@link erase}.
+   */
   static async open(location: string, kB: KB): Promise<LocalKeystore> {
     const backend = await openRecordBackend(location);
-    let deviceId = await backend.getMeta(DEVICE_ID);
-    if (deviceId === undefined) {
-      deviceId = toBase64Url(randomBytes(16));
-      await backend.setMeta(DEVICE_ID, deviceId);
+    try {
+      let deviceId = await backend.getMeta(DEVICE_ID);
+      if (deviceId === undefined) {
+        deviceId = toBase64Url(randomBytes(16));
+        await backend.setMeta(DEVICE_ID, deviceId);
+      }
+      const keys = deriveLocalStoreKeys(kB, deviceId);
+      await LocalKeystore.checkKeys(backend, keys, location);
+      return new LocalKeystore(backend, keys, deviceId);
+    } catch (error) {
+      await backend.close();
+      throw error;
     }
-    return new LocalKeystore(backend, deriveLocalStoreKeys(kB, deviceId), deviceId);
+  }
+
+  /** Records the key check on first use; afterwards a different one means another kB. */
+  private static async checkKeys(backend: RecordBackend, keys: LocalStoreKeys, location: string): Promise<void> {
+    const check = toHex(localStoreKeyCheck(keys));
+    const stored = await backend.getMeta(KEY_CHECK);
+    if (stored === undefined) return backend.setMeta(KEY_CHECK, check);
+    if (!constantTimeEqual(utf8(stored), utf8(check))) {
+      keys.sealKey.fill(0);
+      keys.idKey.fill(0);
+      throw new LatchkeyError('LK_KEYSTORE_KEY_CHANGED', undefined, { location });
+    }
+  }
+
+  /**
+   * Deletes the keystore at `location` with every key in it, readable or not: what to do with a store
+   * that is `LK_KEYSTORE_KEY_CHANGED`, before restoring from the backup. Close it first if open.
+   */
+  static erase(location: string): Promise<void> {
+    return eraseRecordBackend(location);
   }
 
   private requireKeys(): LocalStoreKeys {

@@ -10,3 +10,12 @@ export const matrixCrypto: MatrixCrypto = webMatrixCrypto;
 export async function openRecordBackend(location: string): Promise<RecordBackend> {
   return openIndexedDbBackend(location);
 }
+
+/** Deletes the keystore's IndexedDB database (once no tab holds it open). */
+export function eraseRecordBackend(location: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.deleteDatabase(location);
+    request.onsuccess = () => resolve();
+    request.onerror = () => reject(request.error);
+  });
+}

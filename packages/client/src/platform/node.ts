@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import type { MatrixCrypto } from '@latchkey/core';
 import type { RecordBackend } from '../keystore/record-backend.js';
 import { openSqliteBackend } from '../keystore/sqlite-backend.js';
@@ -9,4 +10,9 @@ export const matrixCrypto: MatrixCrypto = nodeMatrixCrypto;
 /** In Node a keystore location is a file path. */
 export async function openRecordBackend(location: string): Promise<RecordBackend> {
   return openSqliteBackend(location);
+}
+
+/** Deletes the keystore file and its WAL companions; a missing file is already erased. */
+export async function eraseRecordBackend(location: string): Promise<void> {
+  for (const suffix of ['', '-wal', '-shm']) rmSync(`${location}${suffix}`, { force: true });
 }

@@ -15,6 +15,7 @@ export const INFO = {
   atRestPrefix: 'latchkey/v1/at-rest/',
   codeMac: 'latchkey/v1/code-mac',
   localStore: 'latchkey/v1/local-store',
+  localStoreCheck: 'latchkey/v1/local-store-check',
   secretStorageFromKB: 'latchkey/v1/secret-storage-kb',
   backupSigning: 'latchkey/v1/backup-signing',
 } as const;
@@ -124,6 +125,16 @@ export interface LocalStoreKeys {
 export function deriveLocalStoreKeys(kB: KB, deviceId: string): LocalStoreKeys {
   const okm = hkdfSha256(kB, utf8(deviceId), INFO.localStore, 2 * KEY_LENGTH);
   return { sealKey: okm.slice(0, KEY_LENGTH), idKey: okm.slice(KEY_LENGTH) };
+}
+
+/**
+ * A value a keystore keeps in clear to tell, on opening, whether these are the keys it was sealed
+ * under (after a password reset kB is new, and the old records open with nothing): HMAC-SHA256 under
+ * the id key of `latchkey/v1/local-store-check`. Record ids are MACs of names holding a NUL, which this
+ * input lacks, so the check never equals a record id.
+ */
+export function localStoreKeyCheck(keys: LocalStoreKeys): Uint8Array {
+  return hmacSha256(keys.idKey, utf8(INFO.localStoreCheck));
 }
 
 /**
