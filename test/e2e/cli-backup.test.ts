@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { keystoreFilePath } from '@latchkey/cli';
 import { exportRoomKeys, importRoomKeys, type LocalKeystore, type RoomKey } from '@latchkey/client';
 import { decodeRecoveryKey, encodeRecoveryKey, toHex } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,7 +39,11 @@ describe('the latchkey backup, recovery and keys commands', () => {
     dirs.push(dir);
     return join(dir, 'state');
   };
-  const keystoreOf = (home: string) => join(home, 'keystore.db');
+  /** Where the CLI keeps an account's keystore in `home`: the CLI's own rule, from its package. */
+  const keystoreOf = (home: string, accountId: string) => keystoreFilePath({ LATCHKEY_HOME: home }, accountId);
+  /** The account id of the session the CLI saved in `home`. */
+  const savedAccountId = (home: string) =>
+    (JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as { accountId: string }).accountId;
 
   /** Opens a device's keystore file through the SDK, as the same account, for `work`. */
   async function onKeystore<T>(
@@ -48,7 +53,7 @@ describe('the latchkey backup, recovery and keys commands', () => {
     work: (keystore: LocalKeystore) => Promise<T>,
   ): Promise<T> {
     const session = await server.client().logIn(email, password);
-    const keystore = await session.openKeystore(keystoreOf(home));
+    const keystore = await session.openKeystore(keystoreOf(home, session.accountId));
     try {
       return await work(keystore);
     } finally {
@@ -110,7 +115,7 @@ describe('the latchkey backup, recovery and keys commands', () => {
         trusted: true,
       });
       // The keystore is a file of this LATCHKEY_HOME, beside the session.
-      expect(existsSync(keystoreOf(first))).toBe(true);
+      expect(existsSync(keystoreOf(first, savedAccountId(first)))).toBe(true);
     });
 
     it("uploads the device's keys with a progress line per tenth, and only once", async () => {
@@ -276,6 +281,46 @@ describe('the latchkey backup, recovery and keys commands', () => {
       expect((await cliError(['backup', 'upload'], first, lines(password))).code).toBe('LK_BACKUP_NOT_FOUND');
       // The keys on the device stay.
       expect(await heldKeys(first, email, password)).toEqual(sorted(keys));
+    });
+  });
+
+  describe('after a password reset', () => {
+    const email = 'cli-reset@example.com';
+    const keys = makeRoomKeys(150);
+
+    it("refuses the device's old keystore, clears it when confirmed, and restores into a new one", async () => {
+      const { client } = await createVerifiedAccount(server, email, 'password before');
+      const home = await device(email, 'password before');
+      await onKeystore(home, email, 'password before', (keystore) =>
+        keystore.addRoomKeys(keys.map((key) => ({ key }))),
+      );
+      const { recoveryKey } = (await cliJson(['backup', 'enable'], home, lines('password before'))) as {
+        recoveryKey: string;
+      };
+      expect(await cliJson(['backup', 'upload'], home, lines('password before'))).toMatchObject({ uploaded: 150 });
+
+      const sent = server.smtp.messages.length;
+      await client.requestReset(email);
+      await client.completeReset(email, await server.smtp.codeFor(email, { after: sent }), 'password after');
+      await cliJson(['account', 'login', email, '--server', server.url], home, lines('password after'));
+      const file = keystoreOf(home, savedAccountId(home));
+
+      const stale = await cliError(['backup', 'status'], home, lines('password after'));
+      expect(stale).toMatchObject({ code: 'LK_KEYSTORE_KEY_CHANGED', details: { file } });
+      expect(stale.message).toContain('latchkey keys clear');
+      expect((await cliError(['keys', 'clear'], home, lines('no'))).code).toBe('LK_CANCELLED');
+      expect(existsSync(file)).toBe(true);
+      expect(await cliJson(['keys', 'clear'], home, lines('yes'))).toEqual({ file, cleared: true });
+      expect(existsSync(file)).toBe(false);
+      expect(await cliJson(['keys', 'clear', '--yes'], home)).toEqual({ file, cleared: false });
+
+      // The login alone no longer opens the backup (its copy was under the old kB); the recovery key does.
+      const byLogin = await cliError(['backup', 'restore', '--trusted-device'], home, lines('password after'));
+      expect(byLogin).toMatchObject({ code: 'LK_NO_RECOVERY_METHOD', details: { reason: 'kb-changed' } });
+      expect(
+        await cliJson(['backup', 'restore', '--recovery-key', recoveryKey], home, lines('password after')),
+      ).toMatchObject({ total: 150, imported: 150, failed: 0 });
+      expect(await heldKeys(home, email, 'password after')).toEqual(sorted(keys));
     });
   });
 

@@ -29,7 +29,7 @@ const GROUPS: Record<string, string> = {
   account: 'Sign up, verify, log in and out, change or reset the password, delete, list sessions',
   backup: "Back up this device's room keys, encrypted: enable, status, upload, restore, delete",
   recovery: 'Check the recovery key, or replace it with a new one',
-  keys: 'Export and import room keys as Matrix key export files',
+  keys: "Export and import room keys as Matrix key export files, or clear this device's keystore",
 };
 
 /** Options that may come before the command: `latchkey --json account whoami`. */

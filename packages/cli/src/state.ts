@@ -26,11 +26,16 @@ export function sessionFilePath(env: NodeJS.ProcessEnv): string {
 }
 
 /**
- * This device's encrypted keystore (room keys, sealed under keys derived from kB and its device id):
- * `keystore.db` beside the session file, in the same directory.
+ * This device's encrypted keystore for one account (room keys, sealed under keys derived from kB and
+ * its device id): `keystore-<accountId>.db` beside the session file. One file per account, so logging
+ * in to another account in the same LATCHKEY_HOME never meets (or clears) the first one's keys.
  */
-export function keystoreFilePath(env: NodeJS.ProcessEnv): string {
-  return join(dirname(sessionFilePath(env)), 'keystore.db');
+export function keystoreFilePath(env: NodeJS.ProcessEnv, accountId: string): string {
+  // The id comes from the server; as a file name it must not be able to climb out of the directory.
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(accountId)) {
+    throw new LatchkeyError('LK_SERVER_PROTOCOL', 'The account id is not a plain identifier.');
+  }
+  return join(dirname(sessionFilePath(env)), `keystore-${accountId}.db`);
 }
 
 /**

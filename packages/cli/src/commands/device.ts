@@ -25,7 +25,7 @@ export async function withUnlockedDevice<T>(
   const { session, saved } = resumeSession(ctx);
   try {
     await session.reauthenticate(await ctx.prompt.secret('Password: '));
-    const keystore = await session.openKeystore(keystoreFilePath(ctx.env));
+    const keystore = await openDeviceKeystore(session, keystoreFilePath(ctx.env, saved.accountId));
     try {
       return await work({ session, saved, keystore, backup: session.keyBackup(keystore) });
     } finally {
@@ -33,6 +33,20 @@ export async function withUnlockedDevice<T>(
     }
   } finally {
     session.forgetKeys();
+  }
+}
+
+/** Opens the keystore; a store sealed under an old kB says which commands get the keys back. */
+async function openDeviceKeystore(session: Session, file: string): Promise<LocalKeystore> {
+  try {
+    return await session.openKeystore(file);
+  } catch (error) {
+    if (!(error instanceof LatchkeyError) || error.code !== 'LK_KEYSTORE_KEY_CHANGED') throw error;
+    throw new LatchkeyError(
+      'LK_KEYSTORE_KEY_CHANGED',
+      'The password was reset since this device stored its keys, so nothing can read them now. Clear them with `latchkey keys clear`, then get them back with `latchkey backup restore`.',
+      { file },
+    );
   }
 }
 

@@ -10,11 +10,12 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
-import { exportRoomKeys, importRoomKeys } from '@latchkey/client';
+import { exportRoomKeys, importRoomKeys, LocalKeystore } from '@latchkey/client';
 import { LatchkeyError } from '@latchkey/core';
 import { type Command, type CommandContext, usageError } from '../command.js';
 import { formatCount } from '../progress.js';
-import { PASSWORD_STDIN, SERVER, STDIN_NOTE } from './account.js';
+import { keystoreFilePath } from '../state.js';
+import { PASSWORD_STDIN, resumeSession, SERVER, STDIN_NOTE } from './account.js';
 import { newPassphrase, passphrase, withUnlockedDevice } from './device.js';
 
 const FORMAT_NOTE =
@@ -124,5 +125,32 @@ const importKeys: Command = {
   },
 };
 
+const clearKeys: Command = {
+  name: 'keys clear',
+  summary: "Delete this device's keystore for the logged-in account (the server's backup stays)",
+  options: { yes: { type: 'boolean', short: 'y', description: 'do not ask to confirm' } },
+  details:
+    'For a keystore that LK_KEYSTORE_KEY_CHANGED says nothing can read (the password was reset), or to\n' +
+    'leave no keys on this machine. It needs no password and does not touch the server. Order: "yes" to\n' +
+    'confirm (unless --yes). Then: latchkey backup restore',
+  async run(ctx) {
+    const { saved } = resumeSession(ctx);
+    const file = keystoreFilePath(ctx.env, saved.accountId);
+    if (!ctx.args.flag('yes')) {
+      ctx.out.hint('Keys only on this device (not in the backup, not exported) are lost with it.');
+      const answer = await ctx.prompt.ask(`Delete the keystore of ${saved.email} on this device? Type yes: `);
+      if (answer.trim().toLowerCase() !== 'yes') {
+        throw new LatchkeyError('LK_CANCELLED', 'Not confirmed; nothing was deleted.');
+      }
+    }
+    const existed = existsSync(file);
+    await LocalKeystore.erase(file);
+    ctx.out.result(
+      { file, cleared: existed },
+      existed ? `Deleted ${file}. Restore your keys: latchkey backup restore` : 'This device holds no keystore.',
+    );
+  },
+};
+
 /** The `latchkey keys …` commands. */
-export const keysCommands: readonly Command[] = [exportKeys, importKeys];
+export const keysCommands: readonly Command[] = [exportKeys, importKeys, clearKeys];
