@@ -147,9 +147,11 @@ function askVisible(input: NodeJS.ReadStream, output: NodeJS.WritableStream, que
  * sequences (arrow keys) are dropped.
  */
 function askHidden(input: NodeJS.ReadStream, output: NodeJS.WritableStream, question: string): Promise<string> {
+  // Raw mode before the question: once "Password: " is on screen, what is typed (Ctrl-C too) must
+  // reach us as keys, not be echoed or turned into SIGINT by a terminal still in cooked mode.
+  input.setRawMode(true);
   output.write(question);
   const editor = new HiddenLineEditor();
-  input.setRawMode(true);
   input.setEncoding('utf8');
   input.resume();
   return new Promise<string>((resolve, reject) => {

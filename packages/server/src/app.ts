@@ -47,7 +47,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: config.bodyLimitBytes,
     // Room and session ids run to 255 characters, and escaping can triple that in a path segment;
     // Fastify's default (100) would answer long ids as if the route did not exist.
-    maxParamLength: MAX_ID_LENGTH * 3,
+    routerOptions: { maxParamLength: MAX_ID_LENGTH * 3 },
     trustProxy: false,
     // Reject rather than repair: no type coercion, no silent removal of unknown fields.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
