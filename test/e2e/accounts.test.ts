@@ -1,9 +1,36 @@
 import { LatchkeyError, type Session } from '@latchkey/client';
+import * as opaque from '@serenity-kit/opaque';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeOf } from '../support/errors.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { createVerifiedAccount, startTestServer, TEST_KEY_STRETCHING, type TestServer } from '../support/server.js';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+
+await opaque.ready;
+
+/** A raw JSON POST: the status and the parsed answer, whatever they are. */
+async function post(server: TestServer, path: string, body: unknown) {
+  const response = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** OPAQUE KE1 → KE2 with the server, and the honest KE3 for it, not yet sent: a login half done. */
+async function beginLogin(server: TestServer, email: string, password: string) {
+  const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
+  const { body } = await post(server, '/v1/session/login/start', { email, startLoginRequest });
+  const login = opaque.client.finishLogin({
+    clientLoginState,
+    loginResponse: body.loginResponse as string,
+    password,
+    keyStretching: TEST_KEY_STRETCHING,
+  });
+  if (login === undefined) throw new Error('set-up: the server KE2 did not verify');
+  return { loginId: body.loginId as string, finishLoginRequest: login.finishLoginRequest };
+}
 
 describe('accounts over HTTP', () => {
   let server: TestServer;
@@ -115,6 +142,43 @@ describe('accounts over HTTP', () => {
     expect(after.state.keysChangedAt).toBeGreaterThan(keysChangedAt);
   });
 
+  it('ends logins begun under the old password, and unused reset tokens, when the password changes', async () => {
+    const { client } = await createVerifiedAccount(server, 'halfway@example.com', 'old password');
+    const main = await client.logIn('halfway@example.com', 'old password');
+
+    // A control: a half-done login finishes when nothing changed in between.
+    const control = await beginLogin(server, 'halfway@example.com', 'old password');
+    expect((await post(server, '/v1/session/login/finish', control)).status).toBe(200);
+
+    const beforeChange = await beginLogin(server, 'halfway@example.com', 'old password');
+    await main.changePassword('old password', 'new password');
+    const afterChange = await post(server, '/v1/session/login/finish', beforeChange);
+    expect([afterChange.status, afterChange.body.code]).toEqual([400, 'LK_LOGIN_ATTEMPT_INVALID']);
+
+    // Two reset tokens; the reset done with one ends the other, and a login begun before it.
+    const codeFor = async () => {
+      const sent = server.smtp.messages.length;
+      await client.requestReset('halfway@example.com');
+      return server.smtp.codeFor('halfway@example.com', { after: sent });
+    };
+    const spare = await post(server, '/v1/account/reset/verify', {
+      email: 'halfway@example.com',
+      code: await codeFor(),
+    });
+    expect(spare.status).toBe(200);
+    const beforeReset = await beginLogin(server, 'halfway@example.com', 'new password');
+    await client.completeReset('halfway@example.com', await codeFor(), 'third password');
+    const afterReset = await post(server, '/v1/session/login/finish', beforeReset);
+    expect([afterReset.status, afterReset.body.code]).toEqual([400, 'LK_LOGIN_ATTEMPT_INVALID']);
+    const { registrationRequest } = opaque.client.startRegistration({ password: 'fourth password' });
+    const reused = await post(server, '/v1/account/reset/register', {
+      resetToken: spare.body.resetToken,
+      registrationRequest,
+    });
+    expect([reused.status, reused.body.code]).toEqual([400, 'LK_RESET_TOKEN_INVALID']);
+    await client.logIn('halfway@example.com', 'third password');
+  });
+
   it('deletes the account after a password check, and then the account is gone', async () => {
     const { client } = await createVerifiedAccount(server, 'delete-me@example.com', 'password one');
     const session = await client.logIn('delete-me@example.com', 'password one');
@@ -165,6 +229,46 @@ describe('rate limits', () => {
     await client.signUp('mailbomb@example.com', 'password one'); // first code
     await client.resendVerification('mailbomb@example.com'); // second
     expect(await codeOf(client.resendVerification('mailbomb@example.com'))).toBe('LK_RATE_LIMITED');
+  });
+
+  it('keeps counting mails when a sign-up replaces an unverified account, and a refused one changes nothing', async () => {
+    const client = server.client();
+    const sent = server.smtp.messages.length;
+    await client.signUp('again@example.com', 'password one'); // first code
+    const { accountId } = await client.signUp('again@example.com', 'password two'); // second, replacing
+    expect(await codeOf(client.signUp('again@example.com', 'password three'))).toBe('LK_RATE_LIMITED');
+    expect(server.smtp.messages.slice(sent).filter((m) => m.to.includes('again@example.com'))).toHaveLength(2);
+    // The second sign-up stands: its code verifies it and its password logs in.
+    await client.verifyEmail('again@example.com', await server.smtp.codeFor('again@example.com', { after: sent }));
+    const session = await client.logIn('again@example.com', 'password two');
+    expect(session.accountId).toBe(accountId);
+  });
+});
+
+describe('rate limits per address', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({
+      rateLimits: {
+        loginPerAccount: { max: 100, windowMs: 60_000 },
+        loginPerAddress: { max: 4, windowMs: 60_000 },
+        codeSendsPerEmail: { max: 100, windowMs: 60_000 },
+      },
+    });
+  });
+  afterAll(async () => server.close());
+
+  it('limits login attempts from one address across accounts', async () => {
+    const { client } = await createVerifiedAccount(server, 'first@example.com', 'password one');
+    await createVerifiedAccount(server, 'second@example.com', 'password two');
+    await client.logIn('first@example.com', 'password one');
+    expect(await codeOf(client.logIn('second@example.com', 'wrong guess'))).toBe('LK_LOGIN_FAILED');
+    expect(await codeOf(client.logIn('nobody@example.com', 'wrong guess'))).toBe('LK_LOGIN_FAILED');
+    await client.logIn('second@example.com', 'password two');
+    // The fifth attempt from 127.0.0.1, whichever account it names, is refused before OPAQUE runs.
+    const error = await client.logIn('first@example.com', 'password one').catch((e: unknown) => e);
+    expect((error as LatchkeyError).code).toBe('LK_RATE_LIMITED');
+    expect((error as LatchkeyError).details?.retryAfterSeconds).toBeGreaterThan(0);
   });
 });
 

@@ -110,9 +110,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(secretsRoutes, { ctx });
   await registerWebApp(app, config.webDir);
 
-  // Expired attempts, codes and sessions are swept now and then; correctness never depends on it.
+  // Expired attempts, codes, sessions and rate-limit windows are swept now and then; correctness
+  // never depends on it.
+  const longestWindowMs = Math.max(...Object.values(config.rateLimits).map((limit) => limit.windowMs));
   const sweep = setInterval(
-    () => void store.purgeExpired(ctx.now()).catch((err) => app.log.error({ err }, 'purge failed')),
+    () => void store.purgeExpired(ctx.now(), longestWindowMs).catch((err) => app.log.error({ err }, 'purge failed')),
     60_000,
   );
   sweep.unref();

@@ -1162,7 +1162,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
   });
 
   describe('purgeExpired', () => {
-    it('deletes what expired at or before now and keeps the rest, accounts and rate limits included', async () => {
+    it('deletes what expired at or before now (rate-limit windows that ended too) and keeps the rest', async () => {
       await store.insertAccount(account('acc-1', 'one@example.com'));
       for (const [label, expiresAt] of [
         ['past', NOW - 1],
@@ -1174,10 +1174,11 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
         await store.replaceCode(code(`c-${label}`, `${label}@example.com`, 'verify', expiresAt));
         await store.insertResetToken(resetToken(label, 'acc-1', expiresAt));
       }
-      await store.hitRateLimit('old-bucket', 0, 1000);
+      await store.hitRateLimit('ended-window', NOW - 2000, 1000);
+      await store.hitRateLimit('open-window', NOW, 1000);
       await store.putServerSecretOnce('secret', bytes(1));
 
-      await store.purgeExpired(NOW);
+      await store.purgeExpired(NOW, 1000);
 
       const after = await snapshot(connection);
       expect(after.sessions?.map((r) => r['id'])).toEqual(['s-future']);
@@ -1185,7 +1186,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       expect(after.codes?.map((r) => r['id'])).toEqual(['c-future']);
       expect(after.reset_tokens?.map((r) => r['token_hash'])).toEqual([`hex:${hex(bytesFor('reset future'))}`]);
       expect(after.accounts).toHaveLength(1);
-      expect(after.rate_limits).toHaveLength(1);
+      expect(after.rate_limits?.map((r) => r['bucket'])).toEqual(['open-window']);
       expect(after.server_secrets).toHaveLength(1);
     });
   });

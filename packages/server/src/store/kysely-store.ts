@@ -45,19 +45,26 @@ class KyselyStore implements Store {
     id: string,
     change: { opaqueRecord: Uint8Array; wrapKB: Uint8Array; passwordChangedAt: number; keysChangedAt?: number },
   ) {
-    await this.db
-      .updateTable('accounts')
-      .set({
-        opaque_record: change.opaqueRecord,
-        wrap_kb: change.wrapKB,
-        password_changed_at: change.passwordChangedAt,
-        ...(change.keysChangedAt === undefined ? {} : { keys_changed_at: change.keysChangedAt }),
-      })
-      .where('id', '=', id)
-      .execute();
+    await this.transaction(async (tx) => {
+      const db = (tx as KyselyStore).db;
+      await db
+        .updateTable('accounts')
+        .set({
+          opaque_record: change.opaqueRecord,
+          wrap_kb: change.wrapKB,
+          password_changed_at: change.passwordChangedAt,
+          ...(change.keysChangedAt === undefined ? {} : { keys_changed_at: change.keysChangedAt }),
+        })
+        .where('id', '=', id)
+        .execute();
+      // A login begun under the old record would otherwise finish under it (KE3 after the change),
+      // and an unused reset token would allow a second reset: both die with the old password.
+      await db.deleteFrom('login_attempts').where('account_id', '=', id).execute();
+      await db.deleteFrom('reset_tokens').where('account_id', '=', id).execute();
+    });
   }
 
-  async deleteAccount(id: string, email: string) {
+  async deleteAccount(id: string, email: string, options: { keepRateLimits?: boolean } = {}) {
     await this.transaction(async (tx) => {
       const db = (tx as KyselyStore).db;
       await db.deleteFrom('backup_keys').where('account_id', '=', id).execute();
@@ -68,7 +75,9 @@ class KyselyStore implements Store {
       await db.deleteFrom('login_attempts').where('account_id', '=', id).execute();
       await db.deleteFrom('login_attempts').where('email', '=', email).execute();
       await db.deleteFrom('codes').where('email', '=', email).execute();
-      await db.deleteFrom('rate_limits').where('bucket', 'in', accountRateLimitBuckets(email)).execute();
+      if (options.keepRateLimits !== true) {
+        await db.deleteFrom('rate_limits').where('bucket', 'in', accountRateLimitBuckets(email)).execute();
+      }
       await db.deleteFrom('accounts').where('id', '=', id).execute();
     });
   }
@@ -385,7 +394,12 @@ class KyselyStore implements Store {
     return Number(result.numDeletedRows) > 0;
   }
 
-  async purgeExpired(now: number) {
+  async purgeExpired(now: number, rateLimitWindowMs: number) {
+    // A bucket whose window ended counts from 1 again on its next hit, so its row holds nothing.
+    await this.db
+      .deleteFrom('rate_limits')
+      .where('window_start', '<=', now - rateLimitWindowMs)
+      .execute();
     await this.db.deleteFrom('login_attempts').where('expires_at', '<=', now).execute();
     await this.db.deleteFrom('codes').where('expires_at', '<=', now).execute();
     await this.db.deleteFrom('reset_tokens').where('expires_at', '<=', now).execute();

@@ -21,12 +21,17 @@ export interface Store {
   findAccountById(id: string): Promise<AccountRow | undefined>;
   insertAccount(row: AccountRow): Promise<void>;
   markAccountVerified(id: string, at: number): Promise<void>;
+  /** New OPAQUE record and wrapKB; pending login attempts and reset tokens of the account end with the old ones. */
   updateCredentials(
     id: string,
     change: { opaqueRecord: Uint8Array; wrapKB: Uint8Array; passwordChangedAt: number; keysChangedAt?: number },
   ): Promise<void>;
   /** Removes the account and every row that belongs to it. */
-  deleteAccount(id: string, email: string): Promise<void>;
+  /**
+   * Removes every row of the account. `keepRateLimits` keeps the buckets named by its email: an
+   * unverified account replaced by a new sign-up must not reset the limit on mails to that address.
+   */
+  deleteAccount(id: string, email: string, options?: { keepRateLimits?: boolean }): Promise<void>;
 
   insertSession(row: SessionRow): Promise<void>;
   findSessionByTokenHash(tokenHash: Uint8Array): Promise<SessionRow | undefined>;
@@ -88,7 +93,10 @@ export interface Store {
   putAccountData(row: AccountDataRow): Promise<void>;
   deleteAccountData(accountId: string, type: string): Promise<boolean>;
 
-  /** Deletes expired attempts, codes, tokens and sessions. */
-  purgeExpired(now: number): Promise<void>;
+  /**
+   * Deletes expired attempts, codes, tokens and sessions, and rate-limit rows whose window (at most
+   * `rateLimitWindowMs`, the longest configured) has ended.
+   */
+  purgeExpired(now: number, rateLimitWindowMs: number): Promise<void>;
   close(): Promise<void>;
 }

@@ -132,11 +132,14 @@ export async function register(
   const wrapped = checkWrappedKB(wrapKBText);
   const now = ctx.now();
   const id = newId(ctx);
+  // Counted before anything is written, so a refused sign-up changes nothing; and the replaced
+  // account's buckets are kept, so signing up again and again never resets the limit on mails.
+  await enforceCodeSendLimit(ctx, email, 'verify');
   const kA = ctx.random(32);
   await ctx.store.transaction(async (tx) => {
     const existing = await tx.findAccountByEmail(email);
     if (existing?.verified_at != null) throw new LatchkeyError('LK_EMAIL_TAKEN');
-    if (existing !== undefined) await tx.deleteAccount(existing.id, existing.email);
+    if (existing !== undefined) await tx.deleteAccount(existing.id, existing.email, { keepRateLimits: true });
     await tx.insertAccount({
       id,
       email,
@@ -150,7 +153,7 @@ export async function register(
     });
   });
   kA.fill(0);
-  await sendCode(ctx, email, 'verify');
+  await mailCode(ctx, email, 'verify');
   return { accountId: id };
 }
 
@@ -173,8 +176,17 @@ const MAIL_TEXT: Record<CodeRow['purpose'], { subject: string; lead: string }> =
   reset: { subject: 'Your Latchkey password reset code', lead: 'Reset your password with this code' },
 };
 
+function enforceCodeSendLimit(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<void> {
+  return enforceRateLimit(ctx, rateLimitBucket.codeSends(purpose, email), ctx.config.rateLimits.codeSendsPerEmail);
+}
+
 async function sendCode(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<void> {
-  await enforceRateLimit(ctx, rateLimitBucket.codeSends(purpose, email), ctx.config.rateLimits.codeSendsPerEmail);
+  await enforceCodeSendLimit(ctx, email, purpose);
+  await mailCode(ctx, email, purpose);
+}
+
+/** Makes a new code (replacing any earlier one of the purpose) and mails it; the caller counted the send. */
+async function mailCode(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<void> {
   const code = codeFromRandom(ctx.random(4));
   await ctx.store.replaceCode({
     id: newId(ctx),
