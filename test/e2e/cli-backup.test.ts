@@ -417,5 +417,132 @@ describe('the latchkey backup, recovery and keys commands', () => {
       const noFile = await cli(['keys', 'export', '--json'], home);
       expect(noFile.code).toBe(2);
     });
+
+    /** What a key file listener heard, in order: progress reports and the stretch. */
+    type Heard = { phase: string; done: number; total: number; keysPerSecond: number; secondsLeft: number } | 'stretch';
+    const listening = (heard: Heard[]) => ({
+      onProgress: (p: Exclude<Heard, 'stretch'>) => heard.push({ ...p }),
+      onStretch: () => heard.push('stretch'),
+    });
+    /** The progress reports of `phase`: more than one (batches), each done above the last, the last at `total`. */
+    function expectRising(heard: Heard[], phase: string, total: number): void {
+      const reports = heard.filter((h) => h !== 'stretch');
+      expect(reports.length).toBeGreaterThan(1);
+      for (const report of reports) {
+        expect(report).toMatchObject({ phase, total });
+        expect(Number.isFinite(report.keysPerSecond) && report.keysPerSecond >= 0).toBe(true);
+      }
+      const dones = reports.map((r) => r.done);
+      expect(dones).toEqual([...new Set(dones)].sort((a, b) => a - b));
+      expect(dones[0]).toBeGreaterThan(0);
+      expect(dones.at(-1)).toBe(total);
+      expect(reports.at(-1)?.secondsLeft).toBe(0);
+    }
+
+    it('reports export and import progress in batches, rising to the total; a bad file reports none and adds nothing', async () => {
+      const many = makeRoomKeys(2500);
+      const exportHeard: Heard[] = [];
+      const made = await onKeystore(newHome(), email, password, async (keystore) => {
+        await keystore.addRoomKeys(many.map((key) => ({ key })));
+        return exportRoomKeys(keystore, 'many passphrase', 1000, listening(exportHeard));
+      });
+      expect(made.count).toBe(2500);
+      expectRising(exportHeard, 'export', 2500);
+      // The keys are read first, then the passphrase is stretched once.
+      expect(exportHeard.at(-1)).toBe('stretch');
+      expect(exportHeard.filter((h) => h === 'stretch')).toHaveLength(1);
+
+      const importHeard: Heard[] = [];
+      const reader = newHome();
+      const held = await onKeystore(reader, email, password, async (keystore) => {
+        expect(await importRoomKeys(keystore, made.text, 'many passphrase', listening(importHeard))).toEqual({
+          total: 2500,
+          imported: 2500,
+        });
+        return sorted((await keystore.persistedRoomKeys()).map((stored) => stored.key));
+      });
+      expect(held).toEqual(sorted(many));
+      expect(importHeard[0]).toBe('stretch');
+      expect(importHeard.filter((h) => h === 'stretch')).toHaveLength(1);
+      expectRising(importHeard, 'import', 2500);
+
+      // Again: every key is held, yet each is handled and counted.
+      const againHeard: Heard[] = [];
+      await onKeystore(reader, email, password, async (keystore) => {
+        expect(await importRoomKeys(keystore, made.text, 'many passphrase', listening(againHeard))).toEqual({
+          total: 2500,
+          imported: 0,
+        });
+      });
+      expectRising(againHeard, 'import', 2500);
+
+      // A wrong passphrase, or a file damaged where its last batch's keys lie, fails before any batch is written.
+      let at = Math.floor(made.text.length * 0.9);
+      while (made.text[at] === '\n') at++;
+      const damaged = `${made.text.slice(0, at)}${made.text[at] === 'A' ? 'B' : 'A'}${made.text.slice(at + 1)}`;
+      const empty = newHome();
+      for (const [text, phrase] of [
+        [made.text, 'not the passphrase'],
+        [damaged, 'many passphrase'],
+      ] as const) {
+        const badHeard: Heard[] = [];
+        await onKeystore(empty, email, password, async (keystore) => {
+          const failure = await importRoomKeys(keystore, text, phrase, listening(badHeard)).then(
+            () => undefined,
+            (error: unknown) => (error as { code?: string }).code,
+          );
+          expect(failure).toMatch(/^LK_KEY_EXPORT_(BAD_PASSPHRASE|INVALID)$/);
+          expect(await keystore.count()).toEqual({ persisted: 0, ephemeral: 0 });
+        });
+        expect(badHeard.filter((h) => h !== 'stretch')).toEqual([]);
+      }
+    });
+
+    it('shows progress and the stretch on stderr for people, and under --json only the result', async () => {
+      const many = makeRoomKeys(2500);
+      const source = await device(email, password);
+      await onKeystore(source, email, password, (keystore) => keystore.addRoomKeys(many.map((key) => ({ key }))));
+      const file = join(dir, 'many.txt');
+      const bars = (stderr: string) => stderr.split('\n').filter((line) => line.startsWith('['));
+
+      // stderr is a pipe: a line per tenth reached, batches of 1,000 (tenths 4, 8 and 10).
+      const exported = await cli(['keys', 'export', file], source, lines(password, 'many phrase', 'many phrase'));
+      expect(exported.code, exported.stderr).toBe(0);
+      expect(exported.stdout).toBe(`Exported 2,500 keys to ${file}.\n`);
+      const exportBars = bars(exported.stderr);
+      expect(exportBars).toHaveLength(3);
+      expect(exportBars[0]).toMatch(/^\[#{4}\.{6}\] 1,000\/2,500 keys · [\d,]+ keys\/s · \d+s left$/);
+      expect(exportBars[2]).toMatch(/^\[#{10}\] 2,500\/2,500 keys · [\d,]+ keys\/s · done$/);
+      // Keys first, then the stretch, on a line of its own.
+      expect(exported.stderr.indexOf('\nStretching the passphrase…\n')).toBeGreaterThan(
+        exported.stderr.indexOf(exportBars[2] as string),
+      );
+
+      const target = await device(email, password);
+      const imported = await cli(['keys', 'import', file], target, lines(password, 'many phrase'));
+      expect(imported.code, imported.stderr).toBe(0);
+      expect(imported.stdout).toBe(`Imported 2,500 keys from ${file}.\n`);
+      const importBars = bars(imported.stderr);
+      expect(importBars).toHaveLength(3);
+      expect(importBars[2]).toMatch(/^\[#{10}\] 2,500\/2,500 keys · [\d,]+ keys\/s · done$/);
+      expect(imported.stderr.indexOf('Stretching the passphrase…\n')).toBeGreaterThanOrEqual(0);
+      expect(imported.stderr.indexOf('Stretching the passphrase…\n')).toBeLessThan(
+        imported.stderr.indexOf(importBars[0] as string),
+      );
+      expect(await heldKeys(target, email, password)).toEqual(sorted(many));
+
+      // Under --json stderr stays empty (cliJson checks) and stdout is the one JSON document.
+      const other = await device(email, password);
+      expect(await cliJson(['keys', 'import', file], other, lines(password, 'many phrase'))).toEqual({
+        file,
+        total: 2500,
+        imported: 2500,
+      });
+      const second = join(dir, 'many-again.txt');
+      expect(await cliJson(['keys', 'export', second], other, lines(password, 'again', 'again'))).toEqual({
+        file: second,
+        exported: 2500,
+      });
+    });
   });
 });

@@ -11,7 +11,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { exportRoomKeys, importRoomKeys, LocalKeystore } from '@latchkey/client';
-import { LatchkeyError } from '@latchkey/core';
+import { DEFAULT_EXPORT_ROUNDS, LatchkeyError } from '@latchkey/core';
 import { type Command, type CommandContext, usageError } from '../command.js';
 import { formatCount } from '../progress.js';
 import { keystoreFilePath } from '../state.js';
@@ -21,6 +21,9 @@ import { newPassphrase, passphrase, withUnlockedDevice } from './device.js';
 const FORMAT_NOTE =
   'The file is a Matrix key export (-----BEGIN MEGOLM SESSION DATA-----), which Element and other\n' +
   'Matrix clients read and write; its passphrase is stretched with PBKDF2 (500,000 rounds).';
+
+/** Shown (not under `--json`) while the passphrase is stretched: a fixed wait the bar cannot count. */
+const STRETCHING = 'Stretching the passphrase…';
 
 const keys = (n: number) => `${formatCount(n)} key${n === 1 ? '' : 's'}`;
 
@@ -94,7 +97,15 @@ const exportKeys: Command = {
     if (!overwrite && existsSync(file)) throw fileExists(file);
     await withUnlockedDevice(ctx, async ({ keystore }) => {
       const secret = await newPassphrase(ctx, 'Passphrase for the file');
-      const { text, count } = await exportRoomKeys(keystore, secret);
+      const bar = ctx.out.progress();
+      const { text, count } = await exportRoomKeys(keystore, secret, DEFAULT_EXPORT_ROUNDS, {
+        onProgress: (p) => bar.update(p),
+        onStretch: () => {
+          // The keys are read: end the bar's line so the status line starts on its own.
+          bar.end();
+          ctx.out.hint(STRETCHING);
+        },
+      }).finally(() => bar.end());
       writeFileAtomically(file, text, overwrite);
       ctx.out.result({ file, exported: count }, `Exported ${keys(count)} to ${file}.`);
     });
@@ -115,7 +126,11 @@ const importKeys: Command = {
     const text = readKeyFile(file);
     await withUnlockedDevice(ctx, async ({ keystore }) => {
       const secret = await passphrase(ctx, "The file's passphrase");
-      const { total, imported } = await importRoomKeys(keystore, text, secret);
+      const bar = ctx.out.progress();
+      const { total, imported } = await importRoomKeys(keystore, text, secret, {
+        onProgress: (p) => bar.update(p),
+        onStretch: () => ctx.out.hint(STRETCHING),
+      }).finally(() => bar.end());
       ctx.out.result(
         { file, total, imported },
         `Imported ${keys(imported)} from ${file}` +

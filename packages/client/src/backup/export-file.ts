@@ -10,13 +10,60 @@ import {
 import { matrixCrypto } from '#platform';
 import type { LocalKeystore } from '../keystore/keystore.js';
 import { randomBytes } from '../random.js';
+import type { BackupProgress } from './key-backup.js';
+
+/** How many keys of a file {@link importRoomKeys} adds to the keystore at a time (one write each). */
+const IMPORT_BATCH = 1000;
+
+/**
+ * Progress of writing or reading a key export file: {@link BackupProgress} with phases of its own,
+ * so the same bar shows it. `export` counts keys read from the keystore, `import` keys of the file
+ * handled (added, already held, or unusable).
+ */
+export interface KeyFileProgress extends Omit<BackupProgress, 'phase'> {
+  phase: 'export' | 'import';
+}
+
+/** What {@link exportRoomKeys} and {@link importRoomKeys} report as they go. */
+export interface KeyFileOptions {
+  /** Keys done of total, rising, the last report at total; not called when there are no keys. */
+  onProgress?: (progress: KeyFileProgress) => void;
+  /**
+   * Called once, just before the passphrase is stretched (PBKDF2, as many rounds as the file says)
+   * and the file en- or decrypted: a wait of fixed length with nothing to count.
+   */
+  onStretch?: () => void;
+}
+
+function progressMeter(phase: KeyFileProgress['phase'], listener: KeyFileOptions['onProgress']) {
+  const started = performance.now();
+  return (done: number, total: number) => {
+    if (listener === undefined) return;
+    const seconds = (performance.now() - started) / 1000;
+    const keysPerSecond = seconds > 0 ? done / seconds : 0;
+    listener({
+      phase,
+      done,
+      total,
+      keysPerSecond,
+      secondsLeft: keysPerSecond > 0 ? (total - done) / keysPerSecond : 0,
+    });
+  };
+}
 
 /**
  * Passphrase-protected key export files (`-----BEGIN MEGOLM SESSION DATA-----`), readable by Element
  * and matrix-rust-sdk. Ephemeral keys are never exported: they are not in the persisted store.
  */
-export async function exportRoomKeys(keystore: LocalKeystore, passphrase: string, rounds = DEFAULT_EXPORT_ROUNDS) {
-  const keys: RoomKey[] = (await keystore.persistedRoomKeys()).map((stored) => stored.key);
+export async function exportRoomKeys(
+  keystore: LocalKeystore,
+  passphrase: string,
+  rounds = DEFAULT_EXPORT_ROUNDS,
+  options: KeyFileOptions = {},
+) {
+  const report = progressMeter('export', options.onProgress);
+  const keys: RoomKey[] = (await keystore.persistedRoomKeys(report)).map((stored) => stored.key);
+  options.onStretch?.();
   const text = await encryptKeyExport(matrixCrypto, utf8(JSON.stringify(keys)), passphrase, {
     salt: randomBytes(16),
     iv: randomBytes(16),
@@ -25,16 +72,34 @@ export async function exportRoomKeys(keystore: LocalKeystore, passphrase: string
   return { text, count: keys.length };
 }
 
-/** Imports an export file; keys already held are kept unless the file's are better. */
-export async function importRoomKeys(keystore: LocalKeystore, fileText: string, passphrase: string) {
+/**
+ * Imports an export file; keys already held are kept unless the file's are better. The whole file is
+ * decrypted and read before anything is written, so a wrong passphrase or a damaged file changes
+ * nothing; then keys are added {@link IMPORT_BATCH} at a time, each batch written whole.
+ */
+export async function importRoomKeys(
+  keystore: LocalKeystore,
+  fileText: string,
+  passphrase: string,
+  options: KeyFileOptions = {},
+) {
+  options.onStretch?.();
   const parsed = JSON.parse(fromUtf8(await decryptKeyExport(matrixCrypto, fileText, passphrase))) as unknown;
-  const entries = (Array.isArray(parsed) ? parsed : []).flatMap((item: unknown) => {
-    if (typeof item !== 'object' || item === null) return [];
+  const items: unknown[] = Array.isArray(parsed) ? parsed : [];
+  // null for an item that is not a usable key: it still counts toward the progress, as handled.
+  const entries = items.map((item: unknown) => {
+    if (typeof item !== 'object' || item === null) return null;
     const record = item as Record<string, unknown>;
-    if (typeof record.room_id !== 'string' || typeof record.session_id !== 'string') return [];
+    if (typeof record.room_id !== 'string' || typeof record.session_id !== 'string') return null;
     const key = roomKeyFromPlaintext(record.room_id, record.session_id, record);
-    return key === undefined ? [] : [{ key }];
+    return key === undefined ? null : { key };
   });
-  const imported = await keystore.addRoomKeys(entries);
-  return { total: Array.isArray(parsed) ? parsed.length : 0, imported };
+  const report = progressMeter('import', options.onProgress);
+  let imported = 0;
+  for (let i = 0; i < entries.length; i += IMPORT_BATCH) {
+    const batch = entries.slice(i, i + IMPORT_BATCH).filter((entry) => entry !== null);
+    imported += await keystore.addRoomKeys(batch);
+    report(Math.min(i + IMPORT_BATCH, entries.length), entries.length);
+  }
+  return { total: items.length, imported };
 }

@@ -32,6 +32,8 @@ export interface StoredRoomKey {
 const ROOM_KEYS = 'room-key';
 const DEVICE_ID = 'device-id';
 const KEY_CHECK = 'key-check';
+/** How many records {@link LocalKeystore.persistedRoomKeys} opens between two progress reports. */
+const OPEN_PROGRESS_EVERY = 1000;
 
 export const rankOf = (stored: StoredRoomKey) => ({
   is_verified: stored.meta.verified === true,
@@ -176,9 +178,21 @@ export class LocalKeystore {
     return bytes === undefined ? undefined : this.open({ id, value: bytes });
   }
 
-  /** Every persisted key (ephemeral ones are never included: they are not to be stored anywhere). */
-  async persistedRoomKeys(): Promise<StoredRoomKey[]> {
-    return (await this.backend.getAll(ROOM_KEYS)).map((record) => this.open(record));
+  /**
+   * Every persisted key (ephemeral ones are never included: they are not to be stored anywhere).
+   * Opening each record is most of the time a large store takes, so `onProgress` (if given) hears how
+   * many are open of how many: every {@link OPEN_PROGRESS_EVERY} records and at the last.
+   */
+  async persistedRoomKeys(onProgress?: (done: number, total: number) => void): Promise<StoredRoomKey[]> {
+    const records = await this.backend.getAll(ROOM_KEYS);
+    return records.map((record, i) => {
+      const stored = this.open(record);
+      const done = i + 1;
+      if (onProgress !== undefined && (done % OPEN_PROGRESS_EVERY === 0 || done === records.length)) {
+        onProgress(done, records.length);
+      }
+      return stored;
+    });
   }
 
   /** Persisted keys not yet uploaded to `version`. */
