@@ -132,7 +132,9 @@ export async function register(
   const wrapped = checkWrappedKB(wrapKBText);
   const now = ctx.now();
   const id = newId(ctx);
-  // Counted before anything is written, so a refused sign-up changes nothing; and the replaced
+  // A taken address is refused before the mail is counted; the transaction checks again.
+  if ((await ctx.store.findAccountByEmail(email))?.verified_at != null) throw new LatchkeyError('LK_EMAIL_TAKEN');
+  // Counted before the account is written, so a refused sign-up changes nothing; and the replaced
   // account's buckets are kept, so signing up again and again never resets the limit on mails.
   await enforceCodeSendLimit(ctx, email, 'verify');
   const kA = ctx.random(32);
