@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BackupProgress, exportRoomKeys, importRoomKeys, LocalKeystore } from '@latchkey/client';
+import { toBase64 } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeOf } from '../support/errors.js';
 import { makeRoomKeys } from '../support/room-keys.js';
@@ -137,6 +138,9 @@ describe('backup and restore on a new device, over HTTP', () => {
 
     const fresh = await after.openKeystore(file);
     expect(await fresh.count()).toEqual({ persisted: 0, ephemeral: 0 });
+    // The backup was signed with a key that came from the old kB: this device does not trust it yet.
+    expect(await after.keyBackup(fresh).status()).toMatchObject({ enabled: true, trusted: false });
+    expect(await codeOf(after.keyBackup(fresh).uploadPending())).toBe('LK_BACKUP_UNTRUSTED');
     // The login's way into the backup died with the old kB, and says so; the recovery key still opens it.
     await expect(after.keyBackup(fresh).restore({ trustedDevice: true })).rejects.toMatchObject({
       code: 'LK_NO_RECOVERY_METHOD',
@@ -149,12 +153,23 @@ describe('backup and restore on a new device, over HTTP', () => {
       failed: 0,
     });
     expect(await fingerprint(fresh)).toEqual(held);
+    // Proving the recovery key signed the backup again under the new kB: uploads go on.
+    expect(await after.keyBackup(fresh).status()).toMatchObject({ trusted: true, count: 120, pending: 0 });
+    await fresh.addRoomKeys(
+      makeRoomKeys(121)
+        .slice(120)
+        .map((key) => ({ key })),
+    );
+    expect((await after.keyBackup(fresh).uploadPending()).uploaded).toBe(1);
+    expect((await after.keyBackup(fresh).current())?.count).toBe(121);
+    held.push(...(await fingerprint(fresh)).filter((entry) => !held.includes(entry)));
+    held.sort();
     await fresh.close();
 
     // Proving the recovery key renewed the login's way in: another device restores with the password alone.
     const other = await client.logIn(resetEmail, 'password after');
     const otherStore = await other.openKeystore(join(dir, 'reset-other-device.db'));
-    expect(await other.keyBackup(otherStore).restore({ trustedDevice: true })).toMatchObject({ imported: 120 });
+    expect(await other.keyBackup(otherStore).restore({ trustedDevice: true })).toMatchObject({ imported: 121 });
     expect(await fingerprint(otherStore)).toEqual(held);
     await otherStore.close();
     await other.logOut();
@@ -185,5 +200,153 @@ describe('backup and restore on a new device, over HTTP', () => {
     expect(await importRoomKeys(other, exported.text, 'export passphrase')).toEqual({ total: 1, imported: 1 });
     expect(await codeOf(importRoomKeys(other, exported.text, 'wrong passphrase'))).toBe('LK_KEY_EXPORT_BAD_PASSPHRASE');
     await other.close();
+  });
+});
+
+describe("the backup's trust, replacement and background upload, over HTTP", () => {
+  let server: TestServer;
+  let dir: string;
+  const password = 'lifecycle password';
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    dir = mkdtempSync(join(tmpdir(), 'latchkey-lifecycle-'));
+  });
+  afterAll(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function device(email: string, name: string) {
+    const session = await server.client().logIn(email, password);
+    const keystore = await session.openKeystore(join(dir, `${name}.db`));
+    return { session, keystore, backup: session.keyBackup(keystore) };
+  }
+
+  /** A request as the account's owner, straight to the server: what a dishonest server could serve. */
+  async function asOwner(token: string, method: string, path: string, body?: unknown) {
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  it('refuses to upload to, or restore from, a backup whose public key was swapped', async () => {
+    const email = 'swapped@example.com';
+    await createVerifiedAccount(server, email, password);
+    const a = await device(email, 'swap-a');
+    await a.keystore.addRoomKeys(makeRoomKeys(5).map((key) => ({ key })));
+    const { recoveryKey, version } = await a.backup.enable();
+    expect((await a.backup.uploadPending()).uploaded).toBe(5);
+    await a.keystore.addRoomKeys(makeRoomKeys(1).map((key) => ({ key })));
+
+    // The server (or anyone with the token) puts its own key in auth_data, unsigned, then signed wrongly.
+    const attacker = toBase64(globalThis.crypto.getRandomValues(new Uint8Array(32)));
+    for (const authData of [
+      { public_key: attacker },
+      { public_key: attacker, signatures: { [a.session.accountId]: { 'ed25519:latchkey-backup': 'A'.repeat(86) } } },
+    ]) {
+      const swapped = await asOwner(a.session.state.token, 'PUT', `/v1/backup/version/${version}`, {
+        algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
+        auth_data: authData,
+      });
+      expect(swapped.status).toBe(200);
+      expect(await a.backup.status()).toMatchObject({ trusted: false, pending: 1 });
+      expect(await codeOf(a.backup.uploadPending())).toBe('LK_BACKUP_UNTRUSTED');
+      // Its private key is not the one in secret storage: no restore, and no signature for it.
+      expect(await codeOf(a.backup.restore({ recoveryKey }))).toBe('LK_BACKUP_KEY_MISMATCH');
+      expect(await codeOf(a.backup.restore({ trustedDevice: true }))).toBe('LK_BACKUP_KEY_MISMATCH');
+      expect((await a.backup.current())?.auth_data).toEqual(authData);
+    }
+    expect((await a.backup.current())?.count).toBe(5);
+    await a.keystore.close();
+  });
+
+  it('refuses a second backup without replace; replacing carries the old keys over, then deletes it', async () => {
+    const email = 'replace@example.com';
+    await createVerifiedAccount(server, email, password);
+    const a = await device(email, 'replace-a');
+    const oldKeys = makeRoomKeys(30);
+    await a.keystore.addRoomKeys(oldKeys.map((key) => ({ key })));
+    const first = await a.backup.enable();
+    await a.backup.uploadPending();
+    await a.keystore.close();
+
+    // Another device holds none of those keys, and starts a new backup.
+    const b = await device(email, 'replace-b');
+    expect(await b.backup.enable().catch((e: unknown) => e)).toMatchObject({
+      code: 'LK_BACKUP_EXISTS',
+      details: { version: first.version },
+    });
+    const progress: BackupProgress[] = [];
+    const second = await b.backup.enable({ replace: true, onProgress: (p) => progress.push(p) });
+    expect(second.replaced).toEqual({ version: first.version, carriedOver: 30, unreadable: 0, total: 30 });
+    expect(progress.at(-1)).toMatchObject({ done: 30, total: 30 });
+    expect(Number(second.version)).toBeGreaterThan(Number(first.version));
+    const gone = await asOwner(b.session.state.token, 'GET', `/v1/backup/version/${first.version}`);
+    expect([gone.status, gone.body.code]).toEqual([404, 'LK_BACKUP_NOT_FOUND']);
+    expect(await b.backup.status()).toMatchObject({ version: second.version, count: 0, pending: 30, trusted: true });
+    expect((await b.backup.uploadPending()).uploaded).toBe(30);
+    await b.keystore.close();
+
+    // The new recovery key restores every old key; the old one opens nothing now.
+    const c = await device(email, 'replace-c');
+    expect(await codeOf(c.backup.restore({ recoveryKey: first.recoveryKey }))).toBe('LK_BAD_RECOVERY_KEY');
+    expect(await c.backup.restore({ recoveryKey: second.recoveryKey })).toMatchObject({ imported: 30, failed: 0 });
+    const expected = oldKeys.map((k) => `${k.room_id}|${k.session_id}|${k.session_key}`).sort();
+    expect(await fingerprint(c.keystore)).toEqual(expected);
+    await c.keystore.close();
+  });
+
+  it('uploads in the background, one run at a time, and nothing after stop', async () => {
+    const email = 'background@example.com';
+    await createVerifiedAccount(server, email, password);
+    const a = await device(email, 'background-a');
+    await a.backup.enable();
+    const errors: unknown[] = [];
+    a.backup.start(20, (error) => errors.push(error));
+    const countOnServer = async (want: number) => {
+      for (let i = 0; i < 250; i++) {
+        const count = (await a.backup.current())?.count;
+        if (count === want) return count;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return (await a.backup.current())?.count;
+    };
+    await a.keystore.addRoomKeys(makeRoomKeys(40).map((key) => ({ key })));
+    expect(await countOnServer(40)).toBe(40);
+    await a.keystore.addRoomKeys(makeRoomKeys(7).map((key) => ({ key })));
+    expect(await countOnServer(47)).toBe(47);
+    await a.backup.stop();
+    expect(errors).toEqual([]);
+
+    // Runs never overlap, however slow one is, and none starts once stop() has resolved.
+    let running = 0;
+    let most = 0;
+    let runs = 0;
+    const slow = a.backup;
+    slow.uploadPending = async () => {
+      runs++;
+      running++;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      running--;
+      return { uploaded: 0, version: '0' };
+    };
+    slow.start(5);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await slow.stop();
+    const after = runs;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(most).toBe(1);
+    expect(after).toBeGreaterThanOrEqual(3);
+    expect(runs).toBe(after);
+    expect(running).toBe(0);
+    await a.keystore.close();
   });
 });

@@ -314,13 +314,40 @@ describe('the latchkey backup, recovery and keys commands', () => {
       expect(existsSync(file)).toBe(false);
       expect(await cliJson(['keys', 'clear', '--yes'], home)).toEqual({ file, cleared: false });
 
-      // The login alone no longer opens the backup (its copy was under the old kB); the recovery key does.
+      // The login alone no longer opens the backup (its copy was under the old kB), nor is the backup's
+      // signature this account's any more; the recovery key opens it and signs it again.
       const byLogin = await cliError(['backup', 'restore', '--trusted-device'], home, lines('password after'));
       expect(byLogin).toMatchObject({ code: 'LK_NO_RECOVERY_METHOD', details: { reason: 'kb-changed' } });
+      expect(await cliJson(['backup', 'status'], home, lines('password after'))).toMatchObject({ trusted: false });
+      expect((await cliError(['backup', 'upload'], home, lines('password after'))).code).toBe('LK_BACKUP_UNTRUSTED');
       expect(
         await cliJson(['backup', 'restore', '--recovery-key', recoveryKey], home, lines('password after')),
       ).toMatchObject({ total: 150, imported: 150, failed: 0 });
       expect(await heldKeys(home, email, 'password after')).toEqual(sorted(keys));
+      expect(await cliJson(['backup', 'status'], home, lines('password after'))).toMatchObject({
+        trusted: true,
+        count: 150,
+        pending: 0,
+      });
+    });
+
+    it('starts over with --replace: the old backup is carried over to this device, then deleted', async () => {
+      const home = await device(email, 'password after');
+      const { version: old } = (await cliJson(['backup', 'status'], home, lines('password after'))) as {
+        version: string;
+      };
+      const replaced = await cliJson(['backup', 'enable', '--replace'], home, lines('password after'));
+      expect(replaced).toEqual({
+        version: expect.any(String),
+        recoveryKey: expect.stringMatching(RECOVERY_KEY_FORM),
+        passphrase: false,
+        replaced: { version: old, carriedOver: 150, unreadable: 0, total: 150 },
+      });
+      expect(await heldKeys(home, email, 'password after')).toEqual(sorted(keys));
+      expect(await cliJson(['backup', 'upload'], home, lines('password after'))).toMatchObject({ uploaded: 150 });
+      const human = await cli(['backup', 'enable', '--replace'], home, lines('password after'));
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).toContain(`Backup version ${replaced.version as string} was replaced and deleted; 150 keys`);
     });
   });
 

@@ -58,6 +58,8 @@ const BACKED_UP_KEY = {
   is_verified: false,
   session_data: { ephemeral: 'ZXBoZW1lcmFs', ciphertext: 'Y2lwaGVydGV4dA', mac: 'bWFj' },
 };
+/** A backup public key as auth_data carries it: 32 bytes, unpadded base64. */
+const PUBLIC_KEY = 'cHVibGljIGtleSBwdWJsaWMga2V5IHB1YmxpYyBrZXk';
 const ENCRYPTED_SECRET = { iv: 'aXY', ciphertext: 'Y2lwaGVydGV4dA', mac: 'bWFj' };
 
 await opaque.ready;
@@ -222,7 +224,7 @@ async function prepareBackup(server: TestServer, token: string): Promise<void> {
       server,
       'POST',
       '/v1/backup/version',
-      { algorithm: BACKUP_ALGORITHM, auth_data: { public_key: 'cGs' } },
+      { algorithm: BACKUP_ALGORITHM, auth_data: { public_key: PUBLIC_KEY } },
       token,
     );
   }
@@ -963,7 +965,7 @@ function uploadCases(): Case[] {
 
 function backupEndpoints(fx: Fixtures): Endpoint[] {
   const token = fx.owner.token;
-  const versionBody = { algorithm: BACKUP_ALGORITHM, auth_data: { public_key: 'cGs' } };
+  const versionBody = { algorithm: BACKUP_ALGORITHM, auth_data: { public_key: PUBLIC_KEY } };
   const versionFields = { algorithm: { kind: 'plain' }, auth_data: { kind: 'plain' } } as const;
   const upload = { rooms: { '!room:example.org': { sessions: { s: BACKED_UP_KEY } } } };
   const spread = (count: number) =>
@@ -1008,6 +1010,8 @@ function backupEndpoints(fx: Fixtures): Endpoint[] {
           body: { ...versionBody, version: '3' },
           code: 'LK_VALIDATION',
         },
+        // Against the live current version: a refused auth_data must leave it as it was.
+        ...authDataCases().map((c) => ({ ...c, url: '/v1/backup/version/3' })),
       ],
     },
     {
@@ -1089,14 +1093,24 @@ function authDataCases(): Case[] {
   const cases: [string, unknown][] = [
     ['auth_data without public_key', {}],
     ['a public_key of 65 characters', { public_key: 'A'.repeat(65) }],
-    ['auth_data with 17 properties', { public_key: 'cGs', ...many }],
-    ['signatures of the wrong shape', { public_key: 'cGs', signatures: { '@u:example.org': 'sig' } }],
-    ['a signature over 256 characters', { public_key: 'cGs', signatures: { u: { k: 'A'.repeat(257) } } }],
-    ['an extra field nested 40 deep', { public_key: 'cGs', extra: nested }],
-    ['an extra field holding U+0000', { public_key: 'cGs', extra: 'a\u0000b' }],
-    ['an extra field holding a lone surrogate', { public_key: 'cGs', extra: 'a\ud800b' }],
+    ['a public_key of 31 bytes', { public_key: 'cHVibGljIGtleSBwdWJsaWMga2V5IHB1YmxpYyBrZQ' }],
+    ['a public_key of 33 bytes', { public_key: 'cHVibGljIGtleSBwdWJsaWMga2V5IHB1YmxpYyBrZXkh' }],
+    ['auth_data with 17 properties', { public_key: PUBLIC_KEY, ...many }],
+    ['signatures of the wrong shape', { public_key: PUBLIC_KEY, signatures: { '@u:example.org': 'sig' } }],
+    ['a signature over 256 characters', { public_key: PUBLIC_KEY, signatures: { u: { k: 'A'.repeat(257) } } }],
+    ['an extra field nested 40 deep', { public_key: PUBLIC_KEY, extra: nested }],
+    ['an extra field holding U+0000', { public_key: PUBLIC_KEY, extra: 'a\u0000b' }],
+    ['an extra field holding a lone surrogate', { public_key: PUBLIC_KEY, extra: 'a\ud800b' }],
   ];
-  return cases.map(([name, authData]) => ({ name, body: withAuthData(authData), code: 'LK_VALIDATION' }));
+  return [
+    ...cases.map(([name, authData]): Case => ({ name, body: withAuthData(authData), code: 'LK_VALIDATION' })),
+    // The key's last character k → l sets a stray low bit: not canonical base64, so not the key it seems.
+    {
+      name: 'a public_key in non-canonical base64',
+      body: withAuthData({ public_key: `${PUBLIC_KEY.slice(0, 42)}l` }),
+      code: 'LK_BAD_BASE64',
+    },
+  ];
 }
 
 /** Query strings the schema refuses: no version, two versions, an unknown parameter. */

@@ -12,11 +12,13 @@
 
 export type { RoomKey, RoomKeyMeta } from '@latchkey/core';
 export { type ErrorCode, isErrorCode, LatchkeyError } from '@latchkey/core';
-export { exportRoomKeys, importRoomKeys } from './backup/export-file.js';
+export { exportRoomKeys, importRoomKeys, type KeyFileOptions, type KeyFileProgress } from './backup/export-file.js';
 export {
   BACKUP_SECRET,
   type BackupProgress,
   DEFAULT_PASSPHRASE_ITERATIONS,
+  type EnabledBackup,
+  type EnableOptions,
   KeyBackup,
   type ProgressListener,
   type RecoverySecret,

@@ -1,4 +1,4 @@
-import type { RecoverySecret } from '@latchkey/client';
+import type { EnabledBackup, RecoverySecret } from '@latchkey/client';
 import { decodeRecoveryKey, LatchkeyError } from '@latchkey/core';
 import { type Command, type CommandContext, columns, usageError } from '../command.js';
 import { formatCount } from '../progress.js';
@@ -20,7 +20,8 @@ const enable: Command = {
     },
     replace: {
       type: 'boolean',
-      description: 'start a new backup even though one exists (the old recovery key stops applying)',
+      description:
+        'start a new backup even though one exists: its keys are first restored here (through the login), then it is deleted',
     },
     ...PASSWORD_STDIN,
   },
@@ -41,15 +42,33 @@ const enable: Command = {
       }
       const usePassphrase = ctx.args.flag('passphrase');
       const secret = usePassphrase ? await newPassphrase(ctx, 'Backup passphrase') : undefined;
-      const { version, recoveryKey } = await backup.enable(secret === undefined ? {} : { passphrase: secret });
+      const bar = ctx.out.progress();
+      const enabled = await backup
+        .enable({
+          replace: existing !== undefined,
+          onProgress: (p) => bar.update(p),
+          ...(secret === undefined ? {} : { passphrase: secret }),
+        })
+        .finally(() => bar.end());
+      const { version, recoveryKey, replaced } = enabled;
       ctx.out.result(
-        { version, recoveryKey, passphrase: usePassphrase },
-        `${recoveryKeyText(`Backup enabled: version ${version}.`, recoveryKey, usePassphrase)}\n` +
+        { version, recoveryKey, passphrase: usePassphrase, ...(replaced === undefined ? {} : { replaced }) },
+        `${replacedText(replaced)}${recoveryKeyText(`Backup enabled: version ${version}.`, recoveryKey, usePassphrase)}\n` +
           "Next, upload this device's keys: latchkey backup upload",
       );
     });
   },
 };
+
+/** What became of the replaced backup's keys, for the person who chose to replace it. */
+function replacedText(replaced: EnabledBackup['replaced']): string {
+  if (replaced === undefined) return '';
+  const lost =
+    replaced.unreadable > 0
+      ? ` ${keys(replaced.unreadable)} could not be opened through the login (the password was reset?) and are gone with it.`
+      : '';
+  return `Backup version ${replaced.version} was replaced and deleted; ${keys(replaced.carriedOver)} from it are now on this device.${lost}\n`;
+}
 
 const status: Command = {
   name: 'backup status',

@@ -78,10 +78,33 @@ const alphanumeric = (length: number) =>
  * private half sits in secret storage under a recovery key (shown once), optionally a passphrase, and
  * a key derived from kB so any device that logs in with the password can restore ("trusted device").
  */
-/** The background upload: the interval's timer and the batch in flight, awaited before the next. */
+/** The background upload: the timer of the next run, and the run in flight (one at a time). */
 interface BackgroundLoop {
-  timer?: ReturnType<typeof setInterval>;
+  stopped: boolean;
+  timer?: ReturnType<typeof setTimeout> | undefined;
   running: Promise<unknown>;
+}
+
+export interface EnableOptions {
+  /** Also derive the recovery key from this passphrase (PBKDF2), so either restores. */
+  passphrase?: string;
+  /** Let devices logged in with the password restore too (default true). */
+  trustLoggedInDevices?: boolean;
+  /**
+   * Start a new backup even though one exists: its keys are first restored onto this device (through
+   * the login), then it is deleted; otherwise an existing backup is `LK_BACKUP_EXISTS`.
+   */
+  replace?: boolean;
+  /** Progress of carrying the old backup's keys over, when replacing. */
+  onProgress?: ProgressListener;
+}
+
+export interface EnabledBackup {
+  version: string;
+  /** Show it once; the server never sees it. */
+  recoveryKey: string;
+  /** When a backup was replaced: its version, and how many of its keys this device now holds. */
+  replaced?: { version: string; carriedOver: number; unreadable: number; total: number };
 }
 
 export class KeyBackup {
@@ -130,12 +153,55 @@ export class KeyBackup {
    * Creates a backup: a fresh backup key pair, a new version with signed auth_data, and the private
    * key stored in secret storage. Returns the recovery key: show it once, the server never sees it.
    */
-  async enable(options: { passphrase?: string; trustLoggedInDevices?: boolean } = {}) {
+  async enable(options: EnableOptions = {}): Promise<EnabledBackup> {
+    const existing = await this.current();
+    if (existing !== undefined && options.replace !== true) {
+      throw new LatchkeyError('LK_BACKUP_EXISTS', `Backup version ${existing.version} exists.`, {
+        version: existing.version,
+      });
+    }
+    // Replacing: first bring the old backup's keys onto this device, where the new one picks them up.
+    const replaced =
+      existing === undefined ? undefined : { version: existing.version, ...(await this.carryOver(options.onProgress)) };
     const backupKey = randomBytes(32);
+    // Order matters: the private key is stored before the version that needs it exists. Interrupted
+    // in between, there is no backup for keys to go to, and enabling again starts over; the other way
+    // round, keys would be uploaded to a version whose private key was never saved.
+    const recoveryKey = await this.storeNewBackupKey(backupKey, options);
     const { version } = await this.request<{ version: string }>('POST', '/v1/backup/version', {
       algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
       auth_data: this.signAuthData(this.crypto.x25519PublicKey(backupKey)),
     });
+    backupKey.fill(0);
+    // The old version's key was replaced in secret storage: nothing opens it any more, so it goes.
+    if (existing !== undefined)
+      await this.request('DELETE', `/v1/backup/version/${encodeURIComponent(existing.version)}`);
+    return replaced === undefined ? { version, recoveryKey } : { version, recoveryKey, replaced };
+  }
+
+  /**
+   * The old backup's keys restored into this device's keystore before it is replaced; what cannot be
+   * opened (no way in since a password reset) is counted, not fatal: the person chose to start over.
+   */
+  private async carryOver(onProgress?: ProgressListener) {
+    try {
+      // Imported or already held (as well or better): either way, on this device now.
+      const { failed, total } = await this.restore({ trustedDevice: true }, onProgress);
+      return { carriedOver: total - failed, unreadable: failed, total };
+    } catch (error) {
+      // No way in (a reset, or logins were never trusted), or a replacement interrupted after the new
+      // key was stored: this device already holds what the first try carried over.
+      const lost = ['LK_NO_RECOVERY_METHOD', 'LK_BACKUP_KEY_MISMATCH'];
+      if (error instanceof LatchkeyError && lost.includes(error.code)) {
+        const count = (await this.current())?.count ?? 0;
+        return { carriedOver: 0, unreadable: count, total: count };
+      }
+      throw error;
+    }
+  }
+
+  /** Stores the backup private key in secret storage under a new recovery key (and the kB key); returns it encoded. */
+  private async storeNewBackupKey(backupKey: Uint8Array, options: EnableOptions): Promise<string> {
     const { storageKey, description } = await this.newRecoveryStorageKey(options.passphrase);
     await this.secrets.describeKey(RECOVERY_KEY_ID, storageKey, description);
     await this.secrets.setDefaultKey(RECOVERY_KEY_ID);
@@ -148,8 +214,7 @@ export class KeyBackup {
     await this.secrets.store(BACKUP_SECRET, utf8(toBase64(backupKey)), holders);
     const recoveryKey = encodeRecoveryKey(storageKey);
     storageKey.fill(0);
-    backupKey.fill(0);
-    return { version, recoveryKey };
+    return recoveryKey;
   }
 
   /** A fresh recovery storage key: random, or from a passphrase (PBKDF2 with a new salt, spec `m.pbkdf2`). */
@@ -256,7 +321,13 @@ export class KeyBackup {
   async uploadPending(onProgress?: ProgressListener): Promise<{ uploaded: number; version: string }> {
     const info = await this.current();
     if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
-    if (!this.isTrusted(info.auth_data)) throw new LatchkeyError('LK_BACKUP_UNTRUSTED');
+    if (!this.isTrusted(info.auth_data)) {
+      throw new LatchkeyError(
+        'LK_BACKUP_UNTRUSTED',
+        "The backup is not signed by this account's current key (was the password reset since it was set " +
+          'up?); nothing was uploaded. Restore once with the recovery key or passphrase to trust it again.',
+      );
+    }
     const publicKey = fromBase64(info.auth_data.public_key, 'public_key');
     const pending = await this.keystore.pendingBackup(info.version);
     const report = progressMeter('upload', pending.length, onProgress);
@@ -287,23 +358,32 @@ export class KeyBackup {
     return rooms;
   }
 
-  /** Uploads in the background every `intervalMs` until {@link stop}; failures wait for the next turn. */
+  /**
+   * Uploads in the background until {@link stop}: now, then `intervalMs` after each run ends, so two
+   * runs never overlap however slow one is. Failures are reported and wait for the next turn.
+   */
   start(intervalMs = 10_000, onError?: (error: unknown) => void): void {
     if (this.loop !== undefined) return;
-    const loop: BackgroundLoop = { running: Promise.resolve() };
-    const tick = () => {
-      loop.running = this.uploadPending().catch((error: unknown) => onError?.(error));
+    const loop: BackgroundLoop = { stopped: false, running: Promise.resolve() };
+    const run = () => {
+      loop.timer = undefined;
+      loop.running = this.uploadPending()
+        .catch((error: unknown) => onError?.(error))
+        .then(() => {
+          if (!loop.stopped) loop.timer = setTimeout(run, intervalMs);
+        });
     };
-    loop.timer = setInterval(() => void loop.running.then(tick), intervalMs);
     this.loop = loop;
-    tick();
+    run();
   }
 
-  /** Stops the background loop after the batch in flight. */
+  /** Stops the background loop; resolves once the run in flight, if any, has ended. Nothing runs after. */
   async stop(): Promise<void> {
-    if (this.loop === undefined) return;
-    clearInterval(this.loop.timer);
-    await this.loop.running;
+    const loop = this.loop;
+    if (loop === undefined) return;
+    loop.stopped = true;
+    clearTimeout(loop.timer);
+    await loop.running;
     this.loop = undefined;
   }
 
@@ -356,8 +436,22 @@ export class KeyBackup {
     if (!constantTimeEqual(this.crypto.x25519PublicKey(backupKey), fromBase64(info.auth_data.public_key))) {
       throw new LatchkeyError('LK_BACKUP_KEY_MISMATCH');
     }
+    // The secret opened under a key only this account holds, and it matches auth_data's public key:
+    // that proves the backup is ours even when its signature does not check (kB, and with it the
+    // signing key, changed in a password reset). Sign it again so uploads go on.
+    if (!this.isTrusted(info.auth_data)) await this.signAgain(info, backupKey);
     if (keyId === RECOVERY_KEY_ID) await this.renewLoggedInAccess(keys, storageKey, backupKey);
     return backupKey;
+  }
+
+  /** Replaces the version's auth_data with the same public key signed by this account's current key. */
+  private async signAgain(info: BackupVersionInfoBody, backupKey: Uint8Array): Promise<void> {
+    const version = encodeURIComponent(info.version);
+    await this.request('PUT', `/v1/backup/version/${version}`, {
+      algorithm: info.algorithm,
+      auth_data: this.signAuthData(this.crypto.x25519PublicKey(backupKey)),
+      version: info.version,
+    });
   }
 
   /**

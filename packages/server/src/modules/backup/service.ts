@@ -2,6 +2,7 @@ import {
   type BackedUpKeyBody,
   type BackupAuthDataBody,
   type BackupUploadBody,
+  fromBase64,
   fromBase64Url,
   fromUtf8,
   isBetterBackupKey,
@@ -39,7 +40,18 @@ async function liveVersion(store: Store, accountId: string, version?: string): P
   return row;
 }
 
+/**
+ * auth_data's public key must be a Curve25519 key, 32 bytes in canonical base64: a version holding
+ * anything else would take uploads that no client could ever have encrypted properly.
+ */
+function checkAuthData(authData: BackupAuthDataBody): void {
+  if (fromBase64(authData.public_key, 'auth_data.public_key').length !== 32) {
+    throw new LatchkeyError('LK_VALIDATION', 'auth_data.public_key is not a 32-byte Curve25519 key.');
+  }
+}
+
 export async function createVersion(ctx: ServerContext, auth: AuthenticatedSession, authData: BackupAuthDataBody) {
+  checkAuthData(authData);
   const version = await ctx.store.createBackupVersion({
     account_id: auth.account.id,
     algorithm: ALGORITHM,
@@ -63,6 +75,7 @@ export async function updateVersion(
   if (body.version !== undefined && body.version !== version) {
     throw new LatchkeyError('LK_VALIDATION', 'The body names a different version than the path.');
   }
+  checkAuthData(body.auth_data);
   await liveVersion(ctx.store, auth.account.id, version);
   await ctx.store.updateBackupAuthData(auth.account.id, Number(version), JSON.stringify(body.auth_data));
 }
