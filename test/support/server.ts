@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatchkeyClient } from '@latchkey/client';
 import { buildApp, DEFAULTS, type ServerConfig, smtpMailer } from '@latchkey/server';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { type SmtpSink, startSmtpSink } from './smtp.js';
 
 /**
@@ -25,10 +25,16 @@ export interface TestServer {
 /**
  * A real server on 127.0.0.1 with a real database (a fresh SQLite file unless `databaseUrl` is given)
  * and a real SMTP server for its mail. `options.now` replaces the server's clock, for tests of expiry.
+ * `options.logStream` turns the server's own logger on (at `logLevel`, which defaults to silent) and
+ * receives its JSON lines; `options.extraPlugins` adds test-only routes (see AppOptions).
  */
 export async function startTestServer(
   overrides: Partial<ServerConfig> = {},
-  options: { now?: () => number } = {},
+  options: {
+    now?: () => number;
+    logStream?: { write(line: string): void };
+    extraPlugins?: readonly FastifyPluginAsync[];
+  } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-test-'));
   const smtp = await startSmtpSink();
@@ -44,7 +50,8 @@ export async function startTestServer(
   const app = await buildApp({
     config,
     mailer: smtpMailer(smtp.url, config.mailFrom),
-    logger: false,
+    ...(options.logStream === undefined ? { logger: false } : { logStream: options.logStream }),
+    ...(options.extraPlugins === undefined ? {} : { extraPlugins: options.extraPlugins }),
     ...(options.now === undefined ? {} : { now: options.now }),
   });
   const address = await app.listen({ host: '127.0.0.1', port: 0 });

@@ -31,7 +31,7 @@ export class Output {
 
   /**
    * A line for people that a script reading `--json` does not want: left out under `--json`, where
-   * stderr carries errors only.
+   * stderr carries errors only (and, for `serve`, the server's log lines).
    */
   hint(text: string): void {
     if (!this.json) this.note(text);

@@ -6,10 +6,10 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { MAX_ID_LENGTH, ServerConfigResponse } from '@latchkey/core';
 import { Type } from '@sinclair/typebox';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
-import { frameworkErrors, installErrorHandling } from './http-errors.js';
+import { frameworkErrors, installErrorHandling, refuseWhileClosing } from './http-errors.js';
 import { rejectUnstorableInput } from './input-hygiene.js';
 import { logMailer, type Mailer, smtpMailer } from './mail/mailer.js';
 import { loadOrCreateMasterKey } from './master-key.js';
@@ -29,6 +29,17 @@ export interface AppOptions {
   mailer?: Mailer;
   /** Pino options or `false`; defaults to JSON logs at the configured level. */
   logger?: boolean | object;
+  /**
+   * Where the default logger writes its JSON lines (pino's default, stdout, when absent). The CLI
+   * passes stderr, keeping stdout for its result; tests pass an array to read the log. Ignored when
+   * `logger` is given.
+   */
+  logStream?: { write(line: string): void };
+  /**
+   * For tests only: plugins registered after every module, under the same error handling and hooks,
+   * for routes that throw or stall on demand. Production code never passes any.
+   */
+  extraPlugins?: readonly FastifyPluginAsync[];
   now?: () => number;
 }
 
@@ -43,6 +54,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       level: config.logLevel,
       // Belt and braces: nothing secret is logged on purpose, and these never reach a log line.
       redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'],
+      ...(options.logStream === undefined ? {} : { stream: options.logStream }),
     },
     bodyLimit: config.bodyLimitBytes,
     // Room and session ids run to 255 characters, and escaping can triple that in a path segment;
@@ -51,10 +63,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     trustProxy: false,
     // Reject rather than repair: no type coercion, no silent removal of unknown fields.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
-    return503OnClosing: true,
+    // Off: Fastify's own 503 has its own body shape; refuseWhileClosing answers LK_UNAVAILABLE instead.
+    return503OnClosing: false,
     frameworkErrors,
   });
   installErrorHandling(app);
+  refuseWhileClosing(app);
   // JSON only: Fastify's built-in text/plain parser would hand a string to routes (and a route with no
   // body schema would run on it); without it, other media types get LK_UNSUPPORTED_MEDIA_TYPE.
   app.removeContentTypeParser('text/plain');
@@ -108,6 +122,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(accountsRoutes, { ctx });
   await app.register(backupRoutes, { ctx });
   await app.register(secretsRoutes, { ctx });
+  for (const plugin of options.extraPlugins ?? []) await app.register(plugin);
   await registerWebApp(app, config.webDir);
 
   // Expired attempts, codes, sessions and rate-limit windows are swept now and then; correctness

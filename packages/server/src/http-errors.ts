@@ -36,6 +36,28 @@ export function installErrorHandling(app: FastifyInstance): void {
 }
 
 /**
+ * Graceful shutdown: from the moment {@link FastifyInstance.close} begins, a request still reaching
+ * the server (pipelined, or on a keep-alive connection not yet closed) is answered `LK_UNAVAILABLE`
+ * and its connection closed, while requests already past this hook run to the end; `close()` waits
+ * for them before storage closes. Fastify's `return503OnClosing` would answer in its own shape.
+ * Must be installed before any other `onRequest` hook, so that nothing else runs for such a request.
+ */
+export function refuseWhileClosing(app: FastifyInstance): void {
+  let closing = false;
+  // preClose runs once Fastify marks itself closing and before it stops the listener.
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    const error = new LatchkeyError('LK_UNAVAILABLE');
+    // Fastify's way to answer from an async hook: send, then return the reply.
+    void reply.status(error.status).header('connection', 'close').send(error.toBody());
+    return reply;
+  });
+}
+
+/**
  * Fastify's `frameworkErrors` option: a URL that fails to decode (`/v1/sessions/%ZZ`) or a path
  * parameter over the router's length limit is answered before any route runs, so it would bypass
  * the error handler above and leave in Fastify's own shape. Both are malformed requests.

@@ -50,7 +50,8 @@ export const serveCommand: Command = {
     // Loaded here, not at the top: the account commands should not pay for Fastify and the database drivers.
     const server = await import('@latchkey/server');
     const config = serverConfig(server, ctx.args, ctx.env);
-    const app = await server.buildApp({ config });
+    // Logs go to stderr: stdout carries the command's result alone (one JSON document under --json).
+    const app = await server.buildApp({ config, logStream: process.stderr });
     const url = await app.listen({ host: config.host, port: config.port });
     ctx.out.result({ url, web: config.webDir ?? null }, `Latchkey listening on ${url}`);
     closeOnSignals(app, ctx.out);
@@ -93,7 +94,7 @@ function flagOverrides(server: ServerModule, args: Args): Partial<ServerConfig> 
 
 /**
  * Graceful shutdown: the first SIGINT or SIGTERM closes the server (in-flight requests finish, new
- * ones get 503, storage closes) and exits 0; a second signal exits at once.
+ * ones get LK_UNAVAILABLE, storage closes) and exits 0; a second signal exits at once.
  */
 function closeOnSignals(app: Awaited<ReturnType<ServerModule['buildApp']>>, out: Output): void {
   let closing = false;
