@@ -185,19 +185,36 @@ describe('backup and restore on a new device, over HTTP', () => {
     expect((await keystore.getRoomKey(fleeting?.room_id as string, fleeting?.session_id as string))?.key).toEqual(
       fleeting,
     );
+    // Adding it again unmarked while the mark holds does not store it either.
+    await keystore.addRoomKeys([{ key: fleeting as never }]);
+    expect(await keystore.count()).toEqual({ persisted: 1, ephemeral: 1 });
     const backup = session.keyBackup(keystore);
+    const before = (await backup.current())?.count ?? 0;
     expect((await backup.uploadPending()).uploaded).toBe(1);
+    expect((await backup.current())?.count).toBe(before + 1);
     const exported = await exportRoomKeys(keystore, 'export passphrase', 1000);
     expect(exported.count).toBe(1);
-    expect(exported.text).not.toContain(fleeting?.session_key);
     await keystore.close();
-    const bytes = readdirSync(dir)
-      .filter((f) => f.startsWith('device-e.db'))
-      .map((f) => readFileSync(join(dir, f)));
-    expect(bytes.some((b) => b.includes(Buffer.from(fleeting?.session_key as string)))).toBe(false);
-    // The export file reads back on another device.
+
+    // Reopened, the store holds the kept key alone: the ephemeral one was never written.
+    const reopened = await session.openKeystore(join(dir, 'device-e.db'));
+    expect(await reopened.count()).toEqual({ persisted: 1, ephemeral: 0 });
+    expect(await reopened.getRoomKey(fleeting?.room_id as string, fleeting?.session_id as string)).toBeUndefined();
+    expect((await reopened.persistedRoomKeys()).map((stored) => stored.key)).toEqual([keep]);
+    // A key stored first and marked later: its copy on disk goes, and it is neither uploaded nor exported.
+    const [later] = makeRoomKeys(1);
+    await reopened.addRoomKeys([{ key: later as never }]);
+    expect(await reopened.count()).toEqual({ persisted: 2, ephemeral: 0 });
+    await reopened.addRoomKeys([{ key: later as never }], { ephemeral: true });
+    expect(await reopened.count()).toEqual({ persisted: 1, ephemeral: 1 });
+    expect((await session.keyBackup(reopened).uploadPending()).uploaded).toBe(0);
+    expect((await exportRoomKeys(reopened, 'export passphrase', 1000)).count).toBe(1);
+    await reopened.close();
+
+    // The export file holds the kept key alone: it reads back, exactly, on another device.
     const other = await session.openKeystore(join(dir, 'device-f.db'));
     expect(await importRoomKeys(other, exported.text, 'export passphrase')).toEqual({ total: 1, imported: 1 });
+    expect((await other.persistedRoomKeys()).map((stored) => stored.key)).toEqual([keep]);
     expect(await codeOf(importRoomKeys(other, exported.text, 'wrong passphrase'))).toBe('LK_KEY_EXPORT_BAD_PASSPHRASE');
     await other.close();
   });

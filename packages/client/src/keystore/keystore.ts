@@ -128,15 +128,17 @@ export class LocalKeystore {
    * so re-importing never loses history. Returns how many were added or improved.
    */
   async addRoomKeys(entries: Array<{ key: RoomKey; meta?: RoomKeyMeta }>, options: { ephemeral?: boolean } = {}) {
-    if (options.ephemeral) {
-      for (const { key, meta } of entries)
-        this.ephemeral.set(this.recordId(key.room_id, key.session_id), { key, meta: meta ?? {} });
-      return entries.length;
-    }
+    if (options.ephemeral) return this.holdEphemeral(entries);
     const records: StoredRecord[] = [];
     for (const { key, meta } of entries) {
       const id = this.recordId(key.room_id, key.session_id);
       const candidate: StoredRoomKey = { key, meta: meta ?? {} };
+      // Marked "do not store" while this store is open: the mark holds, the key stays in memory.
+      const held = this.ephemeral.get(id);
+      if (held !== undefined) {
+        if (isBetterBackupKey(rankOf(candidate), rankOf(held))) this.ephemeral.set(id, candidate);
+        continue;
+      }
       const existingBytes = await this.backend.get(ROOM_KEYS, id);
       if (
         existingBytes !== undefined &&
@@ -150,6 +152,21 @@ export class LocalKeystore {
     return records.length;
   }
 
+  /**
+   * Keeps keys in memory only. A copy already on disk (stored before the key was marked) is deleted,
+   * so from now on it is neither stored, uploaded nor exported; one already uploaded stays there.
+   */
+  private async holdEphemeral(entries: Array<{ key: RoomKey; meta?: RoomKeyMeta }>): Promise<number> {
+    const ids: string[] = [];
+    for (const { key, meta } of entries) {
+      const id = this.recordId(key.room_id, key.session_id);
+      this.ephemeral.set(id, { key, meta: meta ?? {} });
+      ids.push(id);
+    }
+    await this.backend.deleteMany(ROOM_KEYS, ids);
+    return entries.length;
+  }
+
   /** Imports keys that came from the backup itself: already held there, so not queued for upload again. */
   async importFromBackup(entries: Array<{ key: RoomKey; meta: RoomKeyMeta }>, version: string): Promise<number> {
     const existing = new Map<string, StoredRoomKey>();
@@ -161,6 +178,7 @@ export class LocalKeystore {
     const records: StoredRecord[] = [];
     entries.forEach(({ key, meta }, i) => {
       const id = ids[i] as string;
+      if (this.ephemeral.has(id)) return; // marked "do not store" here: the backup's copy is not taken in
       const candidate: StoredRoomKey = { key, meta, backedUpIn: version };
       const held = existing.get(id);
       if (held === undefined || isBetterBackupKey(rankOf(candidate), rankOf(held)))
