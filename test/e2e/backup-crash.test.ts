@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   type BackupProgress,
   type KeyBackup,
@@ -158,5 +159,83 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
     expect(restored.result).toEqual({ version, total: TOTAL, imported: TOTAL, failed: 0 });
     expect(restored.contents).toEqual(keys.map(describeKey).sort());
     expect(restored.contents).toEqual(await contents(keystore));
+  });
+});
+
+/**
+ * The moments a kill between batches cannot reach: with a batch's request arrived but not yet written,
+ * and with it committed but not yet acknowledged. The server kills itself there (test/support/
+ * server-process-dies.ts). Either way the client marks nothing of that batch, and a rerun completes
+ * the backup with every key exactly once.
+ */
+describe.each([
+  ['sqlite', 'before-write'],
+  ['sqlite', 'after-commit'],
+  ['postgres', 'after-commit'],
+] as const)('a server killed inside an upload request (%s, %s)', (backend, at) => {
+  const keys = makeRoomKeys(3 * MAX_BACKUP_BATCH);
+  const diesScript = fileURLToPath(new URL('../support/server-process-dies.ts', import.meta.url));
+  let dir: string;
+  let config: { databaseUrl: string; masterKeyFile: string };
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), `latchkey-crash-inside-${backend}-`));
+    config = { databaseUrl: await databaseUrlFor[backend](dir), masterKeyFile: join(dir, 'master.key') };
+  });
+  afterAll(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loses no acknowledged key, keeps no half batch, and a rerun completes the backup', async () => {
+    server = await startServerProcess({ config, script: diesScript });
+    const client = new LatchkeyClient({
+      serverUrl: server.url,
+      fetch: (input, init) => {
+        const requested = new URL(input instanceof Request ? input.url : input);
+        return fetch(new URL(`${requested.pathname}${requested.search}`, server.url), init);
+      },
+    });
+    const inside = `inside-${at}@example.com`;
+    await client.signUp(inside, password);
+    await client.verifyEmail(inside, await server.codeFor(inside));
+    const session = await client.logIn(inside, password);
+    const keystore = await session.openKeystore(join(dir, 'device.db'));
+    await keystore.addRoomKeys(keys.map((key) => ({ key })));
+    const backup = session.keyBackup(keystore);
+    const { version, recoveryKey } = await backup.enable();
+
+    await server.ask({ type: 'die-on-upload', nth: 2, at }, 'armed');
+    expect(await codeOf(backup.uploadPending())).toBe('LK_NETWORK');
+    expect(await server.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    // The first batch was acknowledged and marked; the second was not acknowledged, so not marked.
+    const marked = (await keystore.persistedRoomKeys()).filter((stored) => stored.backedUpIn === version);
+    expect(marked).toHaveLength(MAX_BACKUP_BATCH);
+
+    server = await startServerProcess({ config });
+    // Killed before writing, the server holds the acknowledged batch; killed after committing, the
+    // unacknowledged one too: whole, never a part of it.
+    const onServer = (await backup.current())?.count;
+    expect(onServer).toBe(at === 'before-write' ? MAX_BACKUP_BATCH : 2 * MAX_BACKUP_BATCH);
+    const device = await client.logIn(inside, password);
+    const before = await device.openKeystore(join(dir, 'restored-before.db'));
+    const partial = await device.keyBackup(before).restore({ recoveryKey });
+    expect(partial).toMatchObject({ total: onServer, imported: onServer, failed: 0 });
+    const held = new Set(await contents(before));
+    expect(marked.every(({ key }) => held.has(describeKey(key)))).toBe(true);
+    await before.close();
+
+    // The rerun sends what was not acknowledged (the committed batch again, harmlessly).
+    expect(await backup.uploadPending()).toEqual({ uploaded: 2 * MAX_BACKUP_BATCH, version });
+    expect((await backup.current())?.count).toBe(keys.length);
+    const after = await device.openKeystore(join(dir, 'restored-after.db'));
+    expect(await device.keyBackup(after).restore({ recoveryKey })).toMatchObject({
+      total: keys.length,
+      failed: 0,
+    });
+    expect(await contents(after)).toEqual(keys.map(describeKey).sort());
+    await after.close();
+    await keystore.close();
   });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp, DEFAULTS, type Mailer, type ServerConfig } from '@latchkey/server';
+import type { FastifyPluginAsync } from 'fastify';
 import { TEST_KEY_STRETCHING } from './server.js';
 
 /**
@@ -171,6 +172,8 @@ export interface ServeOptions {
   config?: ServerProcessConfig;
   /** Handles a message from the parent other than `stop`; `reply` sends one back. */
   onMessage?: (message: Message, reply: <M extends Message>(message: M) => void) => void;
+  /** Plugins for the app (AppOptions.extraPlugins): a script's own hooks or routes. */
+  extraPlugins?: readonly FastifyPluginAsync[];
 }
 
 /**
@@ -205,7 +208,11 @@ export async function serveOverIpc(options: ServeOptions = {}): Promise<void> {
     },
     close() {},
   };
-  const app = await buildApp({ config, mailer });
+  const app = await buildApp({
+    config,
+    mailer,
+    ...(options.extraPlugins ? { extraPlugins: options.extraPlugins } : {}),
+  });
   const url = await app.listen({ host: config.host, port: config.port });
 
   let stopping = false;
