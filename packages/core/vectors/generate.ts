@@ -712,7 +712,7 @@ function readVectorJson<T>(name: string): T & Record<string, unknown> {
 // --- m.secret_storage.v1.aes-hmac-sha2 (packages/core/src/matrix/secret-storage.ts) ------------------
 
 /** The checks that refuse a secret-storage input, named in the order core runs them. */
-export type SecretStorageCheck = 'base64' | 'iv-length' | 'mac' | 'algorithm' | 'bits' | 'iterations';
+export type SecretStorageCheck = 'base64' | 'iv-length' | 'mac' | 'algorithm' | 'bits' | 'salt' | 'iterations';
 
 /** An encrypted item as stored in account data: `{iv, ciphertext, mac}`, all base64. */
 export interface EncryptedItemJson {
@@ -730,9 +730,9 @@ export interface KeyCheckJson {
 /** `passphrase` of a key description as a hostile account-data event may spell it (any type in `iterations`). */
 export interface PassphraseInfoJson {
   algorithm: string;
-  salt: string;
+  salt?: string | number | undefined;
   iterations: number | string;
-  bits?: number;
+  bits?: number | string;
 }
 
 /**
@@ -819,7 +819,8 @@ function keyCheckFailure(key: Buffer, check: KeyCheckJson): SecretStorageCheck |
 function passphraseFailure(info: PassphraseInfoJson): SecretStorageCheck | undefined {
   if (info.algorithm !== 'm.pbkdf2') return 'algorithm';
   const bits = info.bits ?? 256;
-  if (bits % 8 !== 0 || bits < 128 || bits > 512) return 'bits';
+  if (typeof bits !== 'number' || !Number.isInteger(bits) || bits % 8 !== 0 || bits < 128 || bits > 512) return 'bits';
+  if (typeof info.salt !== 'string') return 'salt';
   const { iterations } = info;
   if (typeof iterations !== 'number' || !Number.isInteger(iterations) || iterations < 1) return 'iterations';
   if (iterations > MAX_PBKDF2_ITERATIONS) return 'iterations';
@@ -1000,6 +1001,10 @@ function passphraseMustFail(upstream: SecretStorageUpstream): SecretStorageMustF
     { note: 'bits 120 (under 128)', failsAt: 'bits', info: { bits: 120 } },
     { note: 'bits 255 (not whole bytes)', failsAt: 'bits', info: { bits: 255 } },
     { note: 'bits 520 (over SHA-512 output size)', failsAt: 'bits', info: { bits: 520 } },
+    { note: 'bits as the string "256"', failsAt: 'bits', info: { bits: '256' } },
+    { note: 'bits 256.5', failsAt: 'bits', info: { bits: 256.5 } },
+    { note: 'no salt', failsAt: 'salt', info: { salt: undefined } },
+    { note: 'salt as the number 1234', failsAt: 'salt', info: { salt: 1234 } },
     { note: 'iterations 0', failsAt: 'iterations', info: { iterations: 0 } },
     { note: 'iterations -1', failsAt: 'iterations', info: { iterations: -1 } },
     { note: 'iterations 1.5', failsAt: 'iterations', info: { iterations: 1.5 } },

@@ -132,8 +132,13 @@ export async function deriveKeyFromPassphrase(
   info: PassphraseInfo,
 ): Promise<Uint8Array> {
   const bits = info.bits ?? 256;
-  if (info.algorithm !== 'm.pbkdf2' || bits % 8 !== 0 || bits < 128 || bits > 512) {
+  // Descriptions come from the server as JSON: the types are checked, not assumed (a string "256"
+  // would pass the arithmetic by coercion, a missing salt would silently be an empty one).
+  if (info.algorithm !== 'm.pbkdf2' || !Number.isInteger(bits) || bits % 8 !== 0 || bits < 128 || bits > 512) {
     throw new LatchkeyError('LK_SECRET_STORAGE_UNSUPPORTED', 'Unsupported passphrase parameters.');
+  }
+  if (typeof info.salt !== 'string') {
+    throw new LatchkeyError('LK_SECRET_STORAGE_UNSUPPORTED', 'The passphrase parameters have no salt.');
   }
   if (!Number.isInteger(info.iterations) || info.iterations < 1 || info.iterations > MAX_PBKDF2_ITERATIONS) {
     throw new LatchkeyError('LK_SECRET_STORAGE_UNSUPPORTED', `PBKDF2 iterations must be 1…${MAX_PBKDF2_ITERATIONS}.`);
