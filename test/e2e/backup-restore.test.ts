@@ -105,8 +105,14 @@ describe('backup and restore on a new device, over HTTP', () => {
     const owner = await server.client().logIn(email, password);
     const reopened = await owner.openKeystore(file);
     expect(await fingerprint(reopened)).toEqual(originalFingerprint);
-    await reopened.close();
+    // Left open, it is closed by the logout: its keys are wiped with kB's.
     await owner.logOut();
+    const [first] = keys;
+    expect(await codeOf(reopened.getRoomKey(first?.room_id as string, first?.session_id as string))).toBe(
+      'LK_KEYSTORE_CLOSED',
+    );
+    expect(await codeOf(reopened.persistedRoomKeys())).toBe('LK_KEYSTORE_CLOSED');
+    await reopened.close(); // and closing it again is harmless
   });
 
   it('after a password reset the old keystore is refused; erased, it is refilled from the backup', async () => {

@@ -86,14 +86,15 @@ describe('backup module over HTTP', () => {
     const sessions = Object.fromEntries(
       Array.from({ length: 25 }, (_, i) => [`p${String(i).padStart(2, '0')}`, keyData()]),
     );
-    expect(
-      (await call(alice, 'PUT', '/v1/backup/keys?version=1', { rooms: { '!page:x': { sessions } } })).body.count,
-    ).toBe(26);
+    const uploaded = await call(alice, 'PUT', '/v1/backup/keys?version=1', { rooms: { '!page:x': { sessions } } });
+    expect(uploaded.body.count).toBe(26);
     const seen: string[] = [];
     let cursor: string | null = null;
     for (let pages = 0; pages < 10; pages++) {
       const query: string = cursor === null ? '' : `&cursor=${cursor}`;
       const page = await call(alice, 'GET', `/v1/backup/keys?version=1&limit=10${query}`);
+      // Every page names the version's count and etag, as the upload left them.
+      expect({ count: page.body.count, etag: page.body.etag }).toEqual(uploaded.body);
       const keys = page.body.keys as Array<{ room_id: string; session_id: string }>;
       seen.push(...keys.map((k) => `${k.room_id}/${k.session_id}`));
       cursor = page.body.next_cursor as string | null;

@@ -38,6 +38,8 @@ interface Keys {
  */
 export class Session {
   private keys: Keys | undefined;
+  /** Keystores opened from this session, closed when it logs out. */
+  private readonly keystores = new Set<LocalKeystore>();
 
   constructor(
     private readonly client: LatchkeyClient,
@@ -80,8 +82,10 @@ export class Session {
    * Opens this device's encrypted keystore (a file path in Node, an IndexedDB name in a browser).
    * It needs kB, so it opens only on a logged-in session.
    */
-  openKeystore(location: string): Promise<LocalKeystore> {
-    return LocalKeystore.open(location, this.kB);
+  async openKeystore(location: string): Promise<LocalKeystore> {
+    const keystore = await LocalKeystore.open(location, this.kB);
+    this.keystores.add(keystore);
+    return keystore;
   }
 
   /** Server-side key backup of `keystore`'s keys, for this account. */
@@ -114,9 +118,15 @@ export class Session {
     await this.request('DELETE', `/v1/sessions/${encodeURIComponent(sessionId)}`);
   }
 
-  /** Ends the session on the server and wipes kA and kB from memory (even if the server is unreachable). */
+  /**
+   * Ends the session on the server and wipes kA and kB from memory (even if the server is
+   * unreachable); keystores opened from this session are closed, their keys wiped too.
+   */
   async logOut(): Promise<void> {
     this.forgetKeys();
+    const open = [...this.keystores];
+    this.keystores.clear();
+    await Promise.all(open.map((keystore) => keystore.close()));
     try {
       await this.request('POST', '/v1/session/logout');
     } catch (error) {

@@ -107,6 +107,11 @@ export const ERRORS = {
     message: 'A key could not be decrypted: wrong password, or the data was tampered with.',
   },
   LK_NOT_LOGGED_IN: { status: 401, expose: true, message: 'Log in first.' },
+  LK_KEYSTORE_CLOSED: {
+    status: 409,
+    expose: true,
+    message: 'This keystore is closed (closed, or its session logged out): log in and open it again.',
+  },
   LK_KEYSTORE_KEY_CHANGED: {
     status: 409,
     expose: true,
@@ -116,6 +121,9 @@ export const ERRORS = {
   },
   LK_NETWORK: { status: 503, expose: true, message: 'The server could not be reached.' },
   LK_SERVER_PROTOCOL: { status: 502, expose: true, message: 'The server answered something unexpected.' },
+
+  // Server start-up (never sent to a client): a setting or the master key file is unusable.
+  LK_CONFIG_INVALID: { status: 500, expose: false, message: 'The server configuration is invalid.' },
 
   // The CLI (never sent by the server).
   LK_USAGE: { status: 400, expose: true, message: 'Wrong command line; see --help.' },

@@ -49,6 +49,7 @@ export const rankOf = (stored: StoredRoomKey) => ({
  */
 export class LocalKeystore {
   private keys: LocalStoreKeys | undefined;
+  private closed = false;
   private readonly ephemeral = new Map<string, StoredRoomKey>();
 
   private constructor(
@@ -101,8 +102,14 @@ export class LocalKeystore {
     return eraseRecordBackend(location);
   }
 
+  /** The backend, while the store is open: a closed store answers LK_KEYSTORE_CLOSED, not a driver error. */
+  private records(): RecordBackend {
+    if (this.closed) throw new LatchkeyError('LK_KEYSTORE_CLOSED');
+    return this.backend;
+  }
+
   private requireKeys(): LocalStoreKeys {
-    if (this.keys === undefined) throw new Error('the keystore is closed');
+    if (this.keys === undefined) throw new LatchkeyError('LK_KEYSTORE_CLOSED');
     return this.keys;
   }
 
@@ -139,7 +146,7 @@ export class LocalKeystore {
         if (isBetterBackupKey(rankOf(candidate), rankOf(held))) this.ephemeral.set(id, candidate);
         continue;
       }
-      const existingBytes = await this.backend.get(ROOM_KEYS, id);
+      const existingBytes = await this.records().get(ROOM_KEYS, id);
       if (
         existingBytes !== undefined &&
         !isBetterBackupKey(rankOf(candidate), rankOf(this.open({ id, value: existingBytes })))
@@ -148,7 +155,7 @@ export class LocalKeystore {
       }
       records.push(this.seal(id, candidate));
     }
-    await this.backend.putMany(ROOM_KEYS, records);
+    await this.records().putMany(ROOM_KEYS, records);
     return records.length;
   }
 
@@ -163,7 +170,7 @@ export class LocalKeystore {
       this.ephemeral.set(id, { key, meta: meta ?? {} });
       ids.push(id);
     }
-    await this.backend.deleteMany(ROOM_KEYS, ids);
+    await this.records().deleteMany(ROOM_KEYS, ids);
     return entries.length;
   }
 
@@ -172,7 +179,7 @@ export class LocalKeystore {
     const existing = new Map<string, StoredRoomKey>();
     const ids = entries.map(({ key }) => this.recordId(key.room_id, key.session_id));
     for (const id of ids) {
-      const bytes = await this.backend.get(ROOM_KEYS, id);
+      const bytes = await this.records().get(ROOM_KEYS, id);
       if (bytes !== undefined) existing.set(id, this.open({ id, value: bytes }));
     }
     const records: StoredRecord[] = [];
@@ -184,7 +191,7 @@ export class LocalKeystore {
       if (held === undefined || isBetterBackupKey(rankOf(candidate), rankOf(held)))
         records.push(this.seal(id, candidate));
     });
-    await this.backend.putMany(ROOM_KEYS, records);
+    await this.records().putMany(ROOM_KEYS, records);
     return records.length;
   }
 
@@ -192,7 +199,7 @@ export class LocalKeystore {
     const id = this.recordId(roomId, sessionId);
     const held = this.ephemeral.get(id);
     if (held !== undefined) return held;
-    const bytes = await this.backend.get(ROOM_KEYS, id);
+    const bytes = await this.records().get(ROOM_KEYS, id);
     return bytes === undefined ? undefined : this.open({ id, value: bytes });
   }
 
@@ -202,7 +209,7 @@ export class LocalKeystore {
    * many are open of how many: every {@link OPEN_PROGRESS_EVERY} records and at the last.
    */
   async persistedRoomKeys(onProgress?: (done: number, total: number) => void): Promise<StoredRoomKey[]> {
-    const records = await this.backend.getAll(ROOM_KEYS);
+    const records = await this.records().getAll(ROOM_KEYS);
     return records.map((record, i) => {
       const stored = this.open(record);
       const done = i + 1;
@@ -220,7 +227,7 @@ export class LocalKeystore {
 
   /** Records that these keys are now held by backup `version`. */
   async markBackedUp(keys: StoredRoomKey[], version: string): Promise<void> {
-    await this.backend.putMany(
+    await this.records().putMany(
       ROOM_KEYS,
       keys.map((stored) =>
         this.seal(this.recordId(stored.key.room_id, stored.key.session_id), { ...stored, backedUpIn: version }),
@@ -229,11 +236,13 @@ export class LocalKeystore {
   }
 
   async count(): Promise<{ persisted: number; ephemeral: number }> {
-    return { persisted: await this.backend.count(ROOM_KEYS), ephemeral: this.ephemeral.size };
+    return { persisted: await this.records().count(ROOM_KEYS), ephemeral: this.ephemeral.size };
   }
 
   /** Forgets the keys (and every ephemeral room key) and closes the backend. */
   async close(): Promise<void> {
+    if (this.closed) return; // closing twice (by its owner, then by logOut) is harmless
+    this.closed = true;
     if (this.keys !== undefined) {
       this.keys.sealKey.fill(0);
       this.keys.idKey.fill(0);
