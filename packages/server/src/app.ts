@@ -60,7 +60,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Room and session ids run to 255 characters, and escaping can triple that in a path segment;
     // Fastify's default (100) would answer long ids as if the route did not exist.
     routerOptions: { maxParamLength: MAX_ID_LENGTH * 3 },
-    trustProxy: false,
+    // Only the configured proxies may name the client in X-Forwarded-For; it keys the per-address rate limits.
+    trustProxy: config.trustProxy,
     // Reject rather than repair: no type coercion, no silent removal of unknown fields.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
     // Off: Fastify's own 503 has its own body shape; refuseWhileClosing answers LK_UNAVAILABLE instead.

@@ -1,4 +1,5 @@
-import type { KeyStretchingConfig } from '@latchkey/core';
+import { isIP } from 'node:net';
+import { type KeyStretchingConfig, LatchkeyError } from '@latchkey/core';
 
 /** Limits on attempts, each a count within a fixed window. */
 export interface RateLimit {
@@ -20,6 +21,12 @@ export interface ServerConfig {
   mailFrom: string;
   keyStretching: KeyStretchingConfig;
   logLevel: string;
+  /**
+   * The reverse proxies whose `X-Forwarded-For` names the client (addresses, CIDR ranges, or
+   * `loopback`, `linklocal`, `uniquelocal`), or `false`: the peer is the client. The client address
+   * keys the per-address rate limits, so behind a proxy without this every user shares one bucket.
+   */
+  trustProxy: false | string[];
   bodyLimitBytes: number;
   rateLimits: {
     loginPerAccount: RateLimit;
@@ -38,6 +45,7 @@ export const DEFAULTS: ServerConfig = {
   mailFrom: 'Latchkey <no-reply@latchkey.invalid>',
   keyStretching: 'memory-constrained',
   logLevel: 'info',
+  trustProxy: false,
   bodyLimitBytes: 64 * 1024,
   rateLimits: {
     loginPerAccount: { max: 10, windowMs: 15 * 60_000 },
@@ -46,38 +54,152 @@ export const DEFAULTS: ServerConfig = {
   },
 };
 
-/** Reads `argon2id:m=65536,t=3,p=4` or a named preset into the OPAQUE key-stretching config. */
-export function parseKeyStretching(text: string): KeyStretchingConfig {
-  if (text === 'memory-constrained' || text === 'rfc-recommended') return text;
-  const match = /^argon2id:m=(\d+),t=(\d+),p=(\d+)$/.exec(text);
-  if (match === null) {
-    throw new Error(`key stretching must be memory-constrained, rfc-recommended or argon2id:m=…,t=…,p=… (got ${text})`);
-  }
-  return {
-    'argon2id-custom': { memory: Number(match[1]), iterations: Number(match[2]), parallelism: Number(match[3]) },
-  };
-}
+/** Each environment variable and how its text becomes settings; an unset or empty variable keeps the default. */
+const FROM_ENV: ReadonlyArray<readonly [string, (text: string) => Partial<ServerConfig>]> = [
+  ['LATCHKEY_HOST', (text) => ({ host: parseHost(text) })],
+  ['LATCHKEY_PORT', (text) => ({ port: parsePort(text) })],
+  ['LATCHKEY_DB', (text) => ({ databaseUrl: parseDatabaseUrl(text) })],
+  ['LATCHKEY_MASTER_KEY_FILE', (text) => ({ masterKeyFile: text })],
+  ['LATCHKEY_WEB_DIR', (text) => ({ webDir: text })],
+  ['LATCHKEY_SMTP_URL', (text) => ({ smtpUrl: parseSmtpUrl(text) })],
+  ['LATCHKEY_MAIL_FROM', (text) => ({ mailFrom: parseMailFrom(text) })],
+  ['LATCHKEY_KEY_STRETCHING', (text) => ({ keyStretching: parseKeyStretching(text) })],
+  ['LATCHKEY_LOG_LEVEL', (text) => ({ logLevel: parseLogLevel(text) })],
+  ['LATCHKEY_TRUST_PROXY', (text) => ({ trustProxy: parseTrustProxy(text) })],
+];
 
 /**
- * The configuration from the environment (`LATCHKEY_*`), overridden by explicit options (CLI flags),
- * over safe defaults: loopback only, SQLite under ./data, mail to the log.
+ * The configuration from the environment (`LATCHKEY_*`), overridden by explicit options, over safe
+ * defaults: loopback only, SQLite under ./data, mail to the log, no proxy trusted. A value that cannot
+ * be used is `LK_CONFIG_INVALID` with `details.setting` naming the variable, refused at start rather
+ * than failing on the first request.
  */
 export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<ServerConfig> = {}): ServerConfig {
   const fromEnv: Partial<ServerConfig> = {};
-  if (env.LATCHKEY_HOST) fromEnv.host = env.LATCHKEY_HOST;
-  if (env.LATCHKEY_PORT) fromEnv.port = parsePort(env.LATCHKEY_PORT);
-  if (env.LATCHKEY_DB) fromEnv.databaseUrl = env.LATCHKEY_DB;
-  if (env.LATCHKEY_MASTER_KEY_FILE) fromEnv.masterKeyFile = env.LATCHKEY_MASTER_KEY_FILE;
-  if (env.LATCHKEY_WEB_DIR) fromEnv.webDir = env.LATCHKEY_WEB_DIR;
-  if (env.LATCHKEY_SMTP_URL) fromEnv.smtpUrl = env.LATCHKEY_SMTP_URL;
-  if (env.LATCHKEY_MAIL_FROM) fromEnv.mailFrom = env.LATCHKEY_MAIL_FROM;
-  if (env.LATCHKEY_KEY_STRETCHING) fromEnv.keyStretching = parseKeyStretching(env.LATCHKEY_KEY_STRETCHING);
-  if (env.LATCHKEY_LOG_LEVEL) fromEnv.logLevel = env.LATCHKEY_LOG_LEVEL;
+  for (const [name, parse] of FROM_ENV) {
+    const text = env[name];
+    if (!text) continue;
+    try {
+      Object.assign(fromEnv, parse(text));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new LatchkeyError('LK_CONFIG_INVALID', `${name}: ${reason}`, { setting: name });
+    }
+  }
   return { ...DEFAULTS, ...fromEnv, ...overrides };
 }
 
+function invalid(reason: string): LatchkeyError {
+  return new LatchkeyError('LK_CONFIG_INVALID', reason);
+}
+
+/** Argon2id's own bounds (RFC 9106 §3.1): at least 8 KiB per lane, one pass, one lane; 32-bit fields. */
+const MAX_U32 = 2 ** 32 - 1;
+const MAX_LANES = 2 ** 24 - 1;
+
+/** Reads `argon2id:m=65536,t=3,p=4` or a named preset into the OPAQUE key-stretching config. */
+export function parseKeyStretching(text: string): KeyStretchingConfig {
+  if (text === 'memory-constrained' || text === 'rfc-recommended') return text;
+  const match = /^argon2id:m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,8})$/.exec(text);
+  if (match === null) {
+    throw invalid(`key stretching must be memory-constrained, rfc-recommended or argon2id:m=…,t=…,p=… (got ${text})`);
+  }
+  const [memory, iterations, parallelism] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  if (parallelism < 1 || parallelism > MAX_LANES || iterations < 1 || iterations > MAX_U32) {
+    throw invalid(`argon2id needs t ≥ 1 and 1 ≤ p ≤ ${MAX_LANES} (got ${text})`);
+  }
+  if (memory < 8 * parallelism || memory > MAX_U32) {
+    throw invalid(`argon2id needs m (KiB) of at least 8 × p and below 2^32 (got ${text})`);
+  }
+  return { 'argon2id-custom': { memory, iterations, parallelism } };
+}
+
+/** A decimal port, 0 to 65535 (0: any free port); `0x50`, `1e3` or ` 80` are refused, not read as numbers. */
 export function parsePort(text: string): number {
-  const port = Number(text);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`not a port number: ${text}`);
-  return port;
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) throw invalid(`not a port number: ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+function parseHost(text: string): string {
+  if (isIP(text) === 0 && !HOSTNAME.test(text)) {
+    throw invalid(`not an IP address or host name: ${JSON.stringify(text)}`);
+  }
+  return text;
+}
+
+/** The URL's scheme for an error message, and nothing after it: the rest may hold a password. */
+function schemeOf(text: string): string {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text)?.[1];
+  return scheme === undefined ? 'no scheme' : JSON.stringify(scheme);
+}
+
+function parseDatabaseUrl(text: string): string {
+  if (text.startsWith('sqlite:') && text.length > 'sqlite:'.length) return text;
+  if ((text.startsWith('postgres://') || text.startsWith('postgresql://')) && URL.canParse(text)) return text;
+  throw invalid(`must be sqlite:<path> or postgres://user:pass@host/db (got ${schemeOf(text)})`);
+}
+
+function parseSmtpUrl(text: string): string {
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (url === undefined || (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') || url.hostname === '') {
+    throw invalid(`must be smtp://user:pass@host:port or smtps://… (got ${schemeOf(text)})`);
+  }
+  return text;
+}
+
+function parseMailFrom(text: string): string {
+  // A line break would let the setting write further mail headers.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  if (/[\u0000-\u001f\u007f]/.test(text) || !text.includes('@')) {
+    throw invalid(`not a sender address such as Latchkey <no-reply@example.com>: ${JSON.stringify(text)}`);
+  }
+  return text;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function parseLogLevel(text: string): string {
+  if (!LOG_LEVELS.includes(text)) throw invalid(`log level must be one of ${LOG_LEVELS.join(', ')} (got ${text})`);
+  return text;
+}
+
+/** proxy-addr's named ranges: 127.0.0.0/8 and ::1, 169.254.0.0/16 and fe80::/10, the private ranges. */
+const NAMED_RANGES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/**
+ * `false`, or a comma-separated list of the reverse proxies' addresses, CIDR ranges (`10.0.0.0/8`)
+ * and named ranges. The client address is then the right-most X-Forwarded-For entry not added by a
+ * listed proxy, so what a client writes into the header itself is never believed. `true` and hop
+ * counts are refused: `true` would believe the left-most entry, which the client chooses, and Fastify
+ * 5 ignores a hop count because it cannot tell the proxy from a client that connects directly.
+ */
+export function parseTrustProxy(text: string): false | string[] {
+  if (text === 'false') return false;
+  if (text === 'true') {
+    throw invalid('true would let any client choose its address by sending X-Forwarded-For; list the proxy addresses');
+  }
+  if (/^\d+$/.test(text)) {
+    throw invalid('a hop count cannot tell the proxy from a client connecting directly; list the proxy addresses');
+  }
+  const entries = text.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    if (!isProxyEntry(entry)) {
+      throw invalid(
+        `${JSON.stringify(entry)} is not an IP address, a CIDR range or one of ${NAMED_RANGES.join(', ')} (or give false)`,
+      );
+    }
+  }
+  return entries;
+}
+
+function isProxyEntry(entry: string): boolean {
+  if (NAMED_RANGES.includes(entry)) return true;
+  const [address = '', bits, extra] = entry.split('/');
+  const family = isIP(address);
+  // A zone index (fe80::1%eth0) is refused: proxy-addr does not read it.
+  if (family === 0 || address.includes('%') || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
 }

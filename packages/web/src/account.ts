@@ -1,5 +1,4 @@
-import { LatchkeyError, type Session } from '@latchkey/client';
-import { sha256Digest, toHex } from '@latchkey/core';
+import { LatchkeyError, type Session, sha256Digest, toHex } from '@latchkey/client';
 import type { App } from './app.js';
 import { DERIVING, field, form, h, link, panel, requireSame, runAction, showError, when } from './ui.js';
 

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { LatchkeyError } from '@latchkey/core';
 import type { ServerConfig } from '@latchkey/server';
 import { type Args, type Command, usageError } from '../command.js';
 import type { Output } from '../output.js';
@@ -9,7 +10,7 @@ type ServerModule = typeof import('@latchkey/server');
 /** The repository's built web app, served by default when it exists (as after `npm run build:web`). */
 const REPO_WEB_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
-/** Each flag and the config field it sets; the environment variable of the same setting is in the help. */
+/** Each flag and the environment variable it overrides (both parsed by loadConfig, so they accept the same). */
 const FLAGS = {
   db: { env: 'LATCHKEY_DB', value: 'URL', description: 'sqlite:<path> or postgres://user:pass@host/db' },
   host: { env: 'LATCHKEY_HOST', value: 'ADDRESS', description: 'address to listen on' },
@@ -32,6 +33,11 @@ const FLAGS = {
     description: 'built web app to serve (default packages/web/dist if built)',
   },
   'log-level': { env: 'LATCHKEY_LOG_LEVEL', value: 'LEVEL', description: 'pino level: fatal … trace, or silent' },
+  'trust-proxy': {
+    env: 'LATCHKEY_TRUST_PROXY',
+    value: 'LIST',
+    description: 'proxies (addresses, CIDRs) whose X-Forwarded-For names the client; only behind one (default false)',
+  },
 } as const;
 
 export const serveCommand: Command = {
@@ -58,38 +64,44 @@ export const serveCommand: Command = {
   },
 };
 
-/** The environment, then the flags, over the defaults; the repo's web build when neither names one. */
+/**
+ * The environment, then the flags, over the defaults; the repo's web build when neither names one.
+ * Each flag stands in for its variable, so both go through the one parser. A bad flag is LK_USAGE
+ * (exit status 2); a bad variable is LK_CONFIG_INVALID naming it.
+ */
 function serverConfig(server: ServerModule, args: Args, env: NodeJS.ProcessEnv): ServerConfig {
+  const fromFlags = flagsAsEnv(args);
+  let config: ServerConfig;
   try {
-    const config = server.loadConfig(env, flagOverrides(server, args));
-    if (config.webDir === undefined && existsSync(`${REPO_WEB_DIR}/index.html`)) config.webDir = REPO_WEB_DIR;
-    return config;
+    config = server.loadConfig({ ...env, ...fromFlags });
   } catch (error) {
-    throw usageError((error as Error).message);
+    throw asFlagError(error, fromFlags);
   }
+  if (config.webDir === undefined && existsSync(`${REPO_WEB_DIR}/index.html`)) config.webDir = REPO_WEB_DIR;
+  return config;
 }
 
-function flagOverrides(server: ServerModule, args: Args): Partial<ServerConfig> {
-  const overrides: Partial<ServerConfig> = {};
-  const db = args.string('db');
-  const host = args.string('host');
-  const port = args.string('port');
-  const masterKey = args.string('master-key');
-  const smtp = args.string('smtp');
-  const mailFrom = args.string('mail-from');
-  const keyStretching = args.string('key-stretching');
-  const web = args.string('web');
-  const logLevel = args.string('log-level');
-  if (db !== undefined) overrides.databaseUrl = db;
-  if (host !== undefined) overrides.host = host;
-  if (port !== undefined) overrides.port = server.parsePort(port);
-  if (masterKey !== undefined) overrides.masterKeyFile = masterKey;
-  if (smtp !== undefined) overrides.smtpUrl = smtp;
-  if (mailFrom !== undefined) overrides.mailFrom = mailFrom;
-  if (keyStretching !== undefined) overrides.keyStretching = server.parseKeyStretching(keyStretching);
-  if (web !== undefined) overrides.webDir = web;
-  if (logLevel !== undefined) overrides.logLevel = logLevel;
-  return overrides;
+/** The flags given, as the environment variables they override. */
+function flagsAsEnv(args: Args): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const [name, flag] of Object.entries(FLAGS)) {
+    const value = args.string(name);
+    if (value === undefined) continue;
+    // An empty variable means "unset"; an empty flag is a mistake, not a request for the default.
+    if (value === '') throw usageError(`--${name} needs a value (see latchkey serve --help)`);
+    vars[flag.env] = value;
+  }
+  return vars;
+}
+
+/** A setting refused because of a flag becomes a usage error naming the flag. */
+function asFlagError(error: unknown, fromFlags: Record<string, string>): unknown {
+  if (!(error instanceof LatchkeyError) || error.code !== 'LK_CONFIG_INVALID') return error;
+  const setting = error.details?.setting;
+  const flag = Object.entries(FLAGS).find(([, spec]) => spec.env === setting);
+  if (typeof setting !== 'string' || flag === undefined || fromFlags[setting] === undefined) return error;
+  const reason = error.message.startsWith(`${setting}: `) ? error.message.slice(setting.length + 2) : error.message;
+  return usageError(`--${flag[0]}: ${reason}`);
 }
 
 /**
