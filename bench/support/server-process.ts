@@ -31,7 +31,14 @@ async function profile(action: 'start' | 'stop', inspector: Session): Promise<st
 
 const inspector = new Session();
 await serveOverIpc({
-  config: { rateLimits: { loginPerAccount: GENEROUS, loginPerAddress: GENEROUS, codeSendsPerEmail: GENEROUS } },
+  config: {
+    rateLimits: {
+      loginPerAccount: GENEROUS,
+      loginPerAddress: GENEROUS,
+      codeSendsPerEmail: GENEROUS,
+      codeSendsPerAddress: GENEROUS,
+    },
+  },
   onMessage(message, reply) {
     const request = message as BenchRequest;
     if (request.type === 'cpu') reply({ type: 'cpu', usage: process.cpuUsage() } satisfies CpuReply);

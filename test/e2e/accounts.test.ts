@@ -206,6 +206,7 @@ describe('rate limits', () => {
         loginPerAccount: { max: 3, windowMs: 60_000 },
         loginPerAddress: { max: 100, windowMs: 60_000 },
         codeSendsPerEmail: { max: 2, windowMs: 60_000 },
+        codeSendsPerAddress: { max: 100, windowMs: 60_000 },
       },
     });
   });
@@ -253,6 +254,7 @@ describe('rate limits per address', () => {
         loginPerAccount: { max: 100, windowMs: 60_000 },
         loginPerAddress: { max: 4, windowMs: 60_000 },
         codeSendsPerEmail: { max: 100, windowMs: 60_000 },
+        codeSendsPerAddress: { max: 5, windowMs: 60_000 },
       },
     });
   });
@@ -269,6 +271,24 @@ describe('rate limits per address', () => {
     const error = await client.logIn('first@example.com', 'password one').catch((e: unknown) => e);
     expect((error as LatchkeyError).code).toBe('LK_RATE_LIMITED');
     expect((error as LatchkeyError).details?.retryAfterSeconds).toBeGreaterThan(0);
+  });
+
+  it('limits code mails from one address across emails, and answers alike whether an account exists', async () => {
+    const client = server.client();
+    const sent = server.smtp.messages.length;
+    // Two sign-ups above made two mails; three more asks (one for nobody) reach the limit of five.
+    await client.requestReset('first@example.com');
+    await client.requestReset('nobody-here@example.com');
+    await client.resendVerification('second@example.com'); // verified: nothing to send, still counted
+    for (const ask of [
+      client.requestReset('first@example.com'),
+      client.requestReset('nobody-at-all@example.com'),
+      client.resendVerification('someone@example.com'),
+      client.signUp('sixth@example.com', 'password six'),
+    ]) {
+      expect(await codeOf(ask)).toBe('LK_RATE_LIMITED');
+    }
+    expect(server.smtp.messages.slice(sent).map((m) => m.to)).toEqual([['first@example.com']]);
   });
 });
 

@@ -32,6 +32,8 @@ export interface ServerConfig {
     loginPerAccount: RateLimit;
     loginPerAddress: RateLimit;
     codeSendsPerEmail: RateLimit;
+    /** Code mails asked for from one address, whatever the emails: one client cannot mail the world. */
+    codeSendsPerAddress: RateLimit;
   };
 }
 
@@ -51,6 +53,7 @@ export const DEFAULTS: ServerConfig = {
     loginPerAccount: { max: 10, windowMs: 15 * 60_000 },
     loginPerAddress: { max: 60, windowMs: 60_000 },
     codeSendsPerEmail: { max: 5, windowMs: 60 * 60_000 },
+    codeSendsPerAddress: { max: 50, windowMs: 60 * 60_000 },
   },
 };
 

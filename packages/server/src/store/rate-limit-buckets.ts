@@ -9,6 +9,7 @@ export const rateLimitBucket = {
   loginByAddress: (address: string) => `login:addr:${address}`,
   loginByAccount: (email: string) => `login:acct:${email}`,
   codeSends: (purpose: CodeRow['purpose'], email: string) => `code:${purpose}:${email}`,
+  codeSendsByAddress: (address: string) => `code:addr:${address}`,
 } as const;
 
 /** Every bucket named by an account's email, removed with the account. */

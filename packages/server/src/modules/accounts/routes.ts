@@ -55,8 +55,11 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     summary: 'OPAQUE registration, step 2: create the account and mail a code',
     body: RegisterFinishRequest,
     reply: RegisterFinishResponse,
-    handler: async ({ body }: Body<{ email: string; registrationRecord: string; wrapKB: string }>) => {
-      const { accountId } = await accounts.register(ctx, body.email, body.registrationRecord, body.wrapKB);
+    handler: async ({
+      body,
+      ip,
+    }: Body<{ email: string; registrationRecord: string; wrapKB: string }> & { ip: string }) => {
+      const { accountId } = await accounts.register(ctx, body.email, body.registrationRecord, body.wrapKB, ip);
       return { accountId, verificationRequired: true };
     },
   });
@@ -77,8 +80,8 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     summary: 'Mail a new verification code',
     body: EmailOnlyRequest,
     reply: AcceptedResponse,
-    handler: async ({ body }: Body<{ email: string }>) => {
-      await accounts.resendVerification(ctx, body.email);
+    handler: async ({ body, ip }: Body<{ email: string }> & { ip: string }) => {
+      await accounts.resendVerification(ctx, body.email, ip);
       return { accepted: true };
     },
   });
@@ -207,8 +210,8 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     summary: 'Mail a password reset code (always accepted)',
     body: EmailOnlyRequest,
     reply: AcceptedResponse,
-    handler: async ({ body }: Body<{ email: string }>) => {
-      await accounts.resetStart(ctx, body.email);
+    handler: async ({ body, ip }: Body<{ email: string }> & { ip: string }) => {
+      await accounts.resetStart(ctx, body.email, ip);
       return { accepted: true };
     },
   });

@@ -126,6 +126,7 @@ export async function register(
   rawEmail: string,
   registrationRecord: string,
   wrapKBText: string,
+  address: string,
 ): Promise<{ accountId: string }> {
   const email = normalizeEmail(rawEmail);
   const record = checkRegistrationRecord(registrationRecord);
@@ -136,7 +137,7 @@ export async function register(
   if ((await ctx.store.findAccountByEmail(email))?.verified_at != null) throw new LatchkeyError('LK_EMAIL_TAKEN');
   // Counted before the account is written, so a refused sign-up changes nothing; and the replaced
   // account's buckets are kept, so signing up again and again never resets the limit on mails.
-  await enforceCodeSendLimit(ctx, email, 'verify');
+  await enforceCodeSendLimits(ctx, email, 'verify', address);
   const kA = ctx.random(32);
   await ctx.store.transaction(async (tx) => {
     const existing = await tx.findAccountByEmail(email);
@@ -159,10 +160,12 @@ export async function register(
   return { accountId: id };
 }
 
-export async function resendVerification(ctx: ServerContext, rawEmail: string): Promise<void> {
+/** Always accepted alike (counted before the lookup, so even the rate limit does not tell). */
+export async function resendVerification(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
+  await enforceCodeSendLimits(ctx, email, 'verify', address);
   const account = await ctx.store.findAccountByEmail(email);
-  if (account !== undefined && account.verified_at === null) await sendCode(ctx, email, 'verify');
+  if (account !== undefined && account.verified_at === null) await mailCode(ctx, email, 'verify');
 }
 
 export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
@@ -178,13 +181,16 @@ const MAIL_TEXT: Record<CodeRow['purpose'], { subject: string; lead: string }> =
   reset: { subject: 'Your Latchkey password reset code', lead: 'Reset your password with this code' },
 };
 
-function enforceCodeSendLimit(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<void> {
-  return enforceRateLimit(ctx, rateLimitBucket.codeSends(purpose, email), ctx.config.rateLimits.codeSendsPerEmail);
-}
-
-async function sendCode(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<void> {
-  await enforceCodeSendLimit(ctx, email, purpose);
-  await mailCode(ctx, email, purpose);
+/** Counts a code mail against the address asking and the email it goes to; either over its limit refuses. */
+async function enforceCodeSendLimits(
+  ctx: ServerContext,
+  email: string,
+  purpose: CodeRow['purpose'],
+  address: string,
+): Promise<void> {
+  const limits = ctx.config.rateLimits;
+  await enforceRateLimit(ctx, rateLimitBucket.codeSendsByAddress(address), limits.codeSendsPerAddress);
+  await enforceRateLimit(ctx, rateLimitBucket.codeSends(purpose, email), limits.codeSendsPerEmail);
 }
 
 /** Makes a new code (replacing any earlier one of the purpose) and mails it; the caller counted the send. */
@@ -428,11 +434,15 @@ export async function passwordChangeFinish(
   });
 }
 
-/** Always accepted, so the answer does not tell whether the email has an account. */
-export async function resetStart(ctx: ServerContext, rawEmail: string): Promise<void> {
+/**
+ * Always accepted alike, so the answer does not tell whether the email has an account; the limits
+ * are counted before the lookup, so a rate-limit refusal does not tell either.
+ */
+export async function resetStart(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
+  await enforceCodeSendLimits(ctx, email, 'reset', address);
   const account = await ctx.store.findAccountByEmail(email);
-  if (account !== undefined) await sendCode(ctx, email, 'reset');
+  if (account !== undefined) await mailCode(ctx, email, 'reset');
 }
 
 export async function resetVerify(ctx: ServerContext, rawEmail: string, code: string) {
