@@ -2,35 +2,12 @@ import { LatchkeyError, type Session } from '@latchkey/client';
 import * as opaque from '@serenity-kit/opaque';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeOf } from '../support/errors.js';
-import { createVerifiedAccount, startTestServer, TEST_KEY_STRETCHING, type TestServer } from '../support/server.js';
+import { beginRawLogin, postJson } from '../support/raw-login.js';
+import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
 await opaque.ready;
-
-/** A raw JSON POST: the status and the parsed answer, whatever they are. */
-async function post(server: TestServer, path: string, body: unknown) {
-  const response = await fetch(`${server.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
-
-/** OPAQUE KE1 → KE2 with the server, and the honest KE3 for it, not yet sent: a login half done. */
-async function beginLogin(server: TestServer, email: string, password: string) {
-  const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-  const { body } = await post(server, '/v1/session/login/start', { email, startLoginRequest });
-  const login = opaque.client.finishLogin({
-    clientLoginState,
-    loginResponse: body.loginResponse as string,
-    password,
-    keyStretching: TEST_KEY_STRETCHING,
-  });
-  if (login === undefined) throw new Error('set-up: the server KE2 did not verify');
-  return { loginId: body.loginId as string, finishLoginRequest: login.finishLoginRequest };
-}
 
 describe('accounts over HTTP', () => {
   let server: TestServer;
@@ -147,12 +124,12 @@ describe('accounts over HTTP', () => {
     const main = await client.logIn('halfway@example.com', 'old password');
 
     // A control: a half-done login finishes when nothing changed in between.
-    const control = await beginLogin(server, 'halfway@example.com', 'old password');
-    expect((await post(server, '/v1/session/login/finish', control)).status).toBe(200);
+    const control = (await beginRawLogin(server.url, 'halfway@example.com', 'old password')).finish;
+    expect((await postJson(server.url, '/v1/session/login/finish', control)).status).toBe(200);
 
-    const beforeChange = await beginLogin(server, 'halfway@example.com', 'old password');
+    const beforeChange = (await beginRawLogin(server.url, 'halfway@example.com', 'old password')).finish;
     await main.changePassword('old password', 'new password');
-    const afterChange = await post(server, '/v1/session/login/finish', beforeChange);
+    const afterChange = await postJson(server.url, '/v1/session/login/finish', beforeChange);
     expect([afterChange.status, afterChange.body.code]).toEqual([400, 'LK_LOGIN_ATTEMPT_INVALID']);
 
     // Two reset tokens; the reset done with one ends the other, and a login begun before it.
@@ -161,17 +138,17 @@ describe('accounts over HTTP', () => {
       await client.requestReset('halfway@example.com');
       return server.smtp.codeFor('halfway@example.com', { after: sent });
     };
-    const spare = await post(server, '/v1/account/reset/verify', {
+    const spare = await postJson(server.url, '/v1/account/reset/verify', {
       email: 'halfway@example.com',
       code: await codeFor(),
     });
     expect(spare.status).toBe(200);
-    const beforeReset = await beginLogin(server, 'halfway@example.com', 'new password');
+    const beforeReset = (await beginRawLogin(server.url, 'halfway@example.com', 'new password')).finish;
     await client.completeReset('halfway@example.com', await codeFor(), 'third password');
-    const afterReset = await post(server, '/v1/session/login/finish', beforeReset);
+    const afterReset = await postJson(server.url, '/v1/session/login/finish', beforeReset);
     expect([afterReset.status, afterReset.body.code]).toEqual([400, 'LK_LOGIN_ATTEMPT_INVALID']);
     const { registrationRequest } = opaque.client.startRegistration({ password: 'fourth password' });
-    const reused = await post(server, '/v1/account/reset/register', {
+    const reused = await postJson(server.url, '/v1/account/reset/register', {
       resetToken: spare.body.resetToken,
       registrationRequest,
     });

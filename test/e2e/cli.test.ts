@@ -1,20 +1,12 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toBase64, toBase64Url, toHex } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, cliError, cliJson, lines, MAIN, start, startCli } from '../support/cli-process.js';
 import { codeOf } from '../support/errors.js';
+import { freePort } from '../support/free-port.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 /** The LK_* code of a `--json` command that must fail with exit status 1. */
 const cliErrorCodeOf = async (...args: Parameters<typeof cliError>) => (await cliError(...args)).code;

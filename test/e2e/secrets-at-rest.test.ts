@@ -10,12 +10,12 @@ import {
   toBase64,
   utf8,
 } from '@latchkey/core';
-import * as opaque from '@serenity-kit/opaque';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PostgresCluster, startPostgres } from '../support/postgres.js';
+import { rawLogin } from '../support/raw-login.js';
 import { makeRoomKeys } from '../support/room-keys.js';
 import { findSecrets, type Secret, searchedSize } from '../support/secret-search.js';
-import { createVerifiedAccount, startTestServer, TEST_KEY_STRETCHING, type TestServer } from '../support/server.js';
+import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 
 /**
  * The server must never hold a password, an OPAQUE export key, kB or a bearer token in a form that
@@ -33,31 +33,6 @@ const ROOM_KEYS = 40;
 /** Which uploaded room keys' session keys are searched for: the first, a few between, the last. */
 const SEARCHED_ROOM_KEYS = [0, 1, 17, 23, ROOM_KEYS - 1];
 
-/** A raw OPAQUE login over HTTP, to learn the export key the SDK derives (and never sends). */
-async function exportKeyOf(server: TestServer, email: string, password: string): Promise<Uint8Array> {
-  await opaque.ready;
-  const post = async (path: string, body: unknown) => {
-    const response = await fetch(new URL(path, server.url), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    expect(response.status).toBe(200);
-    return (await response.json()) as Record<string, string>;
-  };
-  const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-  const started = await post('/v1/session/login/start', { email, startLoginRequest });
-  const finished = opaque.client.finishLogin({
-    clientLoginState,
-    loginResponse: started.loginResponse as string,
-    password,
-    keyStretching: TEST_KEY_STRETCHING,
-  });
-  if (finished === undefined) throw new Error('raw login failed');
-  await post('/v1/session/login/finish', { loginId: started.loginId, finishLoginRequest: finished.finishLoginRequest });
-  return fromBase64Url(finished.exportKey);
-}
-
 /** The full account life cycle; returns every secret it saw. */
 async function exerciseAccount(server: TestServer): Promise<Secret[]> {
   const email = EMAIL;
@@ -71,11 +46,11 @@ async function exerciseAccount(server: TestServer): Promise<Secret[]> {
   keep('kB (sign-up)', session.kB);
   keep('kA', session.kA);
   keep('session token 1', fromBase64Url(session.state.token));
-  keep('export key 1', await exportKeyOf(server, email, first));
+  keep('export key 1', (await rawLogin(server.url, email, first)).exportKey);
 
   await session.changePassword(first, second);
   keep('password 2', utf8(second));
-  keep('export key 2', await exportKeyOf(server, email, second));
+  keep('export key 2', (await rawLogin(server.url, email, second)).exportKey);
 
   const sent = server.smtp.messages.length;
   await client.requestReset(email);
@@ -84,7 +59,7 @@ async function exerciseAccount(server: TestServer): Promise<Secret[]> {
   keep('password 3', utf8(third));
   keep('kB (after reset)', afterReset.kB);
   keep('session token 2', fromBase64Url(afterReset.state.token));
-  keep('export key 3', await exportKeyOf(server, email, third));
+  keep('export key 3', (await rawLogin(server.url, email, third)).exportKey);
   return secrets;
 }
 

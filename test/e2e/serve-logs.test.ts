@@ -1,15 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatchkeyClient } from '@latchkey/client';
-import { deriveSessionSecrets, fromBase64Url, type SessionKey, toBase64Url, toHex, utf8 } from '@latchkey/core';
-import * as opaque from '@serenity-kit/opaque';
+import { fromBase64Url, toBase64Url, toHex, utf8 } from '@latchkey/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAIN, type Running, start } from '../support/cli-process.js';
 import { codeOf } from '../support/errors.js';
+import { freePort } from '../support/free-port.js';
+import { rawLogin } from '../support/raw-login.js';
 import { type Secret, spellings } from '../support/secret-search.js';
-import { TEST_KEY_STRETCHING } from '../support/server.js';
 
 /**
  * `latchkey serve` as people run it, through its output streams: stdout carries the command's result
@@ -19,14 +18,6 @@ import { TEST_KEY_STRETCHING } from '../support/server.js';
 
 const EMAIL = 'log-reader@example.com';
 const PASSWORDS = ['first Pässwörd in the log?', 'second Pässwörd in the log?'] as const;
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -74,35 +65,6 @@ function logEntries(stderr: string): Array<Record<string, unknown>> {
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
-
-/**
- * A raw OPAQUE login over HTTP, to learn what the SDK derives and never sends: the export key, the
- * OPAQUE session key and the bearer token derived from it.
- */
-async function rawLogin(url: string, email: string, password: string) {
-  await opaque.ready;
-  const post = async (path: string, body: unknown) => {
-    const response = await fetch(new URL(path, url), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    expect(response.status).toBe(200);
-    return (await response.json()) as Record<string, string>;
-  };
-  const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-  const started = await post('/v1/session/login/start', { email, startLoginRequest });
-  const finished = opaque.client.finishLogin({
-    clientLoginState,
-    loginResponse: started.loginResponse as string,
-    password,
-    keyStretching: TEST_KEY_STRETCHING,
-  });
-  if (finished === undefined) throw new Error('raw login failed');
-  await post('/v1/session/login/finish', { loginId: started.loginId, finishLoginRequest: finished.finishLoginRequest });
-  const sessionKey = fromBase64Url(finished.sessionKey) as SessionKey;
-  return { exportKey: fromBase64Url(finished.exportKey), sessionKey, token: deriveSessionSecrets(sessionKey).token };
 }
 
 /** Which secrets appear in `log`, and in which spelling (raw, hex, HEX, base64 padded or not, base64url). */

@@ -10,19 +10,17 @@ import {
 import { matrixCrypto } from '#platform';
 import type { LocalKeystore } from '../keystore/keystore.js';
 import { randomBytes } from '../random.js';
-import type { BackupProgress } from './key-backup.js';
+import { type KeyProgress, progressMeter } from './progress.js';
 
 /** How many keys of a file {@link importRoomKeys} adds to the keystore at a time (one write each). */
 const IMPORT_BATCH = 1000;
 
 /**
- * Progress of writing or reading a key export file: {@link BackupProgress} with phases of its own,
- * so the same bar shows it. `export` counts keys read from the keystore, `import` keys of the file
- * handled (added, already held, or unusable).
+ * Progress of writing or reading a key export file, in the same shape as the backup's so the same bar
+ * shows it: `export` counts keys read from the keystore, `import` keys of the file handled (added,
+ * already held, or unusable).
  */
-export interface KeyFileProgress extends Omit<BackupProgress, 'phase'> {
-  phase: 'export' | 'import';
-}
+export type KeyFileProgress = KeyProgress<'export' | 'import'>;
 
 /** What {@link exportRoomKeys} and {@link importRoomKeys} report as they go. */
 export interface KeyFileOptions {
@@ -33,22 +31,6 @@ export interface KeyFileOptions {
    * and the file en- or decrypted: a wait of fixed length with nothing to count.
    */
   onStretch?: () => void;
-}
-
-function progressMeter(phase: KeyFileProgress['phase'], listener: KeyFileOptions['onProgress']) {
-  const started = performance.now();
-  return (done: number, total: number) => {
-    if (listener === undefined) return;
-    const seconds = (performance.now() - started) / 1000;
-    const keysPerSecond = seconds > 0 ? done / seconds : 0;
-    listener({
-      phase,
-      done,
-      total,
-      keysPerSecond,
-      secondsLeft: keysPerSecond > 0 ? (total - done) / keysPerSecond : 0,
-    });
-  };
 }
 
 /**

@@ -28,6 +28,7 @@ import {
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { type LocalKeystore, rankOf, type StoredRoomKey } from '../keystore/keystore.js';
 import { randomBytes } from '../random.js';
+import { type KeyProgress, progressMeter } from './progress.js';
 import { type AuthedRequest, SecretStorage } from './secret-storage.js';
 
 /** The secret-storage name under which the backup private key lives (spec). */
@@ -38,35 +39,16 @@ const SIGNING_KEY_ID = 'ed25519:latchkey-backup';
 /** Element's and matrix-rust-sdk's default for passphrase-derived keys. */
 export const DEFAULT_PASSPHRASE_ITERATIONS = 500_000;
 
-/** Progress of a long backup operation, for a bar: keys done of total, rate, and time left. */
-export interface BackupProgress {
-  phase: 'upload' | 'download' | 'import';
-  done: number;
-  total: number;
-  keysPerSecond: number;
-  secondsLeft: number;
-}
+/**
+ * Progress of a long backup operation, for a bar: keys done of total, rate, and time left. A restore
+ * reports `import` as each downloaded page is decrypted and stored (download and import are one step).
+ */
+export type BackupProgress = KeyProgress<'upload' | 'import'>;
 
 export type ProgressListener = (progress: BackupProgress) => void;
 
 /** How to reach the backup key on a device that has nothing else. */
 export type RecoverySecret = { recoveryKey: string } | { passphrase: string } | { trustedDevice: true };
-
-function progressMeter(phase: BackupProgress['phase'], total: number, listener?: ProgressListener) {
-  const started = performance.now();
-  return (done: number) => {
-    if (listener === undefined) return;
-    const seconds = (performance.now() - started) / 1000;
-    const keysPerSecond = seconds > 0 ? done / seconds : 0;
-    listener({
-      phase,
-      done,
-      total,
-      keysPerSecond,
-      secondsLeft: keysPerSecond > 0 ? (total - done) / keysPerSecond : 0,
-    });
-  };
-}
 
 const alphanumeric = (length: number) =>
   Array.from(randomBytes(length), (b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'[b % 62]).join(
@@ -330,14 +312,14 @@ export class KeyBackup {
     }
     const publicKey = fromBase64(info.auth_data.public_key, 'public_key');
     const pending = await this.keystore.pendingBackup(info.version);
-    const report = progressMeter('upload', pending.length, onProgress);
+    const report = progressMeter('upload', onProgress);
     for (let i = 0; i < pending.length; i += MAX_BACKUP_BATCH) {
       const batch = pending.slice(i, i + MAX_BACKUP_BATCH);
       await this.request('PUT', `/v1/backup/keys?version=${info.version}`, {
         rooms: this.encryptBatch(publicKey, batch),
       });
       await this.keystore.markBackedUp(batch, info.version);
-      report(i + batch.length);
+      report(i + batch.length, pending.length);
     }
     return { uploaded: pending.length, version: info.version };
   }
@@ -492,7 +474,7 @@ export class KeyBackup {
     const info = await this.current();
     if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
     const backupKey = await this.unlock(secret, info);
-    const report = progressMeter('import', info.count, onProgress);
+    const report = progressMeter('import', onProgress);
     let imported = 0;
     let failed = 0;
     let done = 0;
@@ -519,7 +501,7 @@ export class KeyBackup {
       }
       imported += await this.keystore.importFromBackup(entries, info.version);
       done += page.keys.length;
-      report(done);
+      report(done, info.count);
       cursor = page.next_cursor;
     } while (cursor !== null);
     backupKey.fill(0);
