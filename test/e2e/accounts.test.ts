@@ -1,9 +1,17 @@
-import { LatchkeyError, type Session } from '@latchkey/client';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LatchkeyClient, LatchkeyError, type Session } from '@latchkey/client';
+import { type KB, toBase64Url } from '@latchkey/core';
+import { buildApp, connect, DEFAULTS, type Mailer, type MailMessage, openStore } from '@latchkey/server';
 import * as opaque from '@serenity-kit/opaque';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { snapshotDatabase } from '../support/db-snapshot.js';
 import { codeOf } from '../support/errors.js';
 import { beginRawLogin, postJson } from '../support/raw-login.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { createVerifiedAccount, startTestServer, TEST_KEY_STRETCHING, type TestServer } from '../support/server.js';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
@@ -156,6 +164,72 @@ describe('accounts over HTTP', () => {
     await client.logIn('halfway@example.com', 'third password');
   });
 
+  it('refuses a login whose attempt was stored after a password change ended the others', async () => {
+    // The race: a login start reads the old record, the change commits (deleting the account's
+    // attempts), then the start's attempt is stored. Played out in order: the attempt is taken out of
+    // the database as if its insert had not landed yet, and put back after the change.
+    const email = 'raced@example.com';
+    const { client } = await createVerifiedAccount(server, email, 'old password');
+    const main = await client.logIn(email, 'old password');
+    const store = await openStore(connect(`sqlite:${join(server.dir, 'latchkey.db')}`));
+    try {
+      const delayed = async (between: () => Promise<unknown>) => {
+        const { finish } = await beginRawLogin(server.url, email, 'old password');
+        const attempt = await store.takeLoginAttempt(finish.loginId, Date.now());
+        if (attempt === undefined) throw new Error('the login attempt is not in the database');
+        await between();
+        await store.insertLoginAttempt(attempt);
+        return postJson(server.url, '/v1/session/login/finish', finish);
+      };
+      // A control: put back with nothing changed in between, the attempt finishes.
+      expect((await delayed(async () => {})).status).toBe(200);
+
+      const raced = await delayed(() => main.changePassword('old password', 'new password'));
+      expect([raced.status, raced.body.code]).toEqual([400, 'LK_LOGIN_ATTEMPT_INVALID']);
+      await client.logIn(email, 'new password');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('ends an unused reset code when the password changes, and when a reset completes', async () => {
+    const email = 'stale-code@example.com';
+    const { client } = await createVerifiedAccount(server, email, 'old password');
+    const main = await client.logIn(email, 'old password');
+    const mailedCode = async () => {
+      const sent = server.smtp.messages.length;
+      await client.requestReset(email);
+      return server.smtp.codeFor(email, { after: sent });
+    };
+    const verify = (code: string) => postJson(server.url, '/v1/account/reset/verify', { email, code });
+
+    const beforeChange = await mailedCode();
+    await main.changePassword('old password', 'new password');
+    const afterChange = await verify(beforeChange);
+    expect([afterChange.status, afterChange.body.code]).toEqual([400, 'LK_CODE_INVALID']);
+
+    // One reset code at a time per email: the first is traded for a token (a control: codes work),
+    // then a second is mailed, and the reset completed with the token must end the second.
+    const traded = await verify(await mailedCode());
+    expect(traded.status).toBe(200);
+    const resetToken = traded.body.resetToken as string;
+    const unused = await mailedCode();
+    const kB = new Uint8Array(randomBytes(32)) as KB;
+    const { registrationRecord, wrapped } = await client.register('third password', kB, async (registrationRequest) => {
+      const answer = await postJson(server.url, '/v1/account/reset/register', { resetToken, registrationRequest });
+      return answer.body as { registrationResponse: string };
+    });
+    const finished = await postJson(server.url, '/v1/account/reset/finish', {
+      resetToken,
+      registrationRecord,
+      wrapKB: toBase64Url(wrapped),
+    });
+    expect(finished.status).toBe(200);
+    const afterReset = await verify(unused);
+    expect([afterReset.status, afterReset.body.code]).toEqual([400, 'LK_CODE_INVALID']);
+    await client.logIn(email, 'third password');
+  });
+
   it('deletes the account after a password check, and then the account is gone', async () => {
     const { client } = await createVerifiedAccount(server, 'delete-me@example.com', 'password one');
     const session = await client.logIn('delete-me@example.com', 'password one');
@@ -265,7 +339,183 @@ describe('rate limits per address', () => {
     ]) {
       expect(await codeOf(ask)).toBe('LK_RATE_LIMITED');
     }
+    // Reset mails go out after the answer: wait for the one, then check it is the only one.
+    await server.smtp.codeFor('first@example.com', { after: sent });
     expect(server.smtp.messages.slice(sent).map((m) => m.to)).toEqual([['first@example.com']]);
+  });
+});
+
+describe('sign-ups refused as taken', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    const frozen = Date.now(); // one rate-limit window throughout, wherever the minute turns
+    server = await startTestServer(
+      {
+        rateLimits: {
+          ...DEFAULTS.rateLimits,
+          codeSendsPerEmail: { max: 100, windowMs: 60_000 },
+          codeSendsPerAddress: { max: 3, windowMs: 60_000 },
+        },
+      },
+      { now: () => frozen },
+    );
+  });
+  afterAll(async () => server.close());
+
+  it('count against the asking address, and change nothing else', async () => {
+    const email = 'holder@example.com';
+    await createVerifiedAccount(server, email, 'password one'); // the first mail from 127.0.0.1
+    const database = join(server.dir, 'latchkey.db');
+    const before = snapshotDatabase(database);
+    expect(await codeOf(server.client().signUp(email, 'password two'))).toBe('LK_EMAIL_TAKEN'); // the second
+    const after = snapshotDatabase(database);
+    const bucket = 'code:addr:127.0.0.1';
+    const hitsIn = (snapshot: typeof before) =>
+      snapshot['rate_limits']?.find((row) => row['bucket'] === bucket)?.['hits'];
+    expect([hitsIn(before), hitsIn(after)]).toEqual([1, 2]);
+    const withoutBucket = (snapshot: typeof before) => ({
+      ...snapshot,
+      rate_limits: snapshot['rate_limits']?.filter((row) => row['bucket'] !== bucket),
+    });
+    expect(withoutBucket(after)).toEqual(withoutBucket(before));
+
+    expect(await codeOf(server.client().signUp('Holder@Example.com', 'password three'))).toBe('LK_EMAIL_TAKEN');
+    // The fourth ask from this address is over the limit, taken email or not.
+    expect(await codeOf(server.client().signUp(email, 'password four'))).toBe('LK_RATE_LIMITED');
+    expect(await codeOf(server.client().signUp('free@example.com', 'password four'))).toBe('LK_RATE_LIMITED');
+  });
+});
+
+/**
+ * Reset and resend answer alike whether or not the email has an account, so their mail is sent after
+ * the answer: neither its time nor an SMTP failure shows. Sign-up still waits for its mail. A mailer
+ * the test holds or fails on demand stands in for SMTP.
+ */
+describe('code mails sent after the answer', () => {
+  const PASSWORD = 'password one';
+  let mode: 'send' | 'hold' | 'fail' = 'send';
+  const sent: MailMessage[] = [];
+  const failed: MailMessage[] = [];
+  const held: { message: MailMessage; release(): void }[] = [];
+  const mailer: Mailer = {
+    async send(message) {
+      if (mode === 'fail') {
+        failed.push(message);
+        throw new Error('SMTP unreachable');
+      }
+      if (mode === 'hold') await new Promise<void>((release) => held.push({ message, release }));
+      sent.push(message);
+    },
+    close() {},
+  };
+  const logLines: string[] = [];
+  let app: FastifyInstance;
+  let url: string;
+  let dir: string;
+  const codeIn = (message: MailMessage | undefined) => /code: (\d{8})/.exec(message?.text ?? '')?.[1] ?? '';
+  /** The request's answer, or a failure naming it if it takes longer than a mail-free request could. */
+  const promptly = async <T>(what: string, request: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} waited for its mail`)), 5_000);
+    });
+    try {
+      return await Promise.race([request, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'latchkey-mail-'));
+    app = await buildApp({
+      config: {
+        ...DEFAULTS,
+        port: 0,
+        databaseUrl: `sqlite:${join(dir, 'latchkey.db')}`,
+        masterKeyFile: join(dir, 'master.key'),
+        keyStretching: TEST_KEY_STRETCHING,
+        logLevel: 'error',
+      },
+      mailer,
+      logStream: { write: (line) => logLines.push(line) },
+    });
+    url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const client = new LatchkeyClient({ serverUrl: url });
+    await client.signUp('verified@example.com', PASSWORD);
+    await client.verifyEmail('verified@example.com', codeIn(sent.at(-1)));
+    await client.signUp('unverified@example.com', PASSWORD);
+  });
+  afterAll(async () => {
+    for (const { release } of held) release();
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers reset and resend for an existing account while its mail is still on its way', async () => {
+    mode = 'hold';
+    const reset = await promptly('reset', postJson(url, '/v1/account/reset/start', { email: 'verified@example.com' }));
+    expect([reset.status, reset.body]).toEqual([200, { accepted: true }]);
+    const resend = await promptly(
+      'resend',
+      postJson(url, '/v1/account/verify/resend', { email: 'unverified@example.com' }),
+    );
+    expect([resend.status, resend.body]).toEqual([200, { accepted: true }]);
+    expect(held.map((h) => h.message.to)).toEqual(['verified@example.com', 'unverified@example.com']);
+
+    // The codes were stored before the answers: the held mails carry codes that work.
+    mode = 'send';
+    const [resetMail, verifyMail] = held.splice(0);
+    resetMail?.release();
+    verifyMail?.release();
+    const traded = await postJson(url, '/v1/account/reset/verify', {
+      email: 'verified@example.com',
+      code: codeIn(resetMail?.message),
+    });
+    expect(traded.status).toBe(200);
+    const verified = await postJson(url, '/v1/account/verify', {
+      email: 'unverified@example.com',
+      code: codeIn(verifyMail?.message),
+    });
+    expect([verified.status, verified.body]).toEqual([200, { verified: true }]);
+  });
+
+  it('answers reset and resend alike when the mail fails, logging the failure without the code', async () => {
+    const client = new LatchkeyClient({ serverUrl: url });
+    await client.signUp('still-unverified@example.com', PASSWORD);
+    mode = 'fail';
+    const reset = await postJson(url, '/v1/account/reset/start', { email: 'verified@example.com' });
+    expect([reset.status, reset.body]).toEqual([200, { accepted: true }]);
+    const resend = await postJson(url, '/v1/account/verify/resend', { email: 'still-unverified@example.com' });
+    expect([resend.status, resend.body]).toEqual([200, { accepted: true }]);
+    // Sign-up still waits for its mail, and says when it could not be sent.
+    expect(await codeOf(client.signUp('new@example.com', PASSWORD))).toBe('LK_INTERNAL');
+    mode = 'send';
+
+    const deadline = Date.now() + 5_000;
+    const failures = () =>
+      logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((e) => e.msg === 'mail not sent');
+    while (failures().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(failures().map((e) => e.mailTo)).toEqual(['verified@example.com', 'still-unverified@example.com']);
+    expect(failed).toHaveLength(3);
+    for (const message of failed) expect(logLines.join('\n')).not.toContain(codeIn(message));
+  });
+
+  it('closes only once a mail still on its way has gone', async () => {
+    mode = 'hold';
+    const reset = await postJson(url, '/v1/account/reset/start', { email: 'verified@example.com' });
+    expect(reset.status).toBe(200);
+    expect(held).toHaveLength(1);
+    let closed = false;
+    const closing = app.close().then(() => {
+      closed = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(closed).toBe(false);
+    const before = sent.length;
+    for (const { release } of held.splice(0)) release();
+    await closing;
+    expect(sent.slice(before).map((m) => m.to)).toEqual(['verified@example.com']);
   });
 });
 

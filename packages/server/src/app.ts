@@ -12,6 +12,7 @@ import type { ServerContext } from './context.js';
 import { frameworkErrors, installErrorHandling, refuseWhileClosing } from './http-errors.js';
 import { rejectUnstorableInput } from './input-hygiene.js';
 import { logMailer, type Mailer, smtpMailer } from './mail/mailer.js';
+import { outbox } from './mail/outbox.js';
 import { loadOrCreateMasterKey } from './master-key.js';
 import { loadOrCreateOpaqueSetup } from './modules/accounts/opaque-setup.js';
 import { accountsRoutes } from './modules/accounts/routes.js';
@@ -22,6 +23,9 @@ import { connect } from './store/database.js';
 import { openStore } from './store/kysely-store.js';
 
 export const VERSION = '0.1.0';
+
+/** How long closing waits for mail still being sent (nodemailer's own timeouts run to minutes). */
+const MAIL_DRAIN_MS = 10_000;
 
 export interface AppOptions {
   config: ServerConfig;
@@ -85,6 +89,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     masterKey,
     opaqueSetup: await loadOrCreateOpaqueSetup(store, masterKey, random),
     mailer,
+    outbox: outbox(mailer, app.log),
     config,
     now: options.now ?? Date.now,
     random,
@@ -92,6 +97,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.log.info({ database: connection.location, mail: config.smtpUrl ? 'smtp' : 'log' }, 'storage ready');
 
   app.addHook('onClose', async () => {
+    // Requests have finished by now; mail they left on its way gets a while to go before the mailer closes.
+    const unsent = await ctx.outbox.drain(MAIL_DRAIN_MS);
+    if (unsent > 0) app.log.error({ unsent }, 'closing with mail still unsent');
     mailer.close();
     await store.close();
   });

@@ -1,6 +1,7 @@
 import type { MasterKey } from '@latchkey/core';
 import type { ServerConfig } from './config.js';
 import type { Mailer } from './mail/mailer.js';
+import type { Outbox } from './mail/outbox.js';
 import type { Store } from './store/store.js';
 
 /** What every module works with: storage, keys, mail, and the clock and randomness as inputs. */
@@ -9,7 +10,10 @@ export interface ServerContext {
   masterKey: MasterKey;
   /** The OPAQUE server setup (OPRF seed and server key pair), as @serenity-kit/opaque serialises it. */
   opaqueSetup: string;
+  /** Sends and waits: for mail whose failure the request must report (sign-up). */
   mailer: Mailer;
+  /** Sends without waiting, logging a failure: for mail whose wait or failure would tell something. */
+  outbox: Outbox;
   config: ServerConfig;
   now(): number;
   random(length: number): Uint8Array;

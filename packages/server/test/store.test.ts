@@ -96,6 +96,7 @@ function loginAttempt(id: string, email: string, accountId: string | null, expir
     session_id: null,
     state_sealed: bytesFor(`state ${id}`),
     expires_at: expiresAt,
+    password_changed_at: accountId === null ? null : NOW,
   };
 }
 
@@ -299,6 +300,58 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       expect(changed.password_changed_at).toBe(NOW + 20);
       expect(plain((await store.findAccountById('acc-2')) as AccountRow)).toEqual(before2);
     });
+
+    it("ends the account's login attempts, reset tokens and reset code with its credentials, nothing else", async () => {
+      // `_` is a LIKE wildcard: a pattern match on the first email would catch the second's rows.
+      const accounts = [
+        { id: 'acc-1', email: 'a_b@example.com' },
+        { id: 'acc-2', email: 'axb@example.com' },
+      ];
+      for (const { id, email } of accounts) {
+        await store.insertAccount(account(id, email));
+        await store.insertSession(session(`${id}-s`, id));
+        await store.insertLoginAttempt(loginAttempt(`${id}-la`, email, id));
+        await store.insertLoginAttempt(loginAttempt(`${id}-la-unknown`, email, null)); // before the account was known
+        await store.replaceCode(code(`${id}-cv`, email, 'verify'));
+        await store.replaceCode(code(`${id}-cr`, email, 'reset'));
+        await store.insertResetToken(resetToken(id, id));
+        await store.hitRateLimit(`code:reset:${email}`, NOW, 60_000);
+      }
+      await store.replaceCode(code('c-nobody', 'nobody@example.com', 'reset'));
+      const before = await snapshot(connection);
+
+      await store.updateCredentials('acc-1', { opaqueRecord: bytes(1), wrapKB: bytes(2), passwordChangedAt: NOW + 1 });
+
+      const after = await snapshot(connection);
+      const ended = (table: string, row: Record<string, unknown>) =>
+        (table === 'login_attempts' && row['id'] === 'acc-1-la') ||
+        (table === 'reset_tokens' && row['account_id'] === 'acc-1') ||
+        (table === 'codes' && row['id'] === 'acc-1-cr');
+      for (const [table, rows] of Object.entries(before)) {
+        const kept = rows.filter((row) => !ended(table, row));
+        if (table !== 'accounts') expect(after[table], table).toEqual(kept);
+        // The filter must have had exactly one row to remove in each table it names.
+        if (['login_attempts', 'reset_tokens', 'codes'].includes(table))
+          expect(kept, table).toHaveLength(rows.length - 1);
+      }
+      const otherAccounts = (snap: Snapshot) => snap['accounts']?.filter((row) => row['id'] !== 'acc-1');
+      expect(otherAccounts(after)).toEqual(otherAccounts(before));
+      expect((await store.findAccountById('acc-1'))?.password_changed_at).toBe(NOW + 1);
+    });
+
+    it('changes nothing for an account that does not exist', async () => {
+      await store.insertAccount(account('acc-1', 'one@example.com'));
+      await store.insertLoginAttempt(loginAttempt('la-1', 'one@example.com', 'acc-1'));
+      await store.replaceCode(code('c-1', 'one@example.com', 'reset'));
+      await store.insertResetToken(resetToken('t-1', 'acc-1'));
+      const before = await snapshot(connection);
+      await store.updateCredentials('acc-missing', {
+        opaqueRecord: bytes(1),
+        wrapKB: bytes(2),
+        passwordChangedAt: NOW,
+      });
+      expect(await snapshot(connection)).toEqual(before);
+    });
   });
 
   describe('deleteAccount', () => {
@@ -352,13 +405,20 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       'account_data',
     ];
 
+    const victim = { id: 'acc-victim', email: 'a_b@example.com' };
+    const others = [
+      { id: 'acc-lookalike', email: 'axb@example.com' },
+      { id: 'acc-suffix', email: 'x:a_b@example.com' },
+      { id: 'acc-plain', email: 'c@example.com' },
+    ];
+    const belongsToVictim = (row: Record<string, unknown>) =>
+      row['id'] === victim.id ||
+      row['account_id'] === victim.id ||
+      row['email'] === victim.email ||
+      (typeof row['bucket'] === 'string' &&
+        [`login:acct:`, `code:verify:`, `code:reset:`].some((prefix) => row['bucket'] === `${prefix}${victim.email}`));
+
     it('removes every row of the account and nothing of any other', async () => {
-      const victim = { id: 'acc-victim', email: 'a_b@example.com' };
-      const others = [
-        { id: 'acc-lookalike', email: 'axb@example.com' },
-        { id: 'acc-suffix', email: 'x:a_b@example.com' },
-        { id: 'acc-plain', email: 'c@example.com' },
-      ];
       for (const a of [victim, ...others]) await populate(a.id, a.email);
       await store.hitRateLimit('login:addr:127.0.0.1', NOW, 60_000);
       await store.putServerSecretOnce('ka-master-check', bytes(9, 9));
@@ -367,14 +427,6 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       await store.deleteAccount(victim.id, victim.email);
 
       const after = await snapshot(connection);
-      const belongsToVictim = (row: Record<string, unknown>) =>
-        row['id'] === victim.id ||
-        row['account_id'] === victim.id ||
-        row['email'] === victim.email ||
-        (typeof row['bucket'] === 'string' &&
-          [`login:acct:`, `code:verify:`, `code:reset:`].some(
-            (prefix) => row['bucket'] === `${prefix}${victim.email}`,
-          ));
       expect(Object.keys(after)).toEqual(Object.keys(before));
       for (const [table, rows] of Object.entries(before)) {
         expect(after[table], table).toEqual(rows.filter((row) => !belongsToVictim(row)));
@@ -385,6 +437,27 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       }
       expect(await store.findAccountById(victim.id)).toBeUndefined();
       expect(await store.listSessions(victim.id)).toEqual([]);
+    });
+
+    it('keeps the rate-limit buckets named by its email when asked to, and removes the rest alike', async () => {
+      for (const a of [victim, ...others]) await populate(a.id, a.email);
+      await store.hitRateLimit('login:addr:127.0.0.1', NOW, 60_000);
+      const before = await snapshot(connection);
+
+      await store.deleteAccount(victim.id, victim.email, { keepRateLimits: true });
+
+      const after = await snapshot(connection);
+      const victimBuckets = (snap: Snapshot) =>
+        snap['rate_limits']?.filter(belongsToVictim).map((row) => row['bucket']);
+      expect(victimBuckets(before)).toHaveLength(3);
+      expect(after['rate_limits']).toEqual(before['rate_limits']);
+      for (const [table, rows] of Object.entries(before)) {
+        if (table === 'rate_limits') continue;
+        expect(after[table], table).toEqual(rows.filter((row) => !belongsToVictim(row)));
+        if (PER_ACCOUNT_TABLES.includes(table)) expect(after[table]?.length, table).toBeLessThan(rows.length);
+      }
+      // The kept buckets go on counting where they were: 1 hit before, this is the second.
+      expect(await store.hitRateLimit(`code:verify:${victim.email}`, NOW, 60_000)).toBe(2);
     });
 
     it('is harmless for an account that does not exist', async () => {
@@ -459,7 +532,12 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
 
   describe('login attempts', () => {
     it('are taken once: the second take finds nothing', async () => {
-      const row = { ...loginAttempt('la1', 'one@example.com', null), purpose: 'reauth' as const, session_id: 's9' };
+      const row: LoginAttemptRow = {
+        ...loginAttempt('la1', 'one@example.com', 'acc-9'),
+        purpose: 'reauth',
+        session_id: 's9',
+        password_changed_at: NOW - 5,
+      };
       await store.insertLoginAttempt(row);
       const taken = await store.takeLoginAttempt('la1', NOW);
       expect(plain(taken as LoginAttemptRow)).toEqual(plain(row));
@@ -1158,6 +1236,41 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       for (const value of numbers) expect(typeof value).toBe('number');
       expect(sessionRow.expires_at).toBe(big);
       expect(codeRow.expires_at).toBe(big);
+    });
+  });
+
+  describe('indexes', () => {
+    /** `table.column` for the leading column of every index, primary keys and unique constraints included. */
+    async function indexedColumns(): Promise<string[]> {
+      const { rows } =
+        backend === 'sqlite'
+          ? await sql<{ tbl: string; col: string }>`
+              select m.tbl_name as tbl, i.name as col
+                from sqlite_master m, pragma_index_info(m.name) i
+               where m.type = 'index' and i.seqno = 0`.execute(connection.db)
+          : await sql<{ tbl: string; col: string }>`
+              select t.relname as tbl, a.attname as col
+                from pg_index x
+                join pg_class t on t.oid = x.indrelid
+                join pg_namespace n on n.oid = t.relnamespace
+                join pg_attribute a on a.attrelid = t.oid and a.attnum = x.indkey[0]
+               where n.nspname = 'public'`.execute(connection.db);
+      return rows.map((row) => `${row.tbl}.${row.col}`);
+    }
+
+    it('lead with every column that deletes and sweeps search by', async () => {
+      expect(await indexedColumns()).toEqual(
+        expect.arrayContaining([
+          // Deletes by account or email: updateCredentials, deleteAccount, replaceCode.
+          'sessions.account_id',
+          'login_attempts.account_id',
+          'reset_tokens.account_id',
+          'codes.email',
+          // purgeExpired's sweeps over the tables that fill fastest.
+          'login_attempts.expires_at',
+          'rate_limits.window_start',
+        ]),
+      );
     });
   });
 

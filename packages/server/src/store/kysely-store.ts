@@ -47,7 +47,7 @@ class KyselyStore implements Store {
   ) {
     await this.transaction(async (tx) => {
       const db = (tx as KyselyStore).db;
-      await db
+      const updated = await db
         .updateTable('accounts')
         .set({
           opaque_record: change.opaqueRecord,
@@ -56,11 +56,15 @@ class KyselyStore implements Store {
           ...(change.keysChangedAt === undefined ? {} : { keys_changed_at: change.keysChangedAt }),
         })
         .where('id', '=', id)
-        .execute();
+        .returning('email')
+        .executeTakeFirst();
       // A login begun under the old record would otherwise finish under it (KE3 after the change),
-      // and an unused reset token would allow a second reset: both die with the old password.
+      // and an unused reset token or reset code would allow a second reset: all die with the old password.
       await db.deleteFrom('login_attempts').where('account_id', '=', id).execute();
       await db.deleteFrom('reset_tokens').where('account_id', '=', id).execute();
+      if (updated !== undefined) {
+        await db.deleteFrom('codes').where('email', '=', updated.email).where('purpose', '=', 'reset').execute();
+      }
     });
   }
 

@@ -1,6 +1,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 import * as m001 from './migrations/001_accounts.js';
 import * as m002 from './migrations/002_backup.js';
+import * as m003 from './migrations/003_login_credentials_and_indexes.js';
 
 /** Column types that differ between the two backends; migrations take them instead of naming SQL types. */
 export interface ColumnTypes {
@@ -14,6 +15,7 @@ export type Dialect = 'sqlite' | 'postgres';
 const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, t: ColumnTypes): Promise<void> }> = {
   '001_accounts': m001,
   '002_backup': m002,
+  '003_login_credentials_and_indexes': m003,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {

@@ -34,6 +34,11 @@ export interface LoginAttemptRow {
   session_id: string | null;
   state_sealed: Uint8Array;
   expires_at: number;
+  /**
+   * The account's `password_changed_at` when the attempt read its OPAQUE record (null for an unknown
+   * email): an attempt begun under other credentials than the account's current ones cannot finish.
+   */
+  password_changed_at: number | null;
 }
 
 export interface CodeRow {

@@ -21,12 +21,14 @@ export interface Store {
   findAccountById(id: string): Promise<AccountRow | undefined>;
   insertAccount(row: AccountRow): Promise<void>;
   markAccountVerified(id: string, at: number): Promise<void>;
-  /** New OPAQUE record and wrapKB; pending login attempts and reset tokens of the account end with the old ones. */
+  /**
+   * New OPAQUE record and wrapKB. The account's pending login attempts, reset tokens and reset code
+   * end with the old ones; its verification code and other accounts' rows are kept.
+   */
   updateCredentials(
     id: string,
     change: { opaqueRecord: Uint8Array; wrapKB: Uint8Array; passwordChangedAt: number; keysChangedAt?: number },
   ): Promise<void>;
-  /** Removes the account and every row that belongs to it. */
   /**
    * Removes every row of the account. `keepRateLimits` keeps the buckets named by its email: an
    * unverified account replaced by a new sign-up must not reset the limit on mails to that address.

@@ -28,6 +28,7 @@ import {
 import * as opaque from '@serenity-kit/opaque';
 import type { RateLimit } from '../../config.js';
 import type { ServerContext } from '../../context.js';
+import type { MailMessage } from '../../mail/mailer.js';
 import { rateLimitBucket } from '../../store/rate-limit-buckets.js';
 import type { AccountRow, CodeRow, SessionRow } from '../../store/schema.js';
 
@@ -133,11 +134,14 @@ export async function register(
   const wrapped = checkWrappedKB(wrapKBText);
   const now = ctx.now();
   const id = newId(ctx);
-  // A taken address is refused before the mail is counted; the transaction checks again.
+  // LK_EMAIL_TAKEN tells whether an email has a verified account, so asking is metered: the asking
+  // address is counted before the taken check (the transaction checks again), and a sign-up refused
+  // as taken moves that counter alone.
+  await enforceAddressCodeSendLimit(ctx, address);
   if ((await ctx.store.findAccountByEmail(email))?.verified_at != null) throw new LatchkeyError('LK_EMAIL_TAKEN');
-  // Counted before the account is written, so a refused sign-up changes nothing; and the replaced
-  // account's buckets are kept, so signing up again and again never resets the limit on mails.
-  await enforceCodeSendLimits(ctx, email, 'verify', address);
+  // Counted before the account is written, so a refused sign-up leaves accounts as they were; and the
+  // replaced account's buckets are kept, so signing up again and again never resets the limit on mails.
+  await enforceEmailCodeSendLimit(ctx, email, 'verify');
   const kA = ctx.random(32);
   await ctx.store.transaction(async (tx) => {
     const existing = await tx.findAccountByEmail(email);
@@ -156,16 +160,21 @@ export async function register(
     });
   });
   kA.fill(0);
-  await mailCode(ctx, email, 'verify');
+  // Awaited: every sign-up that gets this far mails a code, so the wait tells nothing, and the person
+  // signing up learns if theirs could not be sent.
+  await ctx.mailer.send(await newCode(ctx, email, 'verify'));
   return { accountId: id };
 }
 
-/** Always accepted alike (counted before the lookup, so even the rate limit does not tell). */
+/**
+ * Always accepted alike (counted before the lookup, so even the rate limit does not tell); the mail
+ * goes out after the answer, so neither its time nor its failure tells either.
+ */
 export async function resendVerification(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'verify', address);
   const account = await ctx.store.findAccountByEmail(email);
-  if (account !== undefined && account.verified_at === null) await mailCode(ctx, email, 'verify');
+  if (account !== undefined && account.verified_at === null) ctx.outbox.post(await newCode(ctx, email, 'verify'));
 }
 
 export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
@@ -188,13 +197,24 @@ async function enforceCodeSendLimits(
   purpose: CodeRow['purpose'],
   address: string,
 ): Promise<void> {
-  const limits = ctx.config.rateLimits;
-  await enforceRateLimit(ctx, rateLimitBucket.codeSendsByAddress(address), limits.codeSendsPerAddress);
-  await enforceRateLimit(ctx, rateLimitBucket.codeSends(purpose, email), limits.codeSendsPerEmail);
+  await enforceAddressCodeSendLimit(ctx, address);
+  await enforceEmailCodeSendLimit(ctx, email, purpose);
 }
 
-/** Makes a new code (replacing any earlier one of the purpose) and mails it; the caller counted the send. */
-async function mailCode(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<void> {
+function enforceAddressCodeSendLimit(ctx: ServerContext, address: string): Promise<void> {
+  const limit = ctx.config.rateLimits.codeSendsPerAddress;
+  return enforceRateLimit(ctx, rateLimitBucket.codeSendsByAddress(address), limit);
+}
+
+function enforceEmailCodeSendLimit(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<void> {
+  return enforceRateLimit(ctx, rateLimitBucket.codeSends(purpose, email), ctx.config.rateLimits.codeSendsPerEmail);
+}
+
+/**
+ * Stores a new code (replacing any earlier one of the purpose) and returns the mail that carries it;
+ * the caller counted the send and sends it.
+ */
+async function newCode(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<MailMessage> {
   const code = codeFromRandom(ctx.random(4));
   await ctx.store.replaceCode({
     id: newId(ctx),
@@ -206,11 +226,11 @@ async function mailCode(ctx: ServerContext, email: string, purpose: CodeRow['pur
   });
   const { subject, lead } = MAIL_TEXT[purpose];
   const minutes = CODE_TTL_MS / 60_000;
-  await ctx.mailer.send({
+  return {
     to: email,
     subject,
     text: `${lead}: ${code}\n\nIt works once and expires in ${minutes} minutes. If you did not ask for it, ignore this mail.\n`,
-  });
+  };
 }
 
 /** Checks and burns a one-time code. Wrong guesses count; the fifth burns the code. */
@@ -265,6 +285,7 @@ async function startOpaqueLogin(ctx: ServerContext, start: LoginStart) {
     session_id: start.sessionId,
     state_sealed: sealAtRest(ctx.masterKey, 'login-state', loginId, utf8(serverLoginState), ctx.random(12)),
     expires_at: ctx.now() + LOGIN_ATTEMPT_TTL_MS,
+    password_changed_at: start.account?.password_changed_at ?? null,
   });
   return { loginId, loginResponse };
 }
@@ -285,6 +306,13 @@ async function finishOpaqueLogin(ctx: ServerContext, loginId: string, finishLogi
   );
   const account = attempt.account_id === null ? undefined : await ctx.store.findAccountById(attempt.account_id);
   if (account === undefined) throw new LatchkeyError('LK_LOGIN_FAILED');
+  // A password change deletes the account's attempts, but a start that read the old record just before
+  // the change committed can insert its attempt just after that delete: its KE2 came from the old
+  // record, so the old password finishes it. Comparing times (attempt made before password_changed_at)
+  // would miss a start that reads the clock after the change read it but before the change commits;
+  // the attempt names the credentials it was begun under instead, and only the account's current ones
+  // may finish.
+  if (attempt.password_changed_at !== account.password_changed_at) throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
   return { attempt, account, sessionKey: fromBase64Url(sessionKey, 'sessionKey') as SessionKey };
 }
 
@@ -436,13 +464,14 @@ export async function passwordChangeFinish(
 
 /**
  * Always accepted alike, so the answer does not tell whether the email has an account; the limits
- * are counted before the lookup, so a rate-limit refusal does not tell either.
+ * are counted before the lookup, so a rate-limit refusal does not tell either, and the mail goes out
+ * after the answer, so neither its time nor its failure does.
  */
 export async function resetStart(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'reset', address);
   const account = await ctx.store.findAccountByEmail(email);
-  if (account !== undefined) await mailCode(ctx, email, 'reset');
+  if (account !== undefined) ctx.outbox.post(await newCode(ctx, email, 'reset'));
 }
 
 export async function resetVerify(ctx: ServerContext, rawEmail: string, code: string) {
