@@ -2,10 +2,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BackupProgress, exportRoomKeys, importRoomKeys, LocalKeystore } from '@latchkey/client';
-import { toBase64 } from '@latchkey/core';
+import { fromBase64, toBase64 } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeOf } from '../support/errors.js';
-import { makeRoomKeys } from '../support/room-keys.js';
+import { makeRoomKey, makeRoomKeys } from '../support/room-keys.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 
 const fingerprint = async (keystore: LocalKeystore) =>
@@ -215,6 +215,13 @@ describe('backup and restore on a new device, over HTTP', () => {
     expect(await reopened.count()).toEqual({ persisted: 1, ephemeral: 1 });
     expect((await session.keyBackup(reopened).uploadPending()).uploaded).toBe(0);
     expect((await exportRoomKeys(reopened, 'export passphrase', 1000)).count).toBe(1);
+    // Marked with a worse copy (known from a later message index), the better one stored is what is held.
+    const best = makeRoomKey(9, 9, 0);
+    const worse = { ...best, session_key: toBase64(withFirstIndex(fromBase64(best.session_key), 10)) };
+    await reopened.addRoomKeys([{ key: best }]);
+    await reopened.addRoomKeys([{ key: worse }], { ephemeral: true });
+    expect((await reopened.getRoomKey(best.room_id, best.session_id))?.key).toEqual(best);
+    expect(await reopened.count()).toEqual({ persisted: 1, ephemeral: 2 });
     await reopened.close();
 
     // The export file holds the kept key alone: it reads back, exactly, on another device.
@@ -361,15 +368,103 @@ describe("the backup's trust, replacement and background upload, over HTTP", () 
       running--;
       return { uploaded: 0, version: '0' };
     };
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     slow.start(5);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await sleep(400);
     await slow.stop();
     const after = runs;
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await sleep(150);
     expect(most).toBe(1);
     expect(after).toBeGreaterThanOrEqual(3);
     expect(runs).toBe(after);
     expect(running).toBe(0);
+
+    // Stopped and started again at once, mid-run: the new loop waits for the old run, then goes on.
+    // An onError that throws does not end it (nor surface as an unhandled rejection).
+    slow.uploadPending = async () => {
+      runs++;
+      running++;
+      most = Math.max(most, running);
+      await sleep(60);
+      running--;
+      throw new Error('upload failed');
+    };
+    let reported = 0;
+    const listener = () => {
+      reported++;
+      throw new Error('the listener fails too');
+    };
+    slow.start(5, listener);
+    await sleep(30);
+    const stopping = slow.stop();
+    slow.start(5, listener);
+    await stopping;
+    await sleep(400);
+    expect(most).toBe(1);
+    expect(reported).toBeGreaterThanOrEqual(3);
+
+    // Logging out stops the loop: no run starts after it.
+    await a.session.logOut();
+    const atLogout = runs;
+    await sleep(150);
+    expect(runs).toBe(atLogout);
+    expect(running).toBe(0);
+  });
+
+  it('replaces a backup the login cannot open only with its recovery key, or when told to discard it', async () => {
+    const email = 'unopenable@example.com';
+    await createVerifiedAccount(server, email, password);
+    const a = await device(email, 'unopenable-a');
+    const oldKeys = makeRoomKeys(12);
+    await a.keystore.addRoomKeys(oldKeys.map((key) => ({ key })));
+    const first = await a.backup.enable({ trustLoggedInDevices: false });
+    await a.backup.uploadPending();
     await a.keystore.close();
+
+    const b = await device(email, 'unopenable-b');
+    const refused = await b.backup.enable({ replace: true }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({
+      code: 'LK_NO_RECOVERY_METHOD',
+      details: { version: first.version, keys: 12, reason: 'no-way-in' },
+    });
+    // Nothing changed: the old backup is current and its recovery key still opens it.
+    expect(await b.backup.status()).toMatchObject({ version: first.version, count: 12, trusted: true });
+    expect(
+      await codeOf(
+        b.backup.enable({
+          replace: true,
+          carryOverWith: { recoveryKey: 'EsTc LW2K PGiF wKEA 3As5 g5c4 BXwk qeeJ ZJV8 Q9fu gUMN UE4d' },
+        }),
+      ),
+    ).toBe('LK_BAD_RECOVERY_KEY');
+
+    const kept = await b.backup.enable({ replace: true, carryOverWith: { recoveryKey: first.recoveryKey } });
+    expect(kept.replaced).toEqual({ version: first.version, carriedOver: 12, unreadable: 0, total: 12 });
+    expect(await fingerprint(b.keystore)).toEqual(
+      oldKeys.map((k) => `${k.room_id}|${k.session_id}|${k.session_key}`).sort(),
+    );
+
+    await b.keystore.close();
+
+    // Told to discard: a backup the login cannot open is replaced, its keys counted as lost.
+    const other = 'discarded@example.com';
+    await createVerifiedAccount(server, other, password);
+    const c = await device(other, 'discard-c');
+    await c.keystore.addRoomKeys(makeRoomKeys(5).map((key) => ({ key })));
+    const lost = await c.backup.enable({ trustLoggedInDevices: false });
+    await c.backup.uploadPending();
+    await c.keystore.close();
+    const d = await device(other, 'discard-d');
+    const discarded = await d.backup.enable({ replace: true, discardUnreadable: true });
+    expect(discarded.replaced).toEqual({ version: lost.version, carriedOver: 0, unreadable: 5, total: 5 });
+    expect(await d.backup.status()).toMatchObject({ version: discarded.version, count: 0, pending: 0 });
+    await d.keystore.close();
   });
 });
+
+/** A Megolm session export's bytes with another first known message index (bytes 1–4, big-endian). */
+function withFirstIndex(sessionKey: Uint8Array, index: number): Uint8Array {
+  const copy = sessionKey.slice();
+  new DataView(copy.buffer).setUint32(1, index);
+  return copy;
+}

@@ -351,6 +351,41 @@ describe('the latchkey backup, recovery and keys commands', () => {
     });
   });
 
+  describe('replacing a backup the login cannot open', () => {
+    const email = 'cli-unopenable@example.com';
+    const password = 'unopenable password';
+    const keys = makeRoomKeys(40);
+
+    it('is refused unless given the old recovery key, and then its keys are kept', async () => {
+      await createVerifiedAccount(server, email, password);
+      // A backup set up elsewhere without access for logged-in devices.
+      const elsewhere = await server.client().logIn(email, password);
+      const store = await elsewhere.openKeystore(join(newHome(), 'elsewhere.db'));
+      await store.addRoomKeys(keys.map((key) => ({ key })));
+      const old = await elsewhere.keyBackup(store).enable({ trustLoggedInDevices: false });
+      await elsewhere.keyBackup(store).uploadPending();
+      await elsewhere.logOut();
+
+      const home = await device(email, password);
+      const refused = await cliError(['backup', 'enable', '--replace'], home, lines(password));
+      expect(refused).toMatchObject({ code: 'LK_NO_RECOVERY_METHOD', details: { version: old.version, keys: 40 } });
+      expect(refused.message).toContain('Nothing was changed');
+      expect(await cliJson(['backup', 'status'], home, lines(password))).toMatchObject({ version: old.version });
+
+      const kept = await cliJson(
+        ['backup', 'enable', '--replace', '--old-recovery-key', old.recoveryKey],
+        home,
+        lines(password),
+      );
+      expect(kept).toMatchObject({ replaced: { version: old.version, carriedOver: 40, unreadable: 0, total: 40 } });
+      expect(await heldKeys(home, email, password)).toEqual(sorted(keys));
+
+      // Two ways to open the old backup at once is a usage error, found before anything is asked.
+      const both = await cli(['backup', 'enable', '--replace', '--old-recovery-key', 'x', '--old-passphrase'], home);
+      expect([both.code, both.stderr]).toEqual([2, expect.stringContaining('give one of --old-recovery-key')]);
+    });
+  });
+
   describe('key export files', () => {
     const email = 'cli-keys@example.com';
     const password = 'keys password';

@@ -40,6 +40,8 @@ export class Session {
   private keys: Keys | undefined;
   /** Keystores opened from this session, closed when it logs out. */
   private readonly keystores = new Set<LocalKeystore>();
+  /** Backups made for this session's keystores: their background uploads stop when it logs out. */
+  private readonly backups = new Set<KeyBackup>();
 
   constructor(
     private readonly client: LatchkeyClient,
@@ -90,13 +92,15 @@ export class Session {
 
   /** Server-side key backup of `keystore`'s keys, for this account. */
   keyBackup(keystore: LocalKeystore): KeyBackup {
-    return new KeyBackup(
+    const backup = new KeyBackup(
       (method, path, body) => this.request(method, path, body),
       this.accountId,
       () => this.kB,
       keystore,
       matrixCrypto,
     );
+    this.backups.add(backup);
+    return backup;
   }
 
   private request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -124,9 +128,13 @@ export class Session {
    */
   async logOut(): Promise<void> {
     this.forgetKeys();
-    const open = [...this.keystores];
+    const backups = [...this.backups];
+    const keystores = [...this.keystores];
+    this.backups.clear();
     this.keystores.clear();
-    await Promise.all(open.map((keystore) => keystore.close()));
+    // Uploads stop before their keystores close; a failure to close one does not keep the session alive.
+    await Promise.allSettled(backups.map((backup) => backup.stop()));
+    await Promise.allSettled(keystores.map((keystore) => keystore.close()));
     try {
       await this.request('POST', '/v1/session/logout');
     } catch (error) {

@@ -23,13 +23,36 @@ const enable: Command = {
       description:
         'start a new backup even though one exists: its keys are first restored here (through the login), then it is deleted',
     },
+    'old-recovery-key': {
+      type: 'string',
+      value: 'KEY',
+      description: 'with --replace: open the old backup with its recovery key instead of the login',
+    },
+    'old-passphrase': {
+      type: 'boolean',
+      description: 'with --replace: open the old backup with its passphrase (asked for) instead of the login',
+    },
+    'discard-unreadable': {
+      type: 'boolean',
+      description:
+        'with --replace: if the old backup cannot be opened, start over anyway and lose the keys only it holds',
+    },
     ...PASSWORD_STDIN,
   },
   details:
-    `${STDIN_NOTE}\nOrder: password, then (with --passphrase) the passphrase, and again.\n` +
+    `${STDIN_NOTE}\nOrder: password, then (with --old-passphrase) the old backup's passphrase, then (with\n` +
+    '--passphrase) the new passphrase, and again.\n' +
     'Devices logged in with the password can restore too (backup restore --trusted-device).\n' +
-    `${PASSPHRASE_NOTE}\nThen upload this device's keys: latchkey backup upload`,
+    "Replacing keeps the old backup's keys by restoring them here first; when the login no longer opens it\n" +
+    '(after a password reset), give --old-recovery-key or --old-passphrase, or accept the loss with\n' +
+    `--discard-unreadable. ${PASSPHRASE_NOTE}\nThen upload this device's keys: latchkey backup upload`,
   async run(ctx) {
+    // Mistakes in the flags are found before the password is asked for.
+    const oldKey = ctx.args.string('old-recovery-key');
+    if (oldKey !== undefined && ctx.args.flag('old-passphrase')) {
+      throw usageError('give one of --old-recovery-key, --old-passphrase');
+    }
+    if (oldKey !== undefined) decodeRecoveryKey(oldKey).fill(0);
     await withUnlockedDevice(ctx, async ({ backup }) => {
       const existing = await backup.current();
       if (existing !== undefined && !ctx.args.flag('replace')) {
@@ -40,13 +63,16 @@ const enable: Command = {
           { version: existing.version },
         );
       }
+      const carryOverWith = await oldBackupSecret(ctx);
       const usePassphrase = ctx.args.flag('passphrase');
       const secret = usePassphrase ? await newPassphrase(ctx, 'Backup passphrase') : undefined;
       const bar = ctx.out.progress();
       const enabled = await backup
         .enable({
           replace: existing !== undefined,
+          discardUnreadable: ctx.args.flag('discard-unreadable'),
           onProgress: (p) => bar.update(p),
+          ...(carryOverWith === undefined ? {} : { carryOverWith }),
           ...(secret === undefined ? {} : { passphrase: secret }),
         })
         .finally(() => bar.end());
@@ -60,13 +86,18 @@ const enable: Command = {
   },
 };
 
+/** How to open the backup being replaced, when not through the login: its recovery key or passphrase. */
+async function oldBackupSecret(ctx: CommandContext): Promise<RecoverySecret | undefined> {
+  const given = ctx.args.string('old-recovery-key');
+  if (given !== undefined) return { recoveryKey: given };
+  if (ctx.args.flag('old-passphrase')) return { passphrase: await passphrase(ctx, "The old backup's passphrase") };
+  return undefined;
+}
+
 /** What became of the replaced backup's keys, for the person who chose to replace it. */
 function replacedText(replaced: EnabledBackup['replaced']): string {
   if (replaced === undefined) return '';
-  const lost =
-    replaced.unreadable > 0
-      ? ` ${keys(replaced.unreadable)} could not be opened through the login (the password was reset?) and are gone with it.`
-      : '';
+  const lost = replaced.unreadable > 0 ? ` ${keys(replaced.unreadable)} could not be opened and are gone with it.` : '';
   return `Backup version ${replaced.version} was replaced and deleted; ${keys(replaced.carriedOver)} from it are now on this device.${lost}\n`;
 }
 

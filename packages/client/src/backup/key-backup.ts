@@ -50,6 +50,13 @@ export type ProgressListener = (progress: BackupProgress) => void;
 /** How to reach the backup key on a device that has nothing else. */
 export type RecoverySecret = { recoveryKey: string } | { passphrase: string } | { trustedDevice: true };
 
+/** Why a backup could not be opened, for `details.reason`: the error's own reason, else its kind. */
+function reasonOf(error: LatchkeyError): string {
+  const reason = error.details?.reason;
+  if (typeof reason === 'string') return reason;
+  return error.code === 'LK_BACKUP_KEY_MISMATCH' ? 'key-mismatch' : 'no-way-in';
+}
+
 const alphanumeric = (length: number) =>
   Array.from(randomBytes(length), (b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'[b % 62]).join(
     '',
@@ -73,10 +80,17 @@ export interface EnableOptions {
   /** Let devices logged in with the password restore too (default true). */
   trustLoggedInDevices?: boolean;
   /**
-   * Start a new backup even though one exists: its keys are first restored onto this device (through
-   * the login), then it is deleted; otherwise an existing backup is `LK_BACKUP_EXISTS`.
+   * Start a new backup even though one exists: its keys are first restored onto this device, then it
+   * is deleted; otherwise an existing backup is `LK_BACKUP_EXISTS`.
    */
   replace?: boolean;
+  /** When replacing: how to open the old backup to carry its keys over (default: the login). */
+  carryOverWith?: RecoverySecret;
+  /**
+   * When replacing and the old backup cannot be opened that way (`LK_NO_RECOVERY_METHOD`): start over
+   * anyway, losing the keys only it held. Without it, nothing is changed.
+   */
+  discardUnreadable?: boolean;
   /** Progress of carrying the old backup's keys over, when replacing. */
   onProgress?: ProgressListener;
 }
@@ -92,6 +106,8 @@ export interface EnabledBackup {
 export class KeyBackup {
   private readonly secrets: SecretStorage;
   private loop: BackgroundLoop | undefined;
+  /** The last run of a stopped loop: a new loop starts after it, never beside it. */
+  private lastRun: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly request: AuthedRequest,
@@ -144,17 +160,22 @@ export class KeyBackup {
     }
     // Replacing: first bring the old backup's keys onto this device, where the new one picks them up.
     const replaced =
-      existing === undefined ? undefined : { version: existing.version, ...(await this.carryOver(options.onProgress)) };
+      existing === undefined ? undefined : { version: existing.version, ...(await this.carryOver(existing, options)) };
     const backupKey = randomBytes(32);
-    // Order matters: the private key is stored before the version that needs it exists. Interrupted
-    // in between, there is no backup for keys to go to, and enabling again starts over; the other way
-    // round, keys would be uploaded to a version whose private key was never saved.
-    const recoveryKey = await this.storeNewBackupKey(backupKey, options);
-    const { version } = await this.request<{ version: string }>('POST', '/v1/backup/version', {
-      algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
-      auth_data: this.signAuthData(this.crypto.x25519PublicKey(backupKey)),
-    });
-    backupKey.fill(0);
+    let version: string;
+    let recoveryKey: string;
+    try {
+      // Order matters: the private key is stored before the version that needs it exists. Interrupted
+      // in between, there is no backup for keys to go to, and enabling again starts over; the other way
+      // round, keys would be uploaded to a version whose private key was never saved.
+      recoveryKey = await this.storeNewBackupKey(backupKey, options);
+      ({ version } = await this.request<{ version: string }>('POST', '/v1/backup/version', {
+        algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
+        auth_data: this.signAuthData(this.crypto.x25519PublicKey(backupKey)),
+      }));
+    } finally {
+      backupKey.fill(0);
+    }
     // The old version's key was replaced in secret storage: nothing opens it any more, so it goes.
     if (existing !== undefined)
       await this.request('DELETE', `/v1/backup/version/${encodeURIComponent(existing.version)}`);
@@ -162,41 +183,51 @@ export class KeyBackup {
   }
 
   /**
-   * The old backup's keys restored into this device's keystore before it is replaced; what cannot be
-   * opened (no way in since a password reset) is counted, not fatal: the person chose to start over.
+   * The old backup's keys restored into this device's keystore before it is replaced. Keys that do not
+   * decrypt are counted, not fatal. When the backup cannot be opened at all (no way in through the
+   * login since a password reset, or a key that does not match), nothing goes on unless the caller
+   * chose to discard it: the person may still hold the recovery key that opens it.
    */
-  private async carryOver(onProgress?: ProgressListener) {
+  private async carryOver(existing: BackupVersionInfoBody, options: EnableOptions) {
     try {
       // Imported or already held (as well or better): either way, on this device now.
-      const { failed, total } = await this.restore({ trustedDevice: true }, onProgress);
+      const { failed, total } = await this.restore(
+        options.carryOverWith ?? { trustedDevice: true },
+        options.onProgress,
+      );
       return { carriedOver: total - failed, unreadable: failed, total };
     } catch (error) {
-      // No way in (a reset, or logins were never trusted), or a replacement interrupted after the new
-      // key was stored: this device already holds what the first try carried over.
-      const lost = ['LK_NO_RECOVERY_METHOD', 'LK_BACKUP_KEY_MISMATCH'];
-      if (error instanceof LatchkeyError && lost.includes(error.code)) {
-        const count = (await this.current())?.count ?? 0;
-        return { carriedOver: 0, unreadable: count, total: count };
-      }
-      throw error;
+      const unopenable = ['LK_NO_RECOVERY_METHOD', 'LK_BACKUP_KEY_MISMATCH'];
+      if (!(error instanceof LatchkeyError && unopenable.includes(error.code))) throw error;
+      if (options.discardUnreadable === true)
+        return { carriedOver: 0, unreadable: existing.count, total: existing.count };
+      throw new LatchkeyError(
+        'LK_NO_RECOVERY_METHOD',
+        `Backup version ${existing.version} (${existing.count} keys) cannot be opened ${options.carryOverWith === undefined ? 'through the login' : 'with that'}, ` +
+          'so replacing it now would lose the keys only it holds. Give its recovery key or passphrase to keep them, ' +
+          'or choose to discard them. Nothing was changed.',
+        { version: existing.version, keys: existing.count, reason: reasonOf(error) },
+      );
     }
   }
 
   /** Stores the backup private key in secret storage under a new recovery key (and the kB key); returns it encoded. */
   private async storeNewBackupKey(backupKey: Uint8Array, options: EnableOptions): Promise<string> {
     const { storageKey, description } = await this.newRecoveryStorageKey(options.passphrase);
-    await this.secrets.describeKey(RECOVERY_KEY_ID, storageKey, description);
-    await this.secrets.setDefaultKey(RECOVERY_KEY_ID);
     const holders = [{ keyId: RECOVERY_KEY_ID, key: storageKey }];
-    if (options.trustLoggedInDevices !== false) {
-      const kbKey = deriveSecretStorageKeyFromKB(this.kB());
-      await this.secrets.describeKey(KB_KEY_ID, kbKey, { name: 'Devices logged in to this account' });
-      holders.push({ keyId: KB_KEY_ID, key: kbKey });
+    try {
+      await this.secrets.describeKey(RECOVERY_KEY_ID, storageKey, description);
+      await this.secrets.setDefaultKey(RECOVERY_KEY_ID);
+      if (options.trustLoggedInDevices !== false) {
+        const kbKey = deriveSecretStorageKeyFromKB(this.kB());
+        holders.push({ keyId: KB_KEY_ID, key: kbKey });
+        await this.secrets.describeKey(KB_KEY_ID, kbKey, { name: 'Devices logged in to this account' });
+      }
+      await this.secrets.store(BACKUP_SECRET, utf8(toBase64(backupKey)), holders);
+      return encodeRecoveryKey(storageKey);
+    } finally {
+      for (const holder of holders) holder.key.fill(0);
     }
-    await this.secrets.store(BACKUP_SECRET, utf8(toBase64(backupKey)), holders);
-    const recoveryKey = encodeRecoveryKey(storageKey);
-    storageKey.fill(0);
-    return recoveryKey;
   }
 
   /** A fresh recovery storage key: random, or from a passphrase (PBKDF2 with a new salt, spec `m.pbkdf2`). */
@@ -342,31 +373,41 @@ export class KeyBackup {
 
   /**
    * Uploads in the background until {@link stop}: now, then `intervalMs` after each run ends, so two
-   * runs never overlap however slow one is. Failures are reported and wait for the next turn.
+   * runs never overlap however slow one is (nor with the last run of a loop just stopped). Failures go
+   * to `onError` and wait for the next turn; an `onError` that throws does not end the loop.
    */
   start(intervalMs = 10_000, onError?: (error: unknown) => void): void {
     if (this.loop !== undefined) return;
     const loop: BackgroundLoop = { stopped: false, running: Promise.resolve() };
-    const run = () => {
-      loop.timer = undefined;
-      loop.running = this.uploadPending()
-        .catch((error: unknown) => onError?.(error))
-        .then(() => {
-          if (!loop.stopped) loop.timer = setTimeout(run, intervalMs);
-        });
+    const report = (error: unknown) => {
+      try {
+        onError?.(error);
+      } catch {
+        // The listener's own failure is not the upload's: the loop goes on.
+      }
     };
+    const run = (): Promise<void> =>
+      this.uploadPending()
+        .then(() => undefined, report)
+        .then(() => {
+          if (!loop.stopped) loop.timer = setTimeout(() => (loop.running = run()), intervalMs);
+        });
     this.loop = loop;
-    run();
+    loop.running = this.lastRun.then(() => (loop.stopped ? undefined : run()));
   }
 
-  /** Stops the background loop; resolves once the run in flight, if any, has ended. Nothing runs after. */
+  /**
+   * Stops the background loop; resolves once the run in flight, if any, has ended. Nothing of this
+   * loop runs after; a `start()` from here on begins a new one (after that run).
+   */
   async stop(): Promise<void> {
     const loop = this.loop;
     if (loop === undefined) return;
+    this.loop = undefined;
     loop.stopped = true;
     clearTimeout(loop.timer);
+    this.lastRun = loop.running;
     await loop.running;
-    this.loop = undefined;
   }
 
   /**
@@ -375,55 +416,72 @@ export class KeyBackup {
    */
   async unlock(secret: RecoverySecret, info: BackupVersionInfoBody): Promise<Uint8Array> {
     const { keys } = await this.secrets.keys();
-    let keyId: string;
-    let storageKey: Uint8Array;
+    const { keyId, storageKey } = await this.storageKeyFor(secret, keys);
+    let backupKey: Uint8Array | undefined;
+    try {
+      const item = await this.secrets.fetch(BACKUP_SECRET);
+      const opened = this.secrets.open(item, BACKUP_SECRET, keyId, storageKey);
+      if (opened === undefined) throw new LatchkeyError('LK_NO_RECOVERY_METHOD');
+      backupKey = fromBase64(fromUtf8(opened), BACKUP_SECRET);
+      if (!constantTimeEqual(this.crypto.x25519PublicKey(backupKey), fromBase64(info.auth_data.public_key))) {
+        throw new LatchkeyError('LK_BACKUP_KEY_MISMATCH');
+      }
+      // The secret opened under a key only this account holds, and it matches auth_data's public key:
+      // that proves the backup is ours even when its signature does not check (kB, and with it the
+      // signing key, changed in a password reset). Sign it again so uploads go on.
+      if (!this.isTrusted(info.auth_data)) await this.signAgain(info, backupKey);
+      if (keyId === RECOVERY_KEY_ID) await this.renewLoggedInAccess(keys, storageKey, backupKey);
+      const unlocked = backupKey;
+      backupKey = undefined; // handed to the caller, who wipes it
+      return unlocked;
+    } finally {
+      storageKey.fill(0);
+      backupKey?.fill(0);
+    }
+  }
+
+  /** The secret-storage key `secret` stands for, checked against its key description before use. */
+  private async storageKeyFor(
+    secret: RecoverySecret,
+    keys: StorageKeyListBody['keys'],
+  ): Promise<{ keyId: string; storageKey: Uint8Array }> {
     if ('recoveryKey' in secret) {
-      keyId = RECOVERY_KEY_ID;
-      storageKey = decodeRecoveryKey(secret.recoveryKey);
+      const storageKey = decodeRecoveryKey(secret.recoveryKey);
       if (!this.matchesRecoveryKey(storageKey, keys)) {
+        storageKey.fill(0);
         throw new LatchkeyError(
           'LK_BAD_RECOVERY_KEY',
           'That recovery key is well formed, but it is not the one for this backup.',
-          {
-            reason: 'mismatch',
-          },
+          { reason: 'mismatch' },
         );
       }
-    } else if ('passphrase' in secret) {
-      keyId = RECOVERY_KEY_ID;
-      const description = keys[keyId];
+      return { keyId: RECOVERY_KEY_ID, storageKey };
+    }
+    if ('passphrase' in secret) {
+      const description = keys[RECOVERY_KEY_ID];
       if (description?.passphrase === undefined)
         throw new LatchkeyError('LK_NO_RECOVERY_METHOD', 'This backup has no passphrase; use the recovery key.');
-      storageKey = await deriveKeyFromPassphrase(this.crypto, secret.passphrase, description.passphrase);
-      if (!checkStorageKey(this.crypto, storageKey, description)) throw new LatchkeyError('LK_BAD_PASSPHRASE');
-    } else {
-      keyId = KB_KEY_ID;
-      const description = keys[keyId];
-      if (description === undefined)
-        throw new LatchkeyError('LK_NO_RECOVERY_METHOD', 'Logged-in devices were not given access to this backup.');
-      storageKey = deriveSecretStorageKeyFromKB(this.kB());
+      const storageKey = await deriveKeyFromPassphrase(this.crypto, secret.passphrase, description.passphrase);
       if (!checkStorageKey(this.crypto, storageKey, description)) {
-        throw new LatchkeyError(
-          'LK_NO_RECOVERY_METHOD',
-          'The password was reset since this backup was set up, so a login no longer opens it. Restore once ' +
-            'with the recovery key (or passphrase); then logged-in devices can again.',
-          { reason: 'kb-changed' },
-        );
+        storageKey.fill(0);
+        throw new LatchkeyError('LK_BAD_PASSPHRASE');
       }
+      return { keyId: RECOVERY_KEY_ID, storageKey };
     }
-    const item = await this.secrets.fetch(BACKUP_SECRET);
-    const opened = this.secrets.open(item, BACKUP_SECRET, keyId, storageKey);
-    if (opened === undefined) throw new LatchkeyError('LK_NO_RECOVERY_METHOD');
-    const backupKey = fromBase64(fromUtf8(opened), BACKUP_SECRET);
-    if (!constantTimeEqual(this.crypto.x25519PublicKey(backupKey), fromBase64(info.auth_data.public_key))) {
-      throw new LatchkeyError('LK_BACKUP_KEY_MISMATCH');
+    const description = keys[KB_KEY_ID];
+    if (description === undefined)
+      throw new LatchkeyError('LK_NO_RECOVERY_METHOD', 'Logged-in devices were not given access to this backup.');
+    const storageKey = deriveSecretStorageKeyFromKB(this.kB());
+    if (!checkStorageKey(this.crypto, storageKey, description)) {
+      storageKey.fill(0);
+      throw new LatchkeyError(
+        'LK_NO_RECOVERY_METHOD',
+        'The password was reset since this backup was set up, so a login no longer opens it. Restore once ' +
+          'with the recovery key (or passphrase); then logged-in devices can again.',
+        { reason: 'kb-changed' },
+      );
     }
-    // The secret opened under a key only this account holds, and it matches auth_data's public key:
-    // that proves the backup is ours even when its signature does not check (kB, and with it the
-    // signing key, changed in a password reset). Sign it again so uploads go on.
-    if (!this.isTrusted(info.auth_data)) await this.signAgain(info, backupKey);
-    if (keyId === RECOVERY_KEY_ID) await this.renewLoggedInAccess(keys, storageKey, backupKey);
-    return backupKey;
+    return { keyId: KB_KEY_ID, storageKey };
   }
 
   /** Replaces the version's auth_data with the same public key signed by this account's current key. */
@@ -474,38 +532,50 @@ export class KeyBackup {
     const info = await this.current();
     if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
     const backupKey = await this.unlock(secret, info);
-    const report = progressMeter('import', onProgress);
-    let imported = 0;
-    let failed = 0;
-    let done = 0;
-    let cursor: string | null = null;
-    do {
-      const query: string = cursor === null ? '' : `&cursor=${cursor}`;
-      const page: BackupPage = await this.request<BackupPage>(
-        'GET',
-        `/v1/backup/keys?version=${info.version}&limit=5000${query}`,
-      );
-      const entries: Array<{ key: RoomKey; meta: { verified: boolean; forwardedCount: number } }> = [];
-      for (const item of page.keys) {
-        try {
-          const json = JSON.parse(fromUtf8(decryptFromBackup(this.crypto, backupKey, item.session_data))) as Record<
-            string,
-            unknown
-          >;
-          const key = roomKeyFromPlaintext(item.room_id, item.session_id, json);
-          if (key === undefined) failed++;
-          else entries.push({ key, meta: { verified: item.is_verified, forwardedCount: item.forwarded_count } });
-        } catch {
-          failed++;
-        }
+    try {
+      const report = progressMeter('import', onProgress);
+      let imported = 0;
+      let failed = 0;
+      let done = 0;
+      let cursor: string | null = null;
+      do {
+        const query: string = cursor === null ? '' : `&cursor=${cursor}`;
+        const page: BackupPage = await this.request<BackupPage>(
+          'GET',
+          `/v1/backup/keys?version=${info.version}&limit=5000${query}`,
+        );
+        const { entries, undecryptable } = this.openPage(backupKey, page);
+        failed += undecryptable;
+        imported += await this.keystore.importFromBackup(entries, info.version);
+        done += page.keys.length;
+        report(done, info.count);
+        cursor = page.next_cursor;
+      } while (cursor !== null);
+      return { version: info.version, total: done, imported, failed };
+    } finally {
+      backupKey.fill(0);
+    }
+  }
+
+  /** Decrypts one page of backed-up keys; those that do not decrypt or parse are counted, not fatal. */
+  private openPage(backupKey: Uint8Array, page: BackupPage) {
+    const entries: Array<{ key: RoomKey; meta: { verified: boolean; forwardedCount: number } }> = [];
+    let undecryptable = 0;
+    for (const item of page.keys) {
+      try {
+        const plaintext = fromUtf8(decryptFromBackup(this.crypto, backupKey, item.session_data));
+        const key = roomKeyFromPlaintext(
+          item.room_id,
+          item.session_id,
+          JSON.parse(plaintext) as Record<string, unknown>,
+        );
+        if (key === undefined) undecryptable++;
+        else entries.push({ key, meta: { verified: item.is_verified, forwardedCount: item.forwarded_count } });
+      } catch {
+        undecryptable++;
       }
-      imported += await this.keystore.importFromBackup(entries, info.version);
-      done += page.keys.length;
-      report(done, info.count);
-      cursor = page.next_cursor;
-    } while (cursor !== null);
-    backupKey.fill(0);
-    return { version: info.version, total: done, imported, failed };
+    }
+    return { entries, undecryptable };
   }
 
   /**

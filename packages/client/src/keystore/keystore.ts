@@ -164,13 +164,22 @@ export class LocalKeystore {
    * so from now on it is neither stored, uploaded nor exported; one already uploaded stays there.
    */
   private async holdEphemeral(entries: Array<{ key: RoomKey; meta?: RoomKeyMeta }>): Promise<number> {
-    const ids: string[] = [];
+    const onDiskIds: string[] = [];
     for (const { key, meta } of entries) {
       const id = this.recordId(key.room_id, key.session_id);
-      this.ephemeral.set(id, { key, meta: meta ?? {} });
-      ids.push(id);
+      // The best of the three copies is kept (the backup's rule): marking never loses history.
+      let best: StoredRoomKey = { key, meta: meta ?? {} };
+      const held = this.ephemeral.get(id);
+      if (held !== undefined && !isBetterBackupKey(rankOf(best), rankOf(held))) best = held;
+      const onDisk = await this.records().get(ROOM_KEYS, id);
+      if (onDisk !== undefined) {
+        const stored = this.open({ id, value: onDisk });
+        if (isBetterBackupKey(rankOf(stored), rankOf(best))) best = { key: stored.key, meta: stored.meta };
+        onDiskIds.push(id);
+      }
+      this.ephemeral.set(id, best);
     }
-    await this.records().deleteMany(ROOM_KEYS, ids);
+    if (onDiskIds.length > 0) await this.records().deleteMany(ROOM_KEYS, onDiskIds);
     return entries.length;
   }
 
