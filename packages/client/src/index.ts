@@ -11,8 +11,7 @@
  */
 
 export type { RoomKey, RoomKeyMeta } from '@latchkey/core';
-// sha256Digest and toHex: for a short public fingerprint of a key, as the web app shows one of kB.
-export { type ErrorCode, isErrorCode, LatchkeyError, sha256Digest, toHex } from '@latchkey/core';
+export { type ErrorCode, isErrorCode, LatchkeyError } from '@latchkey/core';
 export { exportRoomKeys, importRoomKeys, type KeyFileOptions, type KeyFileProgress } from './backup/export-file.js';
 export {
   BACKUP_SECRET,

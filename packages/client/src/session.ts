@@ -9,7 +9,9 @@ import {
   type LoginStartResult,
   type ReauthFinishResult,
   type SessionSummary,
+  sha256Digest,
   toBase64Url,
+  toHex,
 } from '@latchkey/core';
 import { matrixCrypto } from '#platform';
 import { KeyBackup } from './backup/key-backup.js';
@@ -72,6 +74,15 @@ export class Session {
   /** kB, the key only the password (or a recovery path) opens. */
   get kB(): KB {
     return this.requireKeys().kB;
+  }
+
+  /**
+   * A short public fingerprint of kB: the first 4 bytes of SHA-256(kB) in hex. It lets a person see
+   * that a password change kept kB and that a reset replaced it; 32 bits of a hash of a 256-bit key
+   * tell an onlooker nothing useful about the key.
+   */
+  get kBFingerprint(): string {
+    return toHex(sha256Digest(this.kB)).slice(0, 8);
   }
 
   private requireKeys(): Keys {

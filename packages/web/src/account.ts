@@ -1,15 +1,6 @@
-import { LatchkeyError, type Session, sha256Digest, toHex } from '@latchkey/client';
+import { LatchkeyError, type Session } from '@latchkey/client';
 import type { App } from './app.js';
 import { DERIVING, field, form, h, link, panel, requireSame, runAction, showError, when } from './ui.js';
-
-/**
- * A short public fingerprint of kB: the first 4 bytes of SHA-256(kB) in hex. It lets a user (and the
- * browser test) see that a password change kept kB and that a reset replaced it, while 32 bits of a
- * hash of a 256-bit key tell an onlooker nothing useful about the key.
- */
-export function kbFingerprint(session: Session): string {
-  return toHex(sha256Digest(session.kB)).slice(0, 8);
-}
 
 /** The logged-in home: account facts, kB's fingerprint, sessions, password change, log out, delete. */
 export function accountScreen(app: App, session: Session): HTMLElement {
@@ -92,7 +83,7 @@ function keysPanel(app: App, session: Session, guarded: Guard): HTMLElement {
         'p',
         {},
         'kB fingerprint: ',
-        h('code', { class: 'fingerprint', 'data-testid': 'kb-fingerprint' }, kbFingerprint(session)),
+        h('code', { class: 'fingerprint', 'data-testid': 'kb-fingerprint' }, session.kBFingerprint),
       ),
       h(
         'p',
