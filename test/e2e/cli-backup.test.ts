@@ -383,6 +383,11 @@ describe('the latchkey backup, recovery and keys commands', () => {
       // Two ways to open the old backup at once is a usage error, found before anything is asked.
       const both = await cli(['backup', 'enable', '--replace', '--old-recovery-key', 'x', '--old-passphrase'], home);
       expect([both.code, both.stderr]).toEqual([2, expect.stringContaining('give one of --old-recovery-key')]);
+      const alone = await cli(['backup', 'enable', '--discard-unreadable'], home);
+      expect([alone.code, alone.stderr]).toEqual([
+        2,
+        expect.stringContaining('--discard-unreadable goes with --replace'),
+      ]);
     });
   });
 

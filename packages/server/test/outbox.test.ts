@@ -57,6 +57,33 @@ describe('outbox', () => {
     expect(errors).toEqual([]);
   });
 
+  it('runs a posted job after returning: sends what it makes, nothing when it makes nothing, logs its failure', async () => {
+    const { mailer, sends } = heldMailer();
+    const { log, errors } = recordingLog();
+    const box = outbox(mailer, log);
+    const ran: string[] = [];
+
+    box.post(async () => {
+      ran.push('makes a mail');
+      return mail('a@example.com');
+    });
+    box.post(async () => {
+      ran.push('makes none');
+      return undefined;
+    });
+    box.post(async () => {
+      ran.push('fails');
+      throw new Error('lookup failed');
+    });
+    expect(ran).toEqual([]); // nothing ran before post returned
+    await tick();
+    expect(ran).toEqual(['makes a mail', 'makes none', 'fails']);
+    expect(sends.map((s) => s.message.to)).toEqual(['a@example.com']);
+    expect(errors.map(([, message]) => message)).toEqual(['mail not sent']);
+    sends[0]?.resolve();
+    expect(await box.drain(1000)).toBe(0);
+  });
+
   it('logs a failed send with its recipient and subject, never its text', async () => {
     const { mailer, sends } = heldMailer();
     const { log, errors } = recordingLog();

@@ -53,6 +53,10 @@ const enable: Command = {
       throw usageError('give one of --old-recovery-key, --old-passphrase');
     }
     if (oldKey !== undefined) decodeRecoveryKey(oldKey).fill(0);
+    const aboutOld = ['old-recovery-key', 'old-passphrase', 'discard-unreadable'].filter((name) =>
+      name === 'old-recovery-key' ? oldKey !== undefined : ctx.args.flag(name),
+    );
+    if (aboutOld.length > 0 && !ctx.args.flag('replace')) throw usageError(`--${aboutOld[0]} goes with --replace`);
     await withUnlockedDevice(ctx, async ({ backup }) => {
       const existing = await backup.current();
       if (existing !== undefined && !ctx.args.flag('replace')) {

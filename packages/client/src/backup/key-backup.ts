@@ -184,9 +184,9 @@ export class KeyBackup {
 
   /**
    * The old backup's keys restored into this device's keystore before it is replaced. Keys that do not
-   * decrypt are counted, not fatal. When the backup cannot be opened at all (no way in through the
-   * login since a password reset, or a key that does not match), nothing goes on unless the caller
-   * chose to discard it: the person may still hold the recovery key that opens it.
+   * decrypt are counted, not fatal. When there is no way in (through the login since a password reset,
+   * or never granted), nothing goes on unless the caller chose to discard it: the person may still hold
+   * the recovery key that opens it.
    */
   private async carryOver(existing: BackupVersionInfoBody, options: EnableOptions) {
     try {
@@ -197,10 +197,14 @@ export class KeyBackup {
       );
       return { carriedOver: total - failed, unreadable: failed, total };
     } catch (error) {
-      const unopenable = ['LK_NO_RECOVERY_METHOD', 'LK_BACKUP_KEY_MISMATCH'];
-      if (!(error instanceof LatchkeyError && unopenable.includes(error.code))) throw error;
-      if (options.discardUnreadable === true)
-        return { carriedOver: 0, unreadable: existing.count, total: existing.count };
+      if (!(error instanceof LatchkeyError)) throw error;
+      const lost = { carriedOver: 0, unreadable: existing.count, total: existing.count };
+      // The key in secret storage is not this version's: a replacement interrupted after it stored
+      // its new key (its first try carried the keys over), or auth_data changed under us. Nothing
+      // this account holds opens the old version any more, so there is nothing to keep by waiting.
+      if (error.code === 'LK_BACKUP_KEY_MISMATCH') return lost;
+      if (error.code !== 'LK_NO_RECOVERY_METHOD') throw error;
+      if (options.discardUnreadable === true) return lost;
       throw new LatchkeyError(
         'LK_NO_RECOVERY_METHOD',
         `Backup version ${existing.version} (${existing.count} keys) cannot be opened ${options.carryOverWith === undefined ? 'through the login' : 'with that'}, ` +

@@ -8,8 +8,12 @@ import type { Mailer, MailMessage } from './mailer.js';
  * never the text, which holds the code.
  */
 export interface Outbox {
-  /** Starts sending and returns at once; the outcome goes to the log. */
-  post(message: MailMessage): void;
+  /**
+   * Starts sending and returns at once; the outcome goes to the log. Given a function, runs it first,
+   * after the answer too, and sends what it makes (nothing when it makes nothing): work that happens
+   * only for an existing account (looking it up, storing its code) then costs the answer nothing.
+   */
+  post(message: MailMessage | (() => Promise<MailMessage | undefined>)): void;
   /**
    * Waits until every message posted so far (and any posted meanwhile) is sent or has failed, at most
    * `timeoutMs`; returns how many were still on their way then.
@@ -20,10 +24,14 @@ export interface Outbox {
 export function outbox(mailer: Mailer, log: FastifyBaseLogger): Outbox {
   const pending = new Set<Promise<void>>();
   return {
-    post(message) {
+    post(job) {
+      let message: MailMessage | undefined;
       const sending: Promise<void> = Promise.resolve()
-        .then(() => mailer.send(message))
-        .catch((err: unknown) => log.error({ err, mailTo: message.to, subject: message.subject }, 'mail not sent'))
+        .then(async () => {
+          message = typeof job === 'function' ? await job() : job;
+          if (message !== undefined) await mailer.send(message);
+        })
+        .catch((err: unknown) => log.error({ err, mailTo: message?.to, subject: message?.subject }, 'mail not sent'))
         .finally(() => pending.delete(sending));
       pending.add(sending);
     },

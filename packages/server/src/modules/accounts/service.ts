@@ -167,14 +167,17 @@ export async function register(
 }
 
 /**
- * Always accepted alike (counted before the lookup, so even the rate limit does not tell); the mail
- * goes out after the answer, so neither its time nor its failure tells either.
+ * Always accepted alike: the limits are counted before anything else, and the account's lookup, its
+ * new code and the mail all happen after the answer, so neither the time taken nor a failure tells
+ * whether the email has an account.
  */
 export async function resendVerification(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'verify', address);
-  const account = await ctx.store.findAccountByEmail(email);
-  if (account !== undefined && account.verified_at === null) ctx.outbox.post(await newCode(ctx, email, 'verify'));
+  ctx.outbox.post(async () => {
+    const account = await ctx.store.findAccountByEmail(email);
+    return account !== undefined && account.verified_at === null ? newCode(ctx, email, 'verify') : undefined;
+  });
 }
 
 export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
@@ -463,15 +466,15 @@ export async function passwordChangeFinish(
 }
 
 /**
- * Always accepted alike, so the answer does not tell whether the email has an account; the limits
- * are counted before the lookup, so a rate-limit refusal does not tell either, and the mail goes out
- * after the answer, so neither its time nor its failure does.
+ * Always accepted alike, so the answer does not tell whether the email has an account: the limits are
+ * counted before anything else, and the lookup, the new code and the mail happen after the answer.
  */
 export async function resetStart(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'reset', address);
-  const account = await ctx.store.findAccountByEmail(email);
-  if (account !== undefined) ctx.outbox.post(await newCode(ctx, email, 'reset'));
+  ctx.outbox.post(async () =>
+    (await ctx.store.findAccountByEmail(email)) === undefined ? undefined : newCode(ctx, email, 'reset'),
+  );
 }
 
 export async function resetVerify(ctx: ServerContext, rawEmail: string, code: string) {
