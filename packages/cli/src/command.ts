@@ -60,6 +60,11 @@ export class Args {
     return this.values[name] === true;
   }
 
+  /** Whether the option is on the command line at all (a flag, or a string option with a value). */
+  given(name: string): boolean {
+    return this.values[name] !== undefined;
+  }
+
   positional(index: number): string | undefined {
     return this.positionals[index];
   }

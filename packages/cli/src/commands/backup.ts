@@ -47,16 +47,7 @@ const enable: Command = {
     '(after a password reset), give --old-recovery-key or --old-passphrase, or accept the loss with\n' +
     `--discard-unreadable. ${PASSPHRASE_NOTE}\nThen upload this device's keys: latchkey backup upload`,
   async run(ctx) {
-    // Mistakes in the flags are found before the password is asked for.
-    const oldKey = ctx.args.string('old-recovery-key');
-    if (oldKey !== undefined && ctx.args.flag('old-passphrase')) {
-      throw usageError('give one of --old-recovery-key, --old-passphrase');
-    }
-    if (oldKey !== undefined) decodeRecoveryKey(oldKey).fill(0);
-    const aboutOld = ['old-recovery-key', 'old-passphrase', 'discard-unreadable'].filter((name) =>
-      name === 'old-recovery-key' ? oldKey !== undefined : ctx.args.flag(name),
-    );
-    if (aboutOld.length > 0 && !ctx.args.flag('replace')) throw usageError(`--${aboutOld[0]} goes with --replace`);
+    checkOldBackupFlags(ctx);
     await withUnlockedDevice(ctx, async ({ backup }) => {
       const existing = await backup.current();
       if (existing !== undefined && !ctx.args.flag('replace')) {
@@ -67,7 +58,7 @@ const enable: Command = {
           { version: existing.version },
         );
       }
-      const carryOverWith = await oldBackupSecret(ctx);
+      const carryOverWith = existing === undefined ? undefined : await oldBackupSecret(ctx);
       const usePassphrase = ctx.args.flag('passphrase');
       const secret = usePassphrase ? await newPassphrase(ctx, 'Backup passphrase') : undefined;
       const bar = ctx.out.progress();
@@ -89,6 +80,17 @@ const enable: Command = {
     });
   },
 };
+
+/** The flags about the backup being replaced, checked before the password is asked for. */
+function checkOldBackupFlags(ctx: CommandContext): void {
+  const given = ['old-recovery-key', 'old-passphrase', 'discard-unreadable'].filter((name) => ctx.args.given(name));
+  if (given.length > 0 && !ctx.args.flag('replace')) throw usageError(`--${given[0]} goes with --replace`);
+  const oldKey = ctx.args.string('old-recovery-key');
+  if (oldKey !== undefined && ctx.args.flag('old-passphrase')) {
+    throw usageError('give one of --old-recovery-key, --old-passphrase');
+  }
+  if (oldKey !== undefined) decodeRecoveryKey(oldKey).fill(0);
+}
 
 /** How to open the backup being replaced, when not through the login: its recovery key or passphrase. */
 async function oldBackupSecret(ctx: CommandContext): Promise<RecoverySecret | undefined> {

@@ -41,6 +41,9 @@ export const rankOf = (stored: StoredRoomKey) => ({
   forwarded_count: stored.meta.forwardedCount ?? 0,
 });
 
+/** Whether `a` is the better copy of one room key than `b`, by the backup's rule (core isBetterBackupKey). */
+const outranks = (a: StoredRoomKey, b: StoredRoomKey) => isBetterBackupKey(rankOf(a), rankOf(b));
+
 /**
  * The device's local keystore, encrypted under keys derived from kB and the device id (core
  * `deriveLocalStoreKeys`). Record ids are HMACs of the room and session ids, so a stolen device shows
@@ -143,14 +146,11 @@ export class LocalKeystore {
       // Marked "do not store" while this store is open: the mark holds, the key stays in memory.
       const held = this.ephemeral.get(id);
       if (held !== undefined) {
-        if (isBetterBackupKey(rankOf(candidate), rankOf(held))) this.ephemeral.set(id, candidate);
+        if (outranks(candidate, held)) this.ephemeral.set(id, candidate);
         continue;
       }
       const existingBytes = await this.records().get(ROOM_KEYS, id);
-      if (
-        existingBytes !== undefined &&
-        !isBetterBackupKey(rankOf(candidate), rankOf(this.open({ id, value: existingBytes })))
-      ) {
+      if (existingBytes !== undefined && !outranks(candidate, this.open({ id, value: existingBytes }))) {
         continue;
       }
       records.push(this.seal(id, candidate));
@@ -170,11 +170,11 @@ export class LocalKeystore {
       // The best of the three copies is kept (the backup's rule): marking never loses history.
       let best: StoredRoomKey = { key, meta: meta ?? {} };
       const held = this.ephemeral.get(id);
-      if (held !== undefined && !isBetterBackupKey(rankOf(best), rankOf(held))) best = held;
+      if (held !== undefined && !outranks(best, held)) best = held;
       const onDisk = await this.records().get(ROOM_KEYS, id);
       if (onDisk !== undefined) {
         const stored = this.open({ id, value: onDisk });
-        if (isBetterBackupKey(rankOf(stored), rankOf(best))) best = { key: stored.key, meta: stored.meta };
+        if (outranks(stored, best)) best = { key: stored.key, meta: stored.meta };
         onDiskIds.push(id);
       }
       this.ephemeral.set(id, best);
@@ -197,8 +197,7 @@ export class LocalKeystore {
       if (this.ephemeral.has(id)) return; // marked "do not store" here: the backup's copy is not taken in
       const candidate: StoredRoomKey = { key, meta, backedUpIn: version };
       const held = existing.get(id);
-      if (held === undefined || isBetterBackupKey(rankOf(candidate), rankOf(held)))
-        records.push(this.seal(id, candidate));
+      if (held === undefined || outranks(candidate, held)) records.push(this.seal(id, candidate));
     });
     await this.records().putMany(ROOM_KEYS, records);
     return records.length;
