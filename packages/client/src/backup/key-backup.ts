@@ -50,11 +50,10 @@ export type ProgressListener = (progress: BackupProgress) => void;
 /** How to reach the backup key on a device that has nothing else. */
 export type RecoverySecret = { recoveryKey: string } | { passphrase: string } | { trustedDevice: true };
 
-/** Why a backup could not be opened, for `details.reason`: the error's own reason, else its kind. */
+/** Why there is no way into a backup, for `details.reason`: the error's own reason ('kb-changed'), else 'no-way-in'. */
 function reasonOf(error: LatchkeyError): string {
   const reason = error.details?.reason;
-  if (typeof reason === 'string') return reason;
-  return error.code === 'LK_BACKUP_KEY_MISMATCH' ? 'key-mismatch' : 'no-way-in';
+  return typeof reason === 'string' ? reason : 'no-way-in';
 }
 
 const alphanumeric = (length: number) =>
