@@ -167,14 +167,15 @@ export class LocalKeystore {
     const onDiskIds: string[] = [];
     for (const { key, meta } of entries) {
       const id = this.recordId(key.room_id, key.session_id);
-      // The best of the three copies is kept (the backup's rule): marking never loses history.
+      // The best of the three copies is kept (the backup's rule): marking never loses history, and a
+      // copy already held wins a tie, as it does everywhere else.
       let best: StoredRoomKey = { key, meta: meta ?? {} };
       const held = this.ephemeral.get(id);
       if (held !== undefined && !outranks(best, held)) best = held;
       const onDisk = await this.records().get(ROOM_KEYS, id);
       if (onDisk !== undefined) {
         const stored = this.open({ id, value: onDisk });
-        if (outranks(stored, best)) best = { key: stored.key, meta: stored.meta };
+        if (!outranks(best, stored)) best = { key: stored.key, meta: stored.meta };
         onDiskIds.push(id);
       }
       this.ephemeral.set(id, best);
