@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BackupProgress, exportRoomKeys, importRoomKeys, LocalKeystore } from '@latchkey/client';
 import { fromBase64, toBase64 } from '@latchkey/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { codeOf } from '../support/errors.js';
 import { makeRoomKey, makeRoomKeys } from '../support/room-keys.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
@@ -339,78 +339,135 @@ describe("the backup's trust, replacement and background upload, over HTTP", () 
     const email = 'background@example.com';
     await createVerifiedAccount(server, email, password);
     const a = await device(email, 'background-a');
-    await a.backup.enable();
-    const errors: unknown[] = [];
-    a.backup.start(20, (error) => errors.push(error));
-    const countOnServer = async (want: number) => {
-      for (let i = 0; i < 250; i++) {
-        const count = (await a.backup.current())?.count;
-        if (count === want) return count;
-        await new Promise((resolve) => setTimeout(resolve, 20));
+    const { version } = await a.backup.enable();
+    // The loop runs on a fake clock (setTimeout only; HTTP runs as ever): each turn is a step of the
+    // test, not a sleep, and a loop that stops re-arming fails at once.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const INTERVAL = 1_000;
+      /** Lets every pending promise reaction run (setImmediate is not faked). */
+      const settle = () => new Promise((resolve) => setImmediate(resolve));
+      const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+      // Real uploads, each run watched: keys added between runs go up at the next turn.
+      const uploads: Array<Promise<{ uploaded: number; version: string }>> = [];
+      const upload = a.backup.uploadPending.bind(a.backup);
+      a.backup.uploadPending = (onProgress) => {
+        const result = upload(onProgress);
+        uploads.push(result);
+        return result;
+      };
+      const errors: unknown[] = [];
+      a.backup.start(INTERVAL, (error) => errors.push(error));
+      await settle();
+      expect(uploads).toHaveLength(1);
+      expect(await uploads[0]).toEqual({ uploaded: 0, version });
+      for (const [turn, added] of [
+        [1, 40],
+        [2, 7],
+      ] as const) {
+        await a.keystore.addRoomKeys(makeRoomKeys(added).map((key) => ({ key })));
+        await advance(INTERVAL);
+        expect(uploads).toHaveLength(turn + 1);
+        expect(await uploads[turn]).toEqual({ uploaded: added, version });
       }
-      return (await a.backup.current())?.count;
-    };
-    await a.keystore.addRoomKeys(makeRoomKeys(40).map((key) => ({ key })));
-    expect(await countOnServer(40)).toBe(40);
-    await a.keystore.addRoomKeys(makeRoomKeys(7).map((key) => ({ key })));
-    expect(await countOnServer(47)).toBe(47);
-    await a.backup.stop();
-    expect(errors).toEqual([]);
+      expect((await a.backup.current())?.count).toBe(47);
+      await a.backup.stop();
+      expect(errors).toEqual([]);
 
-    // Runs never overlap, however slow one is, and none starts once stop() has resolved.
-    let running = 0;
-    let most = 0;
-    let runs = 0;
-    const slow = a.backup;
-    slow.uploadPending = async () => {
-      runs++;
-      running++;
-      most = Math.max(most, running);
-      await new Promise((resolve) => setTimeout(resolve, 60));
-      running--;
-      return { uploaded: 0, version: '0' };
-    };
-    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    slow.start(5);
-    await sleep(400);
-    await slow.stop();
-    const after = runs;
-    await sleep(150);
-    expect(most).toBe(1);
-    expect(after).toBeGreaterThanOrEqual(3);
-    expect(runs).toBe(after);
-    expect(running).toBe(0);
+      // From here the uploader is a stub whose runs end when the test says.
+      /** Every run the loop started, in order; each ends when the test calls its finish(). */
+      const runs: Array<{ finish(failure?: Error): void }> = [];
+      let running = 0;
+      let most = 0;
+      const slow = a.backup;
+      slow.uploadPending = () =>
+        new Promise((resolve, reject) => {
+          running++;
+          most = Math.max(most, running);
+          runs.push({
+            finish(failure) {
+              running--;
+              if (failure === undefined) resolve({ uploaded: 0, version: '0' });
+              else reject(failure);
+            },
+          });
+        });
+      const run = (n: number) => {
+        const started = runs[n];
+        if (started === undefined) throw new Error(`run ${n} never started`);
+        return started;
+      };
+      // One run at once; however long it takes, none starts beside it; the next comes an interval after
+      // it ends, and the loop keeps re-arming.
+      slow.start(INTERVAL);
+      await settle();
+      expect(runs).toHaveLength(1);
+      await advance(20 * INTERVAL);
+      expect(runs).toHaveLength(1);
+      run(0).finish();
+      await settle();
+      await advance(INTERVAL - 1);
+      expect(runs).toHaveLength(1);
+      await advance(1);
+      expect(runs).toHaveLength(2);
+      for (const n of [1, 2]) {
+        run(n).finish();
+        await advance(INTERVAL);
+        expect(runs).toHaveLength(n + 2);
+      }
+      // stop() mid-run resolves once that run has ended, and nothing of the loop runs after.
+      let stopped = false;
+      const stopping = slow.stop().then(() => {
+        stopped = true;
+      });
+      await settle();
+      expect(stopped).toBe(false);
+      run(3).finish();
+      await stopping;
+      await advance(20 * INTERVAL);
+      expect(runs).toHaveLength(4);
+      expect([most, running]).toEqual([1, 0]);
 
-    // Stopped and started again at once, mid-run: the new loop waits for the old run, then goes on.
-    // An onError that throws does not end it (nor surface as an unhandled rejection).
-    slow.uploadPending = async () => {
-      runs++;
-      running++;
-      most = Math.max(most, running);
-      await sleep(60);
-      running--;
-      throw new Error('upload failed');
-    };
-    let reported = 0;
-    const listener = () => {
-      reported++;
-      throw new Error('the listener fails too');
-    };
-    slow.start(5, listener);
-    await sleep(30);
-    const stopping = slow.stop();
-    slow.start(5, listener);
-    await stopping;
-    await sleep(400);
-    expect(most).toBe(1);
-    expect(reported).toBeGreaterThanOrEqual(3);
+      // Stopped and started again at once, mid-run: the new loop waits for the old run, then goes on.
+      // Failed runs are reported and retried; an onError that throws does not end the loop (nor
+      // surface as an unhandled rejection, which would fail this file).
+      let reported = 0;
+      const listener = () => {
+        reported++;
+        throw new Error('the listener fails too');
+      };
+      slow.start(INTERVAL, listener);
+      await settle();
+      expect(runs).toHaveLength(5);
+      const stoppingAgain = slow.stop();
+      slow.start(INTERVAL, listener);
+      await advance(20 * INTERVAL);
+      expect(runs).toHaveLength(5);
+      run(4).finish(new Error('upload failed'));
+      await stoppingAgain;
+      await settle();
+      expect(runs).toHaveLength(6);
+      expect(reported).toBe(1);
+      for (const n of [5, 6]) {
+        run(n).finish(new Error('upload failed'));
+        await advance(INTERVAL);
+        expect(runs).toHaveLength(n + 2);
+        expect(reported).toBe(n - 3);
+      }
+      expect([most, running]).toEqual([1, 1]);
 
-    // Logging out stops the loop: no run starts after it.
-    await a.session.logOut();
-    const atLogout = runs;
-    await sleep(150);
-    expect(runs).toBe(atLogout);
-    expect(running).toBe(0);
+      // Logging out stops the loop: it waits for the run in flight, and no run starts after it.
+      const loggingOut = a.session.logOut();
+      await settle();
+      run(7).finish();
+      await loggingOut;
+      await advance(20 * INTERVAL);
+      expect(runs).toHaveLength(8);
+      expect([most, running]).toEqual([1, 0]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('replaces a backup the login cannot open only with its recovery key, or when told to discard it', async () => {
