@@ -1,4 +1,5 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toBase64, toBase64Url, toHex } from '@latchkey/core';
@@ -330,6 +331,38 @@ describe('the latchkey CLI', () => {
       await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
     } finally {
       serve.child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a port another program holds with LK_PORT_IN_USE, naming the address and --port, and exits', async () => {
+    const dir = newHome();
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as AddressInfo;
+    try {
+      const args = [
+        'serve',
+        ...['--host', '127.0.0.1', '--port', String(port)],
+        ...['--db', `sqlite:${join(dir, 'latchkey.db')}`, '--master-key', join(dir, 'master.key')],
+        ...['--log-level', 'silent'],
+      ];
+      const failure = await cliError(args, dir);
+      expect(failure).toEqual({
+        code: 'LK_PORT_IN_USE',
+        message: expect.stringContaining(`127.0.0.1:${port}`),
+        details: { host: '127.0.0.1', port },
+      });
+      expect(failure.message).toContain('--port');
+
+      const human = await cli(args, dir);
+      expect(human.code).toBe(1);
+      expect(human.stdout).toBe('');
+      expect(human.stderr).toBe(
+        `error LK_PORT_IN_USE: Cannot listen on 127.0.0.1:${port}: another program (perhaps another latchkey serve) ` +
+          `is using port ${port}. Stop it, or pick another port with --port PORT (or LATCHKEY_PORT); --port 0 takes any free one.\n`,
+      );
+    } finally {
+      holder.close();
     }
   });
 
