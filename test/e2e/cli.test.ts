@@ -162,6 +162,25 @@ describe('the latchkey CLI', () => {
     expect(JSON.parse(elsewhere.stdout)).toMatchObject({ error: { code: 'LK_NOT_LOGGED_IN' } });
   });
 
+  it('says to log in again when the saved session has ended on the server', async () => {
+    const home = newHome();
+    await createVerifiedAccount(server, 'ended@example.com', 'ended password');
+    const login = await cliJson(
+      ['account', 'login', 'ended@example.com', '--server', server.url],
+      home,
+      lines('ended password'),
+    );
+    const other = await server.client().logIn('ended@example.com', 'ended password');
+    await other.revokeSession(login.sessionId as string);
+
+    const ended = await cliError(['account', 'whoami'], home);
+    expect(ended.code).toBe('LK_UNAUTHORIZED');
+    expect(ended.message).toMatch(/^Your session has ended .*; run `latchkey account login`\.$/);
+    const human = await cli(['account', 'sessions'], home);
+    expect(human.code).toBe(1);
+    expect(human.stderr).toMatch(/^error LK_UNAUTHORIZED: Your session has ended .*run `latchkey account login`/);
+  });
+
   it('changes the password keeping kB, ending the other sessions', async () => {
     const home = newHome();
     await createVerifiedAccount(server, 'passwd@example.com', 'old password');
