@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,6 +179,46 @@ describe('the latchkey CLI', () => {
     const human = await cli(['account', 'sessions'], home);
     expect(human.code).toBe(1);
     expect(human.stderr).toMatch(/^error LK_UNAUTHORIZED: Your session has ended .*run `latchkey account login`/);
+  });
+
+  it('finds a server that is down before asking for anything, with LK_NETWORK naming its URL', async () => {
+    const home = newHome();
+    const down = `http://127.0.0.1:${await freePort()}`;
+    for (const args of [
+      ['account', 'login', 'down@example.com', '--server', down],
+      ['account', 'signup', '--server', down],
+    ]) {
+      // No answers on stdin: a prompt before the check would end in LK_CANCELLED instead.
+      const result = await cli([...args, '--json'], home);
+      expect(result.code, result.stdout + result.stderr).toBe(1);
+      expect(result.stderr).toBe('');
+      const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string } };
+      expect(error).toEqual({
+        code: 'LK_NETWORK',
+        message: `Cannot reach the Latchkey server at ${down} (ECONNREFUSED). Is it running? Start one with \`latchkey serve\`, or name another with --server URL or LATCHKEY_SERVER.`,
+        details: { server: down, reason: 'ECONNREFUSED' },
+      });
+    }
+    const human = await cli(['account', 'login', '--server', down], home);
+    expect(human.code).toBe(1);
+    expect(human.stderr).toMatch(/^error LK_NETWORK: Cannot reach the Latchkey server at http:\/\/127\.0\.0\.1:\d+ /);
+    expect(human.stderr).not.toContain('Email:');
+
+    // A saved session whose server has gone: the password commands check before asking too.
+    await createVerifiedAccount(server, 'down@example.com', 'down password');
+    await cliJson(['account', 'login', 'down@example.com', '--server', server.url], home, lines('down password'));
+    const file = join(home, 'session.json');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(server.url, down));
+    for (const args of [
+      ['account', 'passwd'],
+      ['account', 'delete', '--yes'],
+      ['backup', 'status'],
+    ]) {
+      const result = await cli(args, home);
+      expect(result.code).toBe(1);
+      expect(result.stderr, args.join(' ')).toMatch(/^error LK_NETWORK: Cannot reach the Latchkey server at http/);
+      expect(result.stderr).not.toContain('assword:');
+    }
   });
 
   it('changes the password keeping kB, ending the other sessions', async () => {
