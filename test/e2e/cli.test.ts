@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toBase64, toBase64Url, toHex } from '@latchkey/core';
@@ -159,6 +160,65 @@ describe('the latchkey CLI', () => {
     const elsewhere = await cli(['account', 'whoami', '--server', 'http://127.0.0.1:9', '--json'], home);
     expect(elsewhere.code).toBe(1);
     expect(JSON.parse(elsewhere.stdout)).toMatchObject({ error: { code: 'LK_NOT_LOGGED_IN' } });
+  });
+
+  it('says to log in again when the saved session has ended on the server', async () => {
+    const home = newHome();
+    await createVerifiedAccount(server, 'ended@example.com', 'ended password');
+    const login = await cliJson(
+      ['account', 'login', 'ended@example.com', '--server', server.url],
+      home,
+      lines('ended password'),
+    );
+    const other = await server.client().logIn('ended@example.com', 'ended password');
+    await other.revokeSession(login.sessionId as string);
+
+    const ended = await cliError(['account', 'whoami'], home);
+    expect(ended.code).toBe('LK_UNAUTHORIZED');
+    expect(ended.message).toMatch(/^Your session has ended .*; run `latchkey account login`\.$/);
+    const human = await cli(['account', 'sessions'], home);
+    expect(human.code).toBe(1);
+    expect(human.stderr).toMatch(/^error LK_UNAUTHORIZED: Your session has ended .*run `latchkey account login`/);
+  });
+
+  it('finds a server that is down before asking for anything, with LK_NETWORK naming its URL', async () => {
+    const home = newHome();
+    const down = `http://127.0.0.1:${await freePort()}`;
+    for (const args of [
+      ['account', 'login', 'down@example.com', '--server', down],
+      ['account', 'signup', '--server', down],
+    ]) {
+      // No answers on stdin: a prompt before the check would end in LK_CANCELLED instead.
+      const result = await cli([...args, '--json'], home);
+      expect(result.code, result.stdout + result.stderr).toBe(1);
+      expect(result.stderr).toBe('');
+      const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string } };
+      expect(error).toEqual({
+        code: 'LK_NETWORK',
+        message: `Cannot reach the Latchkey server at ${down} (ECONNREFUSED). Is it running? Start one with \`latchkey serve\`, or name another with --server URL or LATCHKEY_SERVER.`,
+        details: { server: down, reason: 'ECONNREFUSED' },
+      });
+    }
+    const human = await cli(['account', 'login', '--server', down], home);
+    expect(human.code).toBe(1);
+    expect(human.stderr).toMatch(/^error LK_NETWORK: Cannot reach the Latchkey server at http:\/\/127\.0\.0\.1:\d+ /);
+    expect(human.stderr).not.toContain('Email:');
+
+    // A saved session whose server has gone: the password commands check before asking too.
+    await createVerifiedAccount(server, 'down@example.com', 'down password');
+    await cliJson(['account', 'login', 'down@example.com', '--server', server.url], home, lines('down password'));
+    const file = join(home, 'session.json');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(server.url, down));
+    for (const args of [
+      ['account', 'passwd'],
+      ['account', 'delete', '--yes'],
+      ['backup', 'status'],
+    ]) {
+      const result = await cli(args, home);
+      expect(result.code).toBe(1);
+      expect(result.stderr, args.join(' ')).toMatch(/^error LK_NETWORK: Cannot reach the Latchkey server at http/);
+      expect(result.stderr).not.toContain('assword:');
+    }
   });
 
   it('changes the password keeping kB, ending the other sessions', async () => {
@@ -330,6 +390,38 @@ describe('the latchkey CLI', () => {
       await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
     } finally {
       serve.child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a port another program holds with LK_PORT_IN_USE, naming the address and --port, and exits', async () => {
+    const dir = newHome();
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as AddressInfo;
+    try {
+      const args = [
+        'serve',
+        ...['--host', '127.0.0.1', '--port', String(port)],
+        ...['--db', `sqlite:${join(dir, 'latchkey.db')}`, '--master-key', join(dir, 'master.key')],
+        ...['--log-level', 'silent'],
+      ];
+      const failure = await cliError(args, dir);
+      expect(failure).toEqual({
+        code: 'LK_PORT_IN_USE',
+        message: expect.stringContaining(`127.0.0.1:${port}`),
+        details: { host: '127.0.0.1', port },
+      });
+      expect(failure.message).toContain('--port');
+
+      const human = await cli(args, dir);
+      expect(human.code).toBe(1);
+      expect(human.stdout).toBe('');
+      expect(human.stderr).toBe(
+        `error LK_PORT_IN_USE: Cannot listen on 127.0.0.1:${port}: another program (perhaps another latchkey serve) ` +
+          `is using port ${port}. Stop it, or pick another port with --port PORT (or LATCHKEY_PORT); --port 0 takes any free one.\n`,
+      );
+    } finally {
+      holder.close();
     }
   });
 

@@ -14,6 +14,7 @@ import {
   fromBase64,
   fromHex,
   fromUtf8,
+  LatchkeyError,
   type MatrixCrypto,
   nobleMatrixCrypto,
   type PassphraseInfo,
@@ -124,6 +125,33 @@ describe('recovery key (spec appendices, key representation)', () => {
       expect(error.details?.reason).toBe(reason);
     },
   );
+
+  it('says what is wrong with a refused key, in words a person can act on', () => {
+    const display: string = recoveryVectors.vectors[0].display;
+    const cases: Array<[string, string, RegExp]> = [
+      ['', 'empty', /^No recovery key was given: a recovery key is 48 characters, .* starting with Es\.$/],
+      [display.toLowerCase(), 'case', /case-sensitive.*starts with "Es", not "es"/],
+      [display.toUpperCase(), 'case', /case-sensitive.*starts with "Es", not "ES"/],
+      [
+        `${display.slice(0, 5)}0${display.slice(6)}`,
+        'base58',
+        /cannot be in one: "0", the 5th \(not counting spaces\)/,
+      ],
+      [display.slice(0, 30), 'length', /has 24 characters \(not counting spaces\), not 48: some are missing/],
+      [`${display}x`, 'length', /has 49 characters .* not 48: there are extra ones/],
+      [`AA${display.slice(2)}`, 'prefix', /^That is not a recovery key: a recovery key starts with Es\.$/],
+      [`${display.slice(0, -1)}e`, 'parity', /typo.*case-sensitive.*swapped/],
+    ];
+    for (const [input, reason, message] of cases) {
+      const error = latchkeyErrorOf(() => decodeRecoveryKey(input));
+      expect({ code: error.code, reason: error.details?.reason }).toEqual({ code: 'LK_BAD_RECOVERY_KEY', reason });
+      expect(error.message).toMatch(message);
+      // Two different mistakes never share one message.
+      expect(error.message).not.toBe(new LatchkeyError('LK_BAD_RECOVERY_KEY').message);
+    }
+    const messages = cases.map(([input]) => latchkeyErrorOf(() => decodeRecoveryKey(input)).message);
+    expect(new Set(messages).size).toBe(messages.length);
+  });
 
   it('round-trips every key, always as 12 groups of 4 starting Es', () => {
     fc.assert(

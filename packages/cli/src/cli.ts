@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { LatchkeyError } from '@latchkey/core';
 import {
   COMMON_OPTIONS,
   type Command,
@@ -106,9 +107,24 @@ async function runCommand(command: Command, argv: readonly string[], io: Io, out
   try {
     await command.run({ args, out, prompt, env: io.env });
     return EXIT.ok;
+  } catch (error) {
+    throw explained(error);
   } finally {
     prompt.close();
   }
+}
+
+/**
+ * The server's words for a refused token ("A valid session token is required") are for programs; at
+ * the command line the token is the saved session, and the way on is to log in again.
+ */
+function explained(error: unknown): unknown {
+  if (!(error instanceof LatchkeyError) || error.code !== 'LK_UNAUTHORIZED') return error;
+  return new LatchkeyError(
+    'LK_UNAUTHORIZED',
+    'Your session has ended (logged out, revoked, expired, or ended by a password change); run `latchkey account login`.',
+    error.details,
+  );
 }
 
 function printHelp(io: Io, text: string): number {

@@ -59,7 +59,7 @@ export class Output {
   }
 }
 
-/** Errors that are not ours (a port in use, a bad file path) are reported as `LK_INTERNAL` with their message. */
+/** Errors that are not ours (a bad file path, say) are reported as `LK_INTERNAL` with their message. */
 export function asLatchkeyError(error: unknown): LatchkeyError {
   if (error instanceof LatchkeyError) return error;
   const message = error instanceof Error ? error.message : String(error);

@@ -124,6 +124,11 @@ export const ERRORS = {
 
   // Server start-up (never sent to a client): a setting or the master key file is unusable.
   LK_CONFIG_INVALID: { status: 500, expose: false, message: 'The server configuration is invalid.' },
+  LK_PORT_IN_USE: {
+    status: 500,
+    expose: false,
+    message: 'Another program already listens on that address and port; pick another port.',
+  },
 
   // The CLI (never sent by the server).
   LK_USAGE: { status: 400, expose: true, message: 'Wrong command line; see --help.' },

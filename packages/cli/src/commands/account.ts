@@ -3,6 +3,7 @@ import { LatchkeyClient, type Session } from '@latchkey/client';
 import { checkPassword, LatchkeyError, normalizeEmail, type SessionSummary } from '@latchkey/core';
 import { type Command, type CommandContext, columns, type OptionSpec, usageError } from '../command.js';
 import { formatTime } from '../output.js';
+import { checkServer } from '../reach.js';
 import { clearSession, loadSession, type SavedSession, saveSession, sessionFilePath } from '../state.js';
 
 /** Where the account commands talk to when neither `--server` nor `LATCHKEY_SERVER` says. */
@@ -46,9 +47,13 @@ function checkServerUrl(text: string): string {
   return text.replace(/\/+$/, '');
 }
 
-/** A client for the commands that need no session (sign-up, verify, login, reset). */
-function clientFor(ctx: CommandContext): { client: LatchkeyClient; server: string } {
+/**
+ * A client for the commands that need no session (sign-up, verify, login, reset), once the server
+ * has answered: they ask for a password, and a server that is down should be found out first.
+ */
+async function connect(ctx: CommandContext): Promise<{ client: LatchkeyClient; server: string }> {
   const server = explicitServer(ctx) ?? DEFAULT_SERVER;
+  await checkServer(server);
   return { client: new LatchkeyClient({ serverUrl: server }), server };
 }
 
@@ -66,6 +71,15 @@ export function resumeSession(ctx: CommandContext): { session: Session; saved: S
   }
   const client = new LatchkeyClient({ serverUrl: saved.server });
   return { session: client.resume({ ...saved }), saved, path };
+}
+
+/** {@link resumeSession}, once its server has answered: for the commands that go on to ask for a password. */
+export async function resumeReachable(
+  ctx: CommandContext,
+): Promise<{ session: Session; saved: SavedSession; path: string }> {
+  const resumed = resumeSession(ctx);
+  await checkServer(resumed.saved.server);
+  return resumed;
 }
 
 async function emailArgument(ctx: CommandContext): Promise<string> {
@@ -94,9 +108,9 @@ const signup: Command = {
   },
   details: STDIN_NOTE,
   async run(ctx) {
+    const { client } = await connect(ctx);
     const email = await emailArgument(ctx);
     const password = await newPassword(ctx, 'Password');
-    const { client } = clientFor(ctx);
     const { accountId } = await client.signUp(email, password);
     if (ctx.args.flag('no-verify')) {
       ctx.out.result(
@@ -142,7 +156,7 @@ const verify: Command = {
   positionals: { usage: 'EMAIL [CODE]', max: 2 },
   options: { ...SERVER, resend: { type: 'boolean', description: 'mail a new code instead' } },
   async run(ctx) {
-    const { client } = clientFor(ctx);
+    const { client } = await connect(ctx);
     const email = await emailArgument(ctx);
     if (ctx.args.flag('resend')) {
       if (ctx.args.positional(1) !== undefined) throw usageError('give a CODE or --resend, not both');
@@ -167,7 +181,7 @@ const login: Command = {
   },
   details: `${STDIN_NOTE}\nThe session is saved in $LATCHKEY_HOME/session.json (default ~/.config/latchkey/session.json),\nmode 0600.`,
   async run(ctx) {
-    const { client, server } = clientFor(ctx);
+    const { client, server } = await connect(ctx);
     const email = await emailArgument(ctx);
     const password = await ctx.prompt.secret('Password: ');
     const deviceName = ctx.args.string('device-name') ?? `latchkey CLI on ${hostname()}`.slice(0, 100);
@@ -250,7 +264,7 @@ const passwd: Command = {
   options: { ...SERVER, ...PASSWORD_STDIN },
   details: `${STDIN_NOTE}\nOrder: current password, new password, new password again.`,
   async run(ctx) {
-    const { session, saved, path } = resumeSession(ctx);
+    const { session, saved, path } = await resumeReachable(ctx);
     const current = await ctx.prompt.secret('Current password: ');
     const next = await newPassword(ctx, 'New password');
     try {
@@ -282,7 +296,7 @@ const reset: Command = {
   async run(ctx) {
     const given = ctx.args.string('code');
     if (given !== undefined && ctx.args.flag('send-only')) throw usageError('give --code or --send-only, not both');
-    const { client, server } = clientFor(ctx);
+    const { client, server } = await connect(ctx);
     const email = await emailArgument(ctx);
     if (given === undefined) {
       await client.requestReset(email);
@@ -318,7 +332,7 @@ const deleteAccount: Command = {
   },
   details: `${STDIN_NOTE}\nOrder: the email address (unless --yes), then the password.`,
   async run(ctx) {
-    const { session, saved, path } = resumeSession(ctx);
+    const { session, saved, path } = await resumeReachable(ctx);
     if (!ctx.args.flag('yes')) {
       ctx.out.hint(`This deletes ${saved.email} and everything the server holds for it. It cannot be undone.`);
       const typed = await ctx.prompt.ask(`Type ${saved.email} to confirm: `);

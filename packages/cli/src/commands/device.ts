@@ -3,7 +3,7 @@ import { LatchkeyError } from '@latchkey/core';
 import type { CommandContext } from '../command.js';
 import type { SavedSession } from '../state.js';
 import { keystoreFilePath } from '../state.js';
-import { resumeSession } from './account.js';
+import { resumeReachable } from './account.js';
 
 /** The saved session with kA and kB in memory, this device's keystore open, and its key backup. */
 export interface UnlockedDevice {
@@ -22,7 +22,7 @@ export async function withUnlockedDevice<T>(
   ctx: CommandContext,
   work: (device: UnlockedDevice) => Promise<T>,
 ): Promise<T> {
-  const { session, saved } = resumeSession(ctx);
+  const { session, saved } = await resumeReachable(ctx);
   try {
     await session.reauthenticate(await ctx.prompt.secret('Password: '));
     const keystore = await openDeviceKeystore(session, keystoreFilePath(ctx.env, saved.accountId));

@@ -46,7 +46,7 @@ const verify: Command = {
     `${STDIN_NOTE}\nOrder: password, then the recovery key (unless given as KEY: quote it, it has spaces;\n` +
     'and on the command line other users of this machine can see it).\n' +
     "A key that is not this account's is LK_BAD_RECOVERY_KEY (exit status 1), as is a mistyped one,\n" +
-    'whose details.reason says which check failed (base58, length, prefix, parity).',
+    'whose details.reason says which check failed (empty, case, base58, length, prefix, parity).',
   async run(ctx) {
     const given = ctx.args.positional(0);
     // A mistyped key fails here, before the password is asked for.

@@ -58,11 +58,30 @@ export const serveCommand: Command = {
     const config = serverConfig(server, ctx.args, ctx.env);
     // Logs go to stderr: stdout carries the command's result alone (one JSON document under --json).
     const app = await server.buildApp({ config, logStream: process.stderr });
-    const url = await app.listen({ host: config.host, port: config.port });
+    let url: string;
+    try {
+      url = await app.listen({ host: config.host, port: config.port });
+    } catch (error) {
+      // Storage is open by now: close it, so the process ends with the error instead of lingering.
+      await app.close();
+      throw listenError(error, config.host, config.port);
+    }
     ctx.out.result({ url, web: config.webDir ?? null }, `Latchkey listening on ${url}`);
     closeOnSignals(app, ctx.out);
   },
 };
+
+/** A port taken by another program is LK_PORT_IN_USE, named with its address and the way out. */
+function listenError(error: unknown, host: string, port: number): unknown {
+  if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') return error;
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new LatchkeyError(
+    'LK_PORT_IN_USE',
+    `Cannot listen on ${address}: another program (perhaps another latchkey serve) is using port ${port}. ` +
+      'Stop it, or pick another port with --port PORT (or LATCHKEY_PORT); --port 0 takes any free one.',
+    { host, port },
+  );
+}
 
 /**
  * The environment, then the flags, over the defaults; the repo's web build when neither names one.
