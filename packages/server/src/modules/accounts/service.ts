@@ -408,11 +408,11 @@ function keysBundleFor(ctx: ServerContext, account: AccountRow, bundleKey: Uint8
 async function knownDevice(
   ctx: ServerContext,
   account: AccountRow | undefined,
-  deviceToken: string | undefined,
+  tokenHash: Uint8Array | undefined,
 ): Promise<DeviceTokenRow | undefined> {
-  if (deviceToken === undefined || account === undefined) return undefined;
+  if (tokenHash === undefined || account === undefined) return undefined;
   // Found by its hash, as a session token is: the token is 256 random bits, so the lookup tells nothing.
-  const row = await ctx.store.findDeviceToken(hashToken(fromBase64Url(deviceToken, 'deviceToken')), ctx.now());
+  const row = await ctx.store.findDeviceToken(tokenHash, ctx.now());
   return row?.account_id === account.id ? row : undefined;
 }
 
@@ -431,9 +431,11 @@ export async function loginStart(
 ) {
   const email = normalizeEmail(rawEmail);
   checkStartLoginRequest(startLoginRequest);
+  // Decoded whether or not the email has an account, so a malformed token is refused alike for any.
+  const tokenHash = deviceToken === undefined ? undefined : hashToken(fromBase64Url(deviceToken, 'deviceToken'));
   const limits = ctx.config.rateLimits;
   const account = await ctx.store.findAccountByEmail(email);
-  const device = await knownDevice(ctx, account, deviceToken);
+  const device = await knownDevice(ctx, account, tokenHash);
   // The flood guard: an address's starts, whatever the email. A known device is not counted in it, so
   // an attacker behind the owner's address cannot lock the owner out with it either.
   if (device === undefined)
