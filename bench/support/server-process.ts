@@ -33,8 +33,11 @@ const inspector = new Session();
 await serveOverIpc({
   config: {
     rateLimits: {
-      loginPerAccount: GENEROUS,
       loginPerAddress: GENEROUS,
+      loginPerAccountAddress: GENEROUS,
+      loginPerAccount: GENEROUS,
+      loginPerDevice: GENEROUS,
+      reauthPerSession: GENEROUS,
       codeSendsPerEmail: GENEROUS,
       codeSendsPerAddress: GENEROUS,
     },

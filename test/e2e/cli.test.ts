@@ -2,9 +2,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { toBase64, toBase64Url, toHex } from '@latchkey/core';
+import { fromBase64Url, sha256Digest, toBase64, toBase64Url, toHex } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, cliError, cliJson, lines, MAIN, start, startCli } from '../support/cli-process.js';
+import { snapshotDatabase } from '../support/db-snapshot.js';
 import { codeOf } from '../support/errors.js';
 import { freePort } from '../support/free-port.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
@@ -121,7 +122,17 @@ describe('the latchkey CLI', () => {
     expect(statSync(home).mode & 0o777).toBe(0o700);
     const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     expect(Object.keys(saved).sort()).toEqual(
-      ['accountId', 'email', 'expiresAt', 'keysChangedAt', 'server', 'sessionId', 'token', 'version'].sort(),
+      [
+        'accountId',
+        'deviceToken',
+        'email',
+        'expiresAt',
+        'keysChangedAt',
+        'server',
+        'sessionId',
+        'token',
+        'version',
+      ].sort(),
     );
     // The keys themselves, from a second login, must appear in no encoding.
     const keys = await server.client().logIn('login@example.com', 'login password');
@@ -156,6 +167,17 @@ describe('the latchkey CLI', () => {
     expect(await codeOf(keys.account())).toBe('LK_UNAUTHORIZED');
     const after = (await cliJson(['account', 'sessions'], home)).sessions as Record<string, unknown>[];
     expect(after.map((s) => s.sessionId)).toEqual([login.sessionId]);
+
+    // Logging in again presents the saved device token, which the server replaces: the one device
+    // token the server holds for the account (the revoked session's went with it) is the file's new one.
+    const firstToken = saved.deviceToken as string;
+    await cliJson(['account', 'login', 'login@example.com', '--server', server.url], home, lines('login password'));
+    const secondToken = (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>).deviceToken as string;
+    expect(secondToken).not.toBe(firstToken);
+    const held = snapshotDatabase(join(server.dir, 'latchkey.db'))['device_tokens']?.filter(
+      (row) => row['account_id'] === accountId,
+    );
+    expect(held?.map((row) => row['token_hash'])).toEqual([toHex(sha256Digest(fromBase64Url(secondToken)))]);
 
     const elsewhere = await cli(['account', 'whoami', '--server', 'http://127.0.0.1:9', '--json'], home);
     expect(elsewhere.code).toBe(1);

@@ -275,7 +275,7 @@ const NO_ROUTE = '(no such route)';
 type OpaqueMessage = 'registrationRequest' | 'registrationRecord' | 'ke1' | 'ke3';
 /** How a body field is attacked beyond its JSON shape. */
 type Field =
-  | { kind: 'email' | 'wrapKB' | 'code' | 'resetToken' | 'loginId' | 'plain' }
+  | { kind: 'email' | 'wrapKB' | 'code' | 'resetToken' | 'deviceToken' | 'loginId' | 'plain' }
   | { kind: 'opaque'; message: OpaqueMessage };
 
 /** A hand-written row for one endpoint: another URL, body, token or clock than the endpoint's own. */
@@ -298,8 +298,6 @@ interface Endpoint {
   body?: Record<string, unknown>;
   fields?: Record<string, Field>;
   bodyLimit?: number;
-  /** Rows that reach the OPAQUE parse have passed the login rate limit first, which counts them. */
-  countedBeforeOpaque?: boolean;
   cases?: Case[];
 }
 
@@ -320,14 +318,15 @@ type Documented = Map<string, Operation>;
 
 // The only parts of the database a rejected request may touch, each by design (the `why`), and only on
 // the rows that name it: rate-limit counters, a burnt login attempt, a code's guess counter, and a
-// session's last-use time. Everything else must be byte-for-byte as before.
-const COUNTED: Changes = {
-  exclude: [{ table: 'rate_limits' }],
-  why: 'login attempts are counted before the OPAQUE message is parsed (the limit guards that work)',
-};
+// session's last-use time. Everything else must be byte-for-byte as before: malformed OPAQUE messages
+// included, which are refused before any login limit counts them.
 const TAKES_ATTEMPT: Changes = {
   exclude: [{ table: 'login_attempts' }],
   why: 'a KE3 is tried once: the attempt it names is deleted as it is read, whatever the outcome',
+};
+const TAKES_PROVEN_ATTEMPT: Changes = {
+  exclude: [{ table: 'login_attempts' }, { table: 'rate_limits', columns: ['hits'] }],
+  why: 'a KE3 that proves the password takes back the guess its start counted, even if the finish is refused',
 };
 const COUNTS_GUESS: Changes = {
   exclude: [{ table: 'codes', columns: ['attempts'] }],
@@ -472,12 +471,7 @@ function base64Rows(endpoint: Endpoint, documented: Documented, name: string): R
   const rows: Row[] = [];
   const add = (label: string, value: string | undefined, code: ErrorCode) => {
     if (value === undefined) return;
-    const counted = endpoint.countedBeforeOpaque && code === 'LK_BAD_BASE64' ? COUNTED : undefined;
-    rows.push({
-      ...request(endpoint, `${name} ${label}`, withField(endpoint, name, value)),
-      ...fail(code),
-      ...withChanges(counted),
-    });
+    rows.push({ ...request(endpoint, `${name} ${label}`, withField(endpoint, name, value)), ...fail(code) });
   };
   add('with nonzero trailing bits', withTrailingBits(valid), 'LK_BAD_BASE64');
   add('padded with =', `${valid}${'='.repeat((4 - (valid.length % 4)) % 4 || 4)}`, 'LK_VALIDATION');
@@ -556,7 +550,7 @@ function semanticRows(endpoint: Endpoint, documented: Documented, name: string, 
     case 'opaque':
       rows.push(...base64Rows(endpoint, documented, name));
       for (const [label, bytes] of opaqueGarbage(field.message, fx)) {
-        add(`of ${label}`, b64(bytes), 'LK_OPAQUE_MESSAGE_INVALID', endpoint.countedBeforeOpaque ? COUNTED : undefined);
+        add(`of ${label}`, b64(bytes), 'LK_OPAQUE_MESSAGE_INVALID');
       }
       break;
     case 'wrapKB': {
@@ -580,6 +574,10 @@ function semanticRows(endpoint: Endpoint, documented: Documented, name: string, 
     case 'resetToken':
       rows.push(...base64Rows(endpoint, documented, name));
       add('unknown', b64(random(32)), 'LK_RESET_TOKEN_INVALID');
+      break;
+    case 'deviceToken':
+      // An unknown device token is no refusal: the login goes on as an unknown client's.
+      rows.push(...base64Rows(endpoint, documented, name));
       break;
     case 'loginId':
       add('unknown', b64(random(16)), 'LK_LOGIN_ATTEMPT_INVALID');
@@ -690,12 +688,11 @@ function accountEndpoints(fx: Fixtures): Endpoint[] {
     {
       route: 'POST /v1/session/login/start',
       url: '/v1/session/login/start',
-      body: { email: 'ghost@example.com', startLoginRequest: fx.ke1 },
-      fields: { email, startLoginRequest: opaqueField('ke1') },
-      countedBeforeOpaque: true,
+      body: { email: 'ghost@example.com', startLoginRequest: fx.ke1, deviceToken: b64(random(32)) },
+      fields: { email, startLoginRequest: opaqueField('ke1'), deviceToken: { kind: 'deviceToken' } },
       cases: [
         {
-          name: 'past the per-account limit',
+          name: 'past the per-(account, address) limit',
           body: { email: 'hammered@example.com', startLoginRequest: fx.ke1 },
           code: 'LK_RATE_LIMITED',
           at: RATE_LIMIT_AT,
@@ -716,7 +713,6 @@ function accountEndpoints(fx: Fixtures): Endpoint[] {
       token: fx.owner.token,
       body: { startLoginRequest: fx.ke1 },
       fields: { startLoginRequest: opaqueField('ke1') },
-      countedBeforeOpaque: true,
     },
     {
       route: 'POST /v1/session/reauth/finish',
@@ -725,12 +721,17 @@ function accountEndpoints(fx: Fixtures): Endpoint[] {
       body: { loginId: UNKNOWN_ID, finishLoginRequest: b64(random(64)) },
       fields: { loginId: { kind: 'loginId' }, finishLoginRequest: opaqueField('ke3') },
       cases: [
-        { name: 'a login attempt', body: fx.loginForReauth, code: 'LK_LOGIN_ATTEMPT_INVALID', changes: TAKES_ATTEMPT },
+        {
+          name: 'a login attempt',
+          body: fx.loginForReauth,
+          code: 'LK_LOGIN_ATTEMPT_INVALID',
+          changes: TAKES_PROVEN_ATTEMPT,
+        },
         {
           name: "another session's re-authentication",
           body: fx.othersReauth,
           code: 'LK_LOGIN_ATTEMPT_INVALID',
-          changes: TAKES_ATTEMPT,
+          changes: TAKES_PROVEN_ATTEMPT,
         },
       ],
     },
@@ -883,13 +884,13 @@ function loginFinishCases(fx: Fixtures): Case[] {
       name: 'a re-authentication attempt',
       body: fx.reauthForLogin,
       code: 'LK_LOGIN_ATTEMPT_INVALID',
-      changes: TAKES_ATTEMPT,
+      changes: TAKES_PROVEN_ATTEMPT,
     },
     {
       name: 'an account whose email is not verified',
       body: fx.unverifiedLogin,
       code: 'LK_ACCOUNT_UNVERIFIED',
-      changes: TAKES_ATTEMPT,
+      changes: TAKES_PROVEN_ATTEMPT,
     },
   ];
 }

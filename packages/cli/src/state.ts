@@ -46,8 +46,12 @@ export function keystoreFilePath(env: NodeJS.ProcessEnv, accountId: string): str
 export function saveSession(path: string, session: SavedSession): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const { server, email, accountId, sessionId, token, expiresAt, keysChangedAt } = session;
-  const body = { version: FORMAT_VERSION, server, email, accountId, sessionId, token, expiresAt, keysChangedAt };
+  const { server, email, accountId, sessionId, token, expiresAt, keysChangedAt, deviceToken } = session;
+  const body = {
+    ...{ version: FORMAT_VERSION, server, email, accountId, sessionId, token, expiresAt, keysChangedAt },
+    // This device's token for its next login (see SessionState.deviceToken); absent in older files.
+    ...(deviceToken === undefined ? {} : { deviceToken }),
+  };
   writeFileSync(temporary, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   try {
     renameSync(temporary, path);
@@ -104,5 +108,6 @@ function parseSession(text: string): SavedSession | undefined {
     token: v.token as string,
     expiresAt: v.expiresAt as number,
     keysChangedAt: v.keysChangedAt as number,
+    ...(typeof v.deviceToken === 'string' ? { deviceToken: v.deviceToken } : {}),
   };
 }

@@ -81,14 +81,27 @@ export class LatchkeyClient {
     await this.transport.request('POST', '/v1/account/verify/resend', { body: { email: normalizeEmail(email) } });
   }
 
-  /** Logs in with OPAQUE; the session's bearer token and the keys come from the key exchange itself. */
-  async logIn(email: string, password: string, options: { deviceName?: string } = {}): Promise<Session> {
+  /**
+   * Logs in with OPAQUE; the session's bearer token and the keys come from the key exchange itself.
+   * `deviceToken` is the one an earlier login on this device returned ({@link SessionState.deviceToken}):
+   * with it, the login passes the limits that strangers guessing at the account can fill. Keep the new
+   * one the session holds for the next login (the one presented is used up).
+   */
+  async logIn(
+    email: string,
+    password: string,
+    options: { deviceName?: string; deviceToken?: string } = {},
+  ): Promise<Session> {
     const normalized = normalizeEmail(email);
     const keys = await this.authenticate(
       password,
       (startLoginRequest) =>
         this.transport.request<LoginStartResult>('POST', '/v1/session/login/start', {
-          body: { email: normalized, startLoginRequest },
+          body: {
+            email: normalized,
+            startLoginRequest,
+            ...(options.deviceToken === undefined ? {} : { deviceToken: options.deviceToken }),
+          },
         }),
       (loginId, finishLoginRequest) =>
         this.transport.request<LoginFinishResult>('POST', '/v1/session/login/finish', {
@@ -106,6 +119,7 @@ export class LatchkeyClient {
       token: keys.token,
       expiresAt: keys.result.expiresAt,
       keysChangedAt: keys.result.keysChangedAt,
+      deviceToken: keys.result.deviceToken,
     };
     return new Session(this, state, { kA: keys.kA, kB: keys.kB });
   }

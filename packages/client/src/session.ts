@@ -27,6 +27,12 @@ export interface SessionState {
   token: string;
   expiresAt: number;
   keysChangedAt: number;
+  /**
+   * This device's token from the login (base64url): pass it to the next {@link LatchkeyClient.logIn}
+   * for this email. It outlives the session (logging out keeps it valid) but not a password change
+   * made elsewhere, a reset, the session's revocation or the account's deletion.
+   */
+  deviceToken?: string;
 }
 
 interface Keys {

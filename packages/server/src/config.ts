@@ -1,11 +1,8 @@
 import { isIP } from 'node:net';
-import { type KeyStretchingConfig, LatchkeyError } from '@latchkey/core';
+import { type KeyStretchingConfig, LatchkeyError, LOGIN_RATE_LIMITS, type RateLimit } from '@latchkey/core';
 
 /** Limits on attempts, each a count within a fixed window. */
-export interface RateLimit {
-  max: number;
-  windowMs: number;
-}
+export type { RateLimit };
 
 export interface ServerConfig {
   host: string;
@@ -28,9 +25,18 @@ export interface ServerConfig {
    */
   trustProxy: false | string[];
   bodyLimitBytes: number;
+  /** The login limits and why they are as they are: LOGIN_RATE_LIMITS in @latchkey/core. */
   rateLimits: {
-    loginPerAccount: RateLimit;
+    /** Login starts from one address (a flood guard; a known device is not counted). */
     loginPerAddress: RateLimit;
+    /** Unproven login guesses at one account from one address. */
+    loginPerAccountAddress: RateLimit;
+    /** Unproven login guesses at one account from every client without a device token. */
+    loginPerAccount: RateLimit;
+    /** Unproven login guesses with one device token. */
+    loginPerDevice: RateLimit;
+    /** Unproven reauthentications of one session. */
+    reauthPerSession: RateLimit;
     codeSendsPerEmail: RateLimit;
     /** Code mails asked for from one address, whatever the emails: one client cannot mail the world. */
     codeSendsPerAddress: RateLimit;
@@ -50,8 +56,11 @@ export const DEFAULTS: ServerConfig = {
   trustProxy: false,
   bodyLimitBytes: 64 * 1024,
   rateLimits: {
-    loginPerAccount: { max: 10, windowMs: 15 * 60_000 },
-    loginPerAddress: { max: 60, windowMs: 60_000 },
+    loginPerAddress: LOGIN_RATE_LIMITS.startsPerAddress,
+    loginPerAccountAddress: LOGIN_RATE_LIMITS.guessesPerAccountAddress,
+    loginPerAccount: LOGIN_RATE_LIMITS.guessesPerAccount,
+    loginPerDevice: LOGIN_RATE_LIMITS.guessesPerDevice,
+    reauthPerSession: LOGIN_RATE_LIMITS.reauthPerSession,
     codeSendsPerEmail: { max: 5, windowMs: 60 * 60_000 },
     codeSendsPerAddress: { max: 50, windowMs: 60 * 60_000 },
   },

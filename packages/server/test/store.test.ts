@@ -97,6 +97,8 @@ function loginAttempt(id: string, email: string, accountId: string | null, expir
     state_sealed: bytesFor(`state ${id}`),
     expires_at: expiresAt,
     password_changed_at: accountId === null ? null : NOW,
+    device_token_id: null,
+    rate_limit_hits: null,
   };
 }
 

@@ -8,7 +8,15 @@ export function loginScreen(app: App): HTMLElement {
   return panel(
     'Log in',
     form('Log in', DERIVING, [email.row, password.row], async () => {
-      const session = await app.client.logIn(email.input.value, password.input.value, { deviceName: deviceName() });
+      // This browser's device token for the email (from its last login here) passes the limits that
+      // strangers guessing at the account can fill; the login hands back the next one.
+      const tokenKey = `latchkey.deviceToken:${email.input.value.trim().toLowerCase()}`;
+      const deviceToken = localStorage.getItem(tokenKey) ?? undefined;
+      const session = await app.client.logIn(email.input.value, password.input.value, {
+        deviceName: deviceName(),
+        ...(deviceToken === undefined ? {} : { deviceToken }),
+      });
+      if (session.state.deviceToken !== undefined) localStorage.setItem(tokenKey, session.state.deviceToken);
       app.pendingEmail = '';
       app.setSession(session);
       app.go('account');

@@ -185,11 +185,17 @@ const login: Command = {
     const email = await emailArgument(ctx);
     const password = await ctx.prompt.secret('Password: ');
     const deviceName = ctx.args.string('device-name') ?? `latchkey CLI on ${hostname()}`.slice(0, 100);
-    const session = await client.logIn(email, password, { deviceName });
-    // The CLI keeps no key between runs; the commands that need kA or kB prove the password again.
-    session.forgetKeys();
     const path = sessionFilePath(ctx.env);
     const previous = loadPreviousSession(path);
+    // The device token of this account's last login here: it passes the limits strangers can fill.
+    const known = previous?.server === server && previous.email === normalizeEmail(email) ? previous : undefined;
+    const deviceToken = known?.deviceToken;
+    const session = await client.logIn(email, password, {
+      deviceName,
+      ...(deviceToken === undefined ? {} : { deviceToken }),
+    });
+    // The CLI keeps no key between runs; the commands that need kA or kB prove the password again.
+    session.forgetKeys();
     saveSession(path, { server, ...session.state });
     if (previous !== undefined && previous.sessionId !== session.state.sessionId) await endQuietly(previous);
     const { accountId, sessionId, expiresAt } = session.state;

@@ -13,6 +13,78 @@ export const RESET_TOKEN_TTL_MS = 15 * 60 * 1000;
 /** Wrong guesses a code survives before it is burnt. */
 export const CODE_MAX_ATTEMPTS = 5;
 
+/** A limit on events: at most `max` within one fixed window of `windowMs`. */
+export interface RateLimit {
+  max: number;
+  windowMs: number;
+}
+
+/**
+ * What a login start costs, and why starts are what is counted. In OPAQUE the client tests its
+ * password against KE2 alone (RFC 9807 §6.4: the envelope recovered from KE2 opens only under the
+ * right password), so every KE2 the server hands out is one password guess, and a wrong guess never
+ * sends KE3: a limit on failed finishes would count nothing an attacker does. So a start that gets a
+ * KE2 counts as a failed guess from the moment it is answered, and the successful finish of that
+ * same attempt takes its count back: what stays counted is exactly the guesses that did not prove
+ * the password (a KE3 that fails, or none at all). A refusal of malformed input is made before any
+ * count, so it counts nothing.
+ *
+ * Which limits a guess counts in depends on whether the client proves a device token, the OWASP
+ * "device cookie" (a random 256-bit token the server issued to it at an earlier successful login):
+ * - An unknown client counts in its (account, address) bucket, the tight limit, and in the account's
+ *   bucket, which bounds the guesses of an attacker with many addresses. Strangers can fill the
+ *   account's bucket; when they do, unknown clients wait, but known devices do not.
+ * - A known device counts in its own token's bucket instead, so no stranger can hold it back, and a
+ *   stolen token gives a thief no more guesses than one address would have.
+ * Malformed input, and the requests of a session (reauthentication), count in none of these.
+ */
+export const LOGIN_RATE_LIMITS = {
+  /**
+   * Starts from one address, whatever the email: a flood guard only, loose enough for many people
+   * behind one NAT (a person starts a login a few times a minute at most). A known device is not
+   * counted here, so an attacker sharing the owner's address cannot lock the owner out with it.
+   */
+  startsPerAddress: { max: 60, windowMs: 60_000 },
+  /**
+   * Unproven guesses at one account from one address: the tight limit. Ten lets the owner mistype
+   * freely from a new device; one address can then test at most 40 passwords an hour.
+   */
+  guessesPerAccountAddress: { max: 10, windowMs: 15 * 60_000 },
+  /**
+   * Unproven guesses at one account from all unknown clients together: what keeps guessing slow for
+   * an attacker with many addresses (at most 720 a day, far below what online guessing of a
+   * non-trivial password needs; NIST SP 800-63B §5.2.2 allows up to 100 consecutive failures). The
+   * owner on a known device passes it, so filling it locks no known device out.
+   */
+  guessesPerAccount: { max: 30, windowMs: 60 * 60_000 },
+  /** Unproven guesses with one device token: a stolen token is worth no more than one address. */
+  guessesPerDevice: { max: 10, windowMs: 15 * 60_000 },
+  /**
+   * Unproven reauthentications of one session. Reauthentication is not a login: the session already
+   * proved the password, and login limits never block it. A stolen bearer token must not become a
+   * way to guess the password (and with it reach kB), so this is tighter than any login limit.
+   */
+  reauthPerSession: { max: 5, windowMs: 15 * 60_000 },
+} as const satisfies Record<string, RateLimit>;
+
+/** The login limits a guess is counted in: a known device's own, or an unknown client's two. */
+export function loginGuessLimits(
+  knownDevice: boolean,
+): ReadonlyArray<'guessesPerDevice' | 'guessesPerAccountAddress' | 'guessesPerAccount'> {
+  return knownDevice ? ['guessesPerDevice'] : ['guessesPerAccountAddress', 'guessesPerAccount'];
+}
+
+/**
+ * A device token lives 180 days and is replaced by a new one at each login that presents it, so a
+ * device in use keeps one indefinitely while a lost or stolen token ends by itself.
+ */
+export const DEVICE_TOKEN_LIFETIME_MS = 180 * 24 * 3600 * 1000;
+/**
+ * Device tokens kept per account, newest first: a client that never keeps its token (a script) makes
+ * one at each login, and the table must not grow with them.
+ */
+export const MAX_DEVICE_TOKENS_PER_ACCOUNT = 50;
+
 /**
  * Characters no address we mail to may hold: controls (C0 and C1), format characters, lone surrogates,
  * private use, separators, and RFC 5322 §3.2.3's specials that only a quoted local part could carry

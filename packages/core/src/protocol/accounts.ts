@@ -54,7 +54,16 @@ export const VerifyEmailResponse = Type.Object({ verified: Type.Boolean() }, str
 export const EmailOnlyRequest = Type.Object({ email: Email }, strict);
 export const AcceptedResponse = Type.Object({ accepted: Type.Boolean() }, strict);
 
-export const LoginStartRequest = Type.Object({ email: Email, startLoginRequest: OpaqueMessage('OPAQUE KE1.') }, strict);
+/** A device token: 32 random bytes the server issued at an earlier successful login (OWASP "device cookie"). */
+export const DeviceToken = Type.String({
+  pattern: '^[A-Za-z0-9_-]{43}$',
+  description:
+    'The token a successful login on this device returned: such a login passes the limits strangers can fill.',
+});
+export const LoginStartRequest = Type.Object(
+  { email: Email, startLoginRequest: OpaqueMessage('OPAQUE KE1.'), deviceToken: Type.Optional(DeviceToken) },
+  strict,
+);
 export const ReauthStartRequest = Type.Object({ startLoginRequest: OpaqueMessage('OPAQUE KE1.') }, strict);
 export const LoginStartResponse = Type.Object(
   { loginId: Type.String({ maxLength: 64 }), loginResponse: OpaqueMessage('OPAQUE KE2.') },
@@ -83,6 +92,8 @@ export const LoginFinishResponse = Type.Object(
     expiresAt: Timestamp,
     keysChangedAt: Timestamp,
     keysBundle: KeysBundle,
+    /** Present it at this device's next login (it replaces any token this login presented). */
+    deviceToken: DeviceToken,
   },
   strict,
 );

@@ -2,7 +2,15 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Connection } from './database.js';
 import { migrateToLatest } from './migrate.js';
 import { accountRateLimitBuckets } from './rate-limit-buckets.js';
-import type { AccountDataRow, BackupKeyRow, BackupVersionRow, CodeRow, Database, ResetTokenRow } from './schema.js';
+import type {
+  AccountDataRow,
+  BackupKeyRow,
+  BackupVersionRow,
+  CodeRow,
+  Database,
+  DeviceTokenRow,
+  ResetTokenRow,
+} from './schema.js';
 import type { Store } from './store.js';
 
 type Executor = Kysely<Database> | Transaction<Database>;
@@ -43,7 +51,13 @@ class KyselyStore implements Store {
 
   async updateCredentials(
     id: string,
-    change: { opaqueRecord: Uint8Array; wrapKB: Uint8Array; passwordChangedAt: number; keysChangedAt?: number },
+    change: {
+      opaqueRecord: Uint8Array;
+      wrapKB: Uint8Array;
+      passwordChangedAt: number;
+      keysChangedAt?: number;
+      keepDeviceTokensOf?: string;
+    },
   ) {
     await this.transaction(async (tx) => {
       const db = (tx as KyselyStore).db;
@@ -62,6 +76,12 @@ class KyselyStore implements Store {
       // and an unused reset token or reset code would allow a second reset: all die with the old password.
       await db.deleteFrom('login_attempts').where('account_id', '=', id).execute();
       await db.deleteFrom('reset_tokens').where('account_id', '=', id).execute();
+      // A device token proves an earlier login under the old password; only the changing session's stays.
+      let devices = db.deleteFrom('device_tokens').where('account_id', '=', id);
+      const keep = change.keepDeviceTokensOf;
+      if (keep !== undefined)
+        devices = devices.where((eb) => eb.or([eb('session_id', 'is', null), eb('session_id', '!=', keep)]));
+      await devices.execute();
       if (updated !== undefined) {
         await db.deleteFrom('codes').where('email', '=', updated.email).where('purpose', '=', 'reset').execute();
       }
@@ -74,6 +94,7 @@ class KyselyStore implements Store {
       await db.deleteFrom('backup_keys').where('account_id', '=', id).execute();
       await db.deleteFrom('backup_versions').where('account_id', '=', id).execute();
       await db.deleteFrom('account_data').where('account_id', '=', id).execute();
+      await db.deleteFrom('device_tokens').where('account_id', '=', id).execute();
       await db.deleteFrom('sessions').where('account_id', '=', id).execute();
       await db.deleteFrom('reset_tokens').where('account_id', '=', id).execute();
       await db.deleteFrom('login_attempts').where('account_id', '=', id).execute();
@@ -139,6 +160,46 @@ class KyselyStore implements Store {
   async takeLoginAttempt(id: string, now: number) {
     const row = await this.db.deleteFrom('login_attempts').where('id', '=', id).returningAll().executeTakeFirst();
     return row !== undefined && row.expires_at > now ? row : undefined;
+  }
+
+  async insertDeviceToken(row: DeviceTokenRow, keep: number) {
+    await this.transaction(async (tx) => {
+      const db = (tx as KyselyStore).db;
+      await db.insertInto('device_tokens').values(row).execute();
+      const newest = db
+        .selectFrom('device_tokens')
+        .select('id')
+        .where('account_id', '=', row.account_id)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(keep);
+      await db
+        .deleteFrom('device_tokens')
+        .where('account_id', '=', row.account_id)
+        .where('id', 'not in', newest)
+        .execute();
+    });
+  }
+
+  findDeviceToken(tokenHash: Uint8Array, now: number) {
+    return this.db
+      .selectFrom('device_tokens')
+      .selectAll()
+      .where('token_hash', '=', tokenHash)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+  }
+
+  async deleteDeviceToken(id: string) {
+    await this.db.deleteFrom('device_tokens').where('id', '=', id).execute();
+  }
+
+  async deleteSessionDeviceTokens(accountId: string, sessionId: string) {
+    await this.db
+      .deleteFrom('device_tokens')
+      .where('account_id', '=', accountId)
+      .where('session_id', '=', sessionId)
+      .execute();
   }
 
   async replaceCode(row: CodeRow) {
@@ -212,6 +273,16 @@ class KyselyStore implements Store {
       .returning('hits')
       .executeTakeFirstOrThrow();
     return Number(row.hits);
+  }
+
+  async unhitRateLimit(bucket: string, windowStart: number) {
+    await this.db
+      .updateTable('rate_limits')
+      .set((eb) => ({ hits: eb('hits', '-', 1) }))
+      .where('bucket', '=', bucket)
+      .where('window_start', '=', windowStart)
+      .where('hits', '>', 0)
+      .execute();
   }
 
   async clearRateLimit(bucket: string) {
@@ -407,6 +478,7 @@ class KyselyStore implements Store {
     await this.db.deleteFrom('login_attempts').where('expires_at', '<=', now).execute();
     await this.db.deleteFrom('codes').where('expires_at', '<=', now).execute();
     await this.db.deleteFrom('reset_tokens').where('expires_at', '<=', now).execute();
+    await this.db.deleteFrom('device_tokens').where('expires_at', '<=', now).execute();
     await this.db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
   }
 

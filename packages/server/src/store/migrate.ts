@@ -2,6 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'k
 import * as m001 from './migrations/001_accounts.js';
 import * as m002 from './migrations/002_backup.js';
 import * as m003 from './migrations/003_login_credentials_and_indexes.js';
+import * as m004 from './migrations/004_device_tokens.js';
 
 /** Column types that differ between the two backends; migrations take them instead of naming SQL types. */
 export interface ColumnTypes {
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, t: ColumnTypes): Prom
   '001_accounts': m001,
   '002_backup': m002,
   '003_login_credentials_and_indexes': m003,
+  '004_device_tokens': m004,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {

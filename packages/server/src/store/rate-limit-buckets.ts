@@ -8,8 +8,19 @@ import type { CodeRow } from './schema.js';
  * {@link addressBucketKey}, so every spelling of one client's address lands in one bucket.
  */
 export const rateLimitBucket = {
+  /** Login starts from one address, whatever the email (a flood guard). */
   loginByAddress: (address: string) => `login:addr:${addressBucketKey(address)}`,
+  /** Unproven guesses at one email from unknown clients. */
   loginByAccount: (email: string) => `login:acct:${email}`,
+  /**
+   * Unproven guesses at one email from one address. An email holds no `:` (normalizeEmail refuses
+   * it), so the name splits one way only. Not removed with the account: it ends with its window.
+   */
+  loginByAccountAddress: (email: string, address: string) => `login:acct-addr:${email}:${addressBucketKey(address)}`,
+  /** Unproven guesses with one device token (named by the token's row id, never by the token). */
+  loginByDevice: (deviceTokenId: string) => `login:device:${deviceTokenId}`,
+  /** Unproven reauthentications of one session. */
+  reauthBySession: (sessionId: string) => `reauth:session:${sessionId}`,
   codeSends: (purpose: CodeRow['purpose'], email: string) => `code:${purpose}:${email}`,
   codeSendsByAddress: (address: string) => `code:addr:${addressBucketKey(address)}`,
 } as const;

@@ -39,6 +39,22 @@ export interface LoginAttemptRow {
    * email): an attempt begun under other credentials than the account's current ones cannot finish.
    */
   password_changed_at: number | null;
+  /** The device token the start presented and the server accepted, if any. */
+  device_token_id: string | null;
+  /**
+   * JSON `[[bucket, windowStart], ...]`: the rate-limit hits the start counted as a guess, taken back
+   * when this attempt finishes successfully. Null for attempts stored before migration 004.
+   */
+  rate_limit_hits: string | null;
+}
+
+export interface DeviceTokenRow {
+  id: string;
+  account_id: string;
+  token_hash: Uint8Array;
+  session_id: string | null;
+  created_at: number;
+  expires_at: number;
 }
 
 export interface CodeRow {
@@ -101,6 +117,7 @@ export interface Database {
   accounts: AccountRow;
   sessions: SessionRow;
   login_attempts: LoginAttemptRow;
+  device_tokens: DeviceTokenRow;
   codes: CodeRow;
   reset_tokens: ResetTokenRow;
   rate_limits: RateLimitRow;

@@ -4,6 +4,7 @@ import type {
   BackupKeyRow,
   BackupVersionRow,
   CodeRow,
+  DeviceTokenRow,
   LoginAttemptRow,
   ResetTokenRow,
   SessionRow,
@@ -22,12 +23,19 @@ export interface Store {
   insertAccount(row: AccountRow): Promise<void>;
   markAccountVerified(id: string, at: number): Promise<void>;
   /**
-   * New OPAQUE record and wrapKB. The account's pending login attempts, reset tokens and reset code
-   * end with the old ones; its verification code and other accounts' rows are kept.
+   * New OPAQUE record and wrapKB. The account's pending login attempts, reset tokens, reset code and
+   * device tokens end with the old ones (but the device tokens of `keepDeviceTokensOf`, the session
+   * that changed the password); its verification code and other accounts' rows are kept.
    */
   updateCredentials(
     id: string,
-    change: { opaqueRecord: Uint8Array; wrapKB: Uint8Array; passwordChangedAt: number; keysChangedAt?: number },
+    change: {
+      opaqueRecord: Uint8Array;
+      wrapKB: Uint8Array;
+      passwordChangedAt: number;
+      keysChangedAt?: number;
+      keepDeviceTokensOf?: string;
+    },
   ): Promise<void>;
   /**
    * Removes every row of the account. `keepRateLimits` keeps the buckets named by its email: an
@@ -48,6 +56,17 @@ export interface Store {
   /** Removes and returns an unexpired attempt: each attempt can be finished at most once. */
   takeLoginAttempt(id: string, now: number): Promise<LoginAttemptRow | undefined>;
 
+  /**
+   * Stores a device token, then keeps only the account's `keep` newest (by creation time), so clients
+   * that never present theirs cannot grow the table.
+   */
+  insertDeviceToken(row: DeviceTokenRow, keep: number): Promise<void>;
+  /** The unexpired device token with this hash. */
+  findDeviceToken(tokenHash: Uint8Array, now: number): Promise<DeviceTokenRow | undefined>;
+  deleteDeviceToken(id: string): Promise<void>;
+  /** Revokes the device tokens issued with one session of the account. */
+  deleteSessionDeviceTokens(accountId: string, sessionId: string): Promise<void>;
+
   /** Stores a new code for (email, purpose), replacing any earlier one. */
   replaceCode(row: CodeRow): Promise<void>;
   findCode(email: string, purpose: CodeRow['purpose']): Promise<CodeRow | undefined>;
@@ -61,6 +80,8 @@ export interface Store {
 
   /** Counts one hit in a fixed window; returns the hits in the current window, this one included. */
   hitRateLimit(bucket: string, now: number, windowMs: number): Promise<number>;
+  /** Takes back one hit counted in the window that starts at `windowStart`; nothing if that window is over. */
+  unhitRateLimit(bucket: string, windowStart: number): Promise<void>;
   clearRateLimit(bucket: string): Promise<void>;
 
   getServerSecret(name: string): Promise<Uint8Array | undefined>;
@@ -96,7 +117,7 @@ export interface Store {
   deleteAccountData(accountId: string, type: string): Promise<boolean>;
 
   /**
-   * Deletes expired attempts, codes, tokens and sessions, and rate-limit rows whose window (at most
+   * Deletes expired attempts, codes, tokens, device tokens and sessions, and rate-limit rows whose window (at most
    * `rateLimitWindowMs`, the longest configured) has ended.
    */
   purgeExpired(now: number, rateLimitWindowMs: number): Promise<void>;

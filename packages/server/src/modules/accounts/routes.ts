@@ -91,8 +91,11 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     summary: 'OPAQUE login: KE1 in, KE2 out',
     body: LoginStartRequest,
     reply: LoginStartResponse,
-    handler: async ({ body, ip }: Body<{ email: string; startLoginRequest: string }> & { ip: string }) =>
-      accounts.loginStart(ctx, body.email, body.startLoginRequest, ip),
+    handler: async ({
+      body,
+      ip,
+    }: Body<{ email: string; startLoginRequest: string; deviceToken?: string }> & { ip: string }) =>
+      accounts.loginStart(ctx, body.email, body.startLoginRequest, ip, body.deviceToken),
   });
 
   r.post('/v1/session/login/finish', {
@@ -139,7 +142,7 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     reply: Empty,
     guarded: true,
     handler: async (_request, auth) => {
-      await accounts.revokeSession(ctx, auth, auth.session.id);
+      await accounts.revokeSession(ctx, auth, auth.session.id, { revokeDevice: false });
       return {};
     },
   });
@@ -159,7 +162,7 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     reply: Empty,
     guarded: true,
     handler: async ({ params }: { params: { sessionId: string } }, auth) => {
-      await accounts.revokeSession(ctx, auth, params.sessionId);
+      await accounts.revokeSession(ctx, auth, params.sessionId, { revokeDevice: true });
       return {};
     },
   });

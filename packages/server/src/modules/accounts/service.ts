@@ -3,6 +3,7 @@ import {
   CODE_TTL_MS,
   codeFromRandom,
   constantTimeEqual,
+  DEVICE_TOKEN_LIFETIME_MS,
   deriveSessionSecrets,
   FRESH_AUTH_MS,
   fromBase64Url,
@@ -13,6 +14,8 @@ import {
   type KA,
   LatchkeyError,
   LOGIN_ATTEMPT_TTL_MS,
+  loginGuessLimits,
+  MAX_DEVICE_TOKENS_PER_ACCOUNT,
   macCode,
   normalizeEmail,
   openAtRest,
@@ -30,7 +33,7 @@ import type { RateLimit } from '../../config.js';
 import type { ServerContext } from '../../context.js';
 import type { MailMessage } from '../../mail/mailer.js';
 import { rateLimitBucket } from '../../store/rate-limit-buckets.js';
-import type { AccountRow, CodeRow, SessionRow } from '../../store/schema.js';
+import type { AccountRow, CodeRow, DeviceTokenRow, SessionRow } from '../../store/schema.js';
 
 /**
  * The accounts protocol on the server side: OPAQUE registration and login (RFC 9807 via
@@ -93,13 +96,53 @@ function checkRegistrationRecord(text: string): Uint8Array {
   return bytes;
 }
 
+function rateLimited(now: number, limit: RateLimit): LatchkeyError {
+  const retryAfterSeconds = Math.ceil((limit.windowMs - (now % limit.windowMs)) / 1000);
+  return new LatchkeyError('LK_RATE_LIMITED', undefined, { retryAfterSeconds });
+}
+
 async function enforceRateLimit(ctx: ServerContext, bucket: string, limit: RateLimit): Promise<void> {
   const now = ctx.now();
   const hits = await ctx.store.hitRateLimit(bucket, now, limit.windowMs);
-  if (hits > limit.max) {
-    const retryAfterSeconds = Math.ceil((limit.windowMs - (now % limit.windowMs)) / 1000);
-    throw new LatchkeyError('LK_RATE_LIMITED', undefined, { retryAfterSeconds });
+  if (hits > limit.max) throw rateLimited(now, limit);
+}
+
+/** A hit counted as a password guess: its bucket and window, so that a successful finish can take it back. */
+type GuessHit = [bucket: string, windowStart: number];
+
+/**
+ * Counts one guess in each bucket, in order. If a bucket is over its limit, every hit this call made
+ * is taken back before the refusal: a bucket then holds exactly the guesses it let through, and a
+ * refused request (the owner's too, while strangers fill the account's bucket) costs nothing later.
+ * Each hit is one atomic increment, so concurrent starts cannot pass a limit together.
+ */
+async function countGuess(ctx: ServerContext, buckets: ReadonlyArray<readonly [string, RateLimit]>) {
+  const now = ctx.now();
+  const made: GuessHit[] = [];
+  for (const [bucket, limit] of buckets) {
+    const hits = await ctx.store.hitRateLimit(bucket, now, limit.windowMs);
+    made.push([bucket, now - (now % limit.windowMs)]);
+    if (hits > limit.max) {
+      await takeBackGuess(ctx, made);
+      throw rateLimited(now, limit);
+    }
   }
+  return made;
+}
+
+async function takeBackGuess(ctx: ServerContext, hits: readonly GuessHit[]): Promise<void> {
+  for (const [bucket, windowStart] of hits) await ctx.store.unhitRateLimit(bucket, windowStart);
+}
+
+/** The hits a stored attempt counted (migration 004's JSON column; none for older attempts). */
+function storedGuessHits(text: string | null): GuessHit[] {
+  if (text === null) return [];
+  const value: unknown = JSON.parse(text);
+  if (!Array.isArray(value)) return [];
+  return value.filter(
+    (hit): hit is GuessHit =>
+      Array.isArray(hit) && hit.length === 2 && typeof hit[0] === 'string' && Number.isSafeInteger(hit[1]),
+  );
 }
 
 // ---- registration and email verification -------------------------------------------------------
@@ -264,11 +307,27 @@ interface LoginStart {
   account: AccountRow | undefined;
   sessionId: string | null;
   startLoginRequest: string;
+  deviceTokenId: string | null;
+  guessHits: readonly GuessHit[];
 }
 
-/** OPAQUE KE1 → KE2. For an unknown email a fake KE2 is made, so the answer does not reveal the account. */
+/**
+ * Refuses a KE1 that is not one before anything is counted: the right length, and (RFC 9807 §6.1,
+ * ristretto255) a blinded element and a client key share that are group elements. The nonce between
+ * them is any 32 bytes.
+ */
+function checkStartLoginRequest(text: string): void {
+  const bytes = fromBase64Url(checkOpaqueMessage(text, 'startLoginRequest'), 'startLoginRequest');
+  if (!isRistretto255Element(bytes.subarray(0, 32)) || !isRistretto255Element(bytes.subarray(64, 96))) {
+    throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', 'startLoginRequest holds no valid group element.');
+  }
+}
+
+/**
+ * OPAQUE KE1 → KE2, once the guess is counted (the caller counted it and takes it back if this
+ * throws). For an unknown email a fake KE2 is made, so the answer does not reveal the account.
+ */
 async function startOpaqueLogin(ctx: ServerContext, start: LoginStart) {
-  checkOpaqueMessage(start.startLoginRequest, 'startLoginRequest');
   const { serverLoginState, loginResponse } = opaqueStep(
     () =>
       opaque.server.startLogin({
@@ -289,8 +348,25 @@ async function startOpaqueLogin(ctx: ServerContext, start: LoginStart) {
     state_sealed: sealAtRest(ctx.masterKey, 'login-state', loginId, utf8(serverLoginState), ctx.random(12)),
     expires_at: ctx.now() + LOGIN_ATTEMPT_TTL_MS,
     password_changed_at: start.account?.password_changed_at ?? null,
+    device_token_id: start.deviceTokenId,
+    rate_limit_hits: JSON.stringify(start.guessHits),
   });
   return { loginId, loginResponse };
+}
+
+/** Counts the guess, then starts OPAQUE; a start that fails after the count takes the count back. */
+async function countedStart(
+  ctx: ServerContext,
+  buckets: ReadonlyArray<readonly [string, RateLimit]>,
+  start: Omit<LoginStart, 'guessHits'>,
+) {
+  const guessHits = await countGuess(ctx, buckets);
+  try {
+    return await startOpaqueLogin(ctx, { ...start, guessHits });
+  } catch (error) {
+    await takeBackGuess(ctx, guessHits);
+    throw error;
+  }
 }
 
 /** OPAQUE KE3: single use (the attempt row is deleted as it is read), and it must prove the password. */
@@ -307,6 +383,8 @@ async function finishOpaqueLogin(ctx: ServerContext, loginId: string, finishLogi
     () => opaque.server.finishLogin({ serverLoginState, finishLoginRequest }),
     'LK_LOGIN_FAILED',
   );
+  // KE3 proved the password this attempt's KE2 was made from: it was no guess, so its count goes back.
+  await takeBackGuess(ctx, storedGuessHits(attempt.rate_limit_hits));
   const account = attempt.account_id === null ? undefined : await ctx.store.findAccountById(attempt.account_id);
   if (account === undefined) throw new LatchkeyError('LK_LOGIN_FAILED');
   // A password change deletes the account's attempts, but a start that read the old record just before
@@ -326,14 +404,63 @@ function keysBundleFor(ctx: ServerContext, account: AccountRow, bundleKey: Uint8
   return toBase64Url(bundle);
 }
 
-export async function loginStart(ctx: ServerContext, rawEmail: string, startLoginRequest: string, address: string) {
-  const email = normalizeEmail(rawEmail);
-  await enforceRateLimit(ctx, rateLimitBucket.loginByAddress(address), ctx.config.rateLimits.loginPerAddress);
-  await enforceRateLimit(ctx, rateLimitBucket.loginByAccount(email), ctx.config.rateLimits.loginPerAccount);
-  const account = await ctx.store.findAccountByEmail(email);
-  return startOpaqueLogin(ctx, { purpose: 'login', email, account, sessionId: null, startLoginRequest });
+/** The device token the client presented, if it is a live one of this account; otherwise none. */
+async function knownDevice(
+  ctx: ServerContext,
+  account: AccountRow | undefined,
+  tokenHash: Uint8Array | undefined,
+): Promise<DeviceTokenRow | undefined> {
+  if (tokenHash === undefined || account === undefined) return undefined;
+  // Found by its hash, as a session token is: the token is 256 random bits, so the lookup tells nothing.
+  const row = await ctx.store.findDeviceToken(tokenHash, ctx.now());
+  return row?.account_id === account.id ? row : undefined;
 }
 
+/**
+ * Login, KE1 → KE2. Every KE2 is a guess (see LOGIN_RATE_LIMITS): malformed input is refused first
+ * and counts nothing; then a known device counts in its own bucket, and an unknown client in its
+ * (account, address) bucket and the account's. A device token that is not a live one of the account
+ * is ignored, so the answer is the same as without one.
+ */
+export async function loginStart(
+  ctx: ServerContext,
+  rawEmail: string,
+  startLoginRequest: string,
+  address: string,
+  deviceToken?: string,
+) {
+  const email = normalizeEmail(rawEmail);
+  checkStartLoginRequest(startLoginRequest);
+  // Decoded whether or not the email has an account, so a malformed token is refused alike for any.
+  const tokenHash = deviceToken === undefined ? undefined : hashToken(fromBase64Url(deviceToken, 'deviceToken'));
+  const limits = ctx.config.rateLimits;
+  const account = await ctx.store.findAccountByEmail(email);
+  const device = await knownDevice(ctx, account, tokenHash);
+  // The flood guard: an address's starts, whatever the email. A known device is not counted in it, so
+  // an attacker behind the owner's address cannot lock the owner out with it either.
+  if (device === undefined)
+    await enforceRateLimit(ctx, rateLimitBucket.loginByAddress(address), limits.loginPerAddress);
+  const bucketOf = {
+    guessesPerDevice: () => [rateLimitBucket.loginByDevice(device?.id ?? ''), limits.loginPerDevice] as const,
+    guessesPerAccountAddress: () =>
+      [rateLimitBucket.loginByAccountAddress(email, address), limits.loginPerAccountAddress] as const,
+    guessesPerAccount: () => [rateLimitBucket.loginByAccount(email), limits.loginPerAccount] as const,
+  };
+  const buckets = loginGuessLimits(device !== undefined).map((limit) => bucketOf[limit]());
+  return countedStart(ctx, buckets, {
+    purpose: 'login',
+    email,
+    account,
+    sessionId: null,
+    startLoginRequest,
+    deviceTokenId: device?.id ?? null,
+  });
+}
+
+/**
+ * Login, KE3 → a session, and a new device token for this device's next login. The token presented at
+ * the start (if any) is replaced, so each device holds one and a copied token ends at the next login.
+ */
 export async function loginFinish(
   ctx: ServerContext,
   loginId: string,
@@ -343,7 +470,6 @@ export async function loginFinish(
   const { attempt, account, sessionKey } = await finishOpaqueLogin(ctx, loginId, finishLoginRequest);
   if (attempt.purpose !== 'login') throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
   if (account.verified_at === null) throw new LatchkeyError('LK_ACCOUNT_UNVERIFIED');
-  await ctx.store.clearRateLimit(rateLimitBucket.loginByAccount(account.email));
   const { token, bundleKey } = deriveSessionSecrets(sessionKey);
   const now = ctx.now();
   const session: SessionRow = {
@@ -357,28 +483,46 @@ export async function loginFinish(
     authenticated_at: now,
     expires_at: now + SESSION_LIFETIME_MS,
   };
-  await ctx.store.insertSession(session);
+  const deviceToken = ctx.random(32);
+  await ctx.store.transaction(async (tx) => {
+    await tx.insertSession(session);
+    if (attempt.device_token_id !== null) await tx.deleteDeviceToken(attempt.device_token_id);
+    await tx.insertDeviceToken(
+      {
+        id: newId(ctx),
+        account_id: account.id,
+        token_hash: hashToken(deviceToken),
+        session_id: session.id,
+        created_at: now,
+        expires_at: now + DEVICE_TOKEN_LIFETIME_MS,
+      },
+      MAX_DEVICE_TOKENS_PER_ACCOUNT,
+    );
+  });
   return {
     accountId: account.id,
     sessionId: session.id,
     expiresAt: session.expires_at,
     keysChangedAt: account.keys_changed_at,
     keysBundle: keysBundleFor(ctx, account, bundleKey),
+    deviceToken: toBase64Url(deviceToken),
   };
 }
 
+/**
+ * Reauthentication, KE1 → KE2: the session already proved the password, so no login limit applies;
+ * its own limit keeps a stolen bearer token from becoming a way to guess the password.
+ */
 export async function reauthStart(ctx: ServerContext, auth: AuthenticatedSession, startLoginRequest: string) {
-  await enforceRateLimit(
-    ctx,
-    rateLimitBucket.loginByAccount(auth.account.email),
-    ctx.config.rateLimits.loginPerAccount,
-  );
-  return startOpaqueLogin(ctx, {
+  checkStartLoginRequest(startLoginRequest);
+  const bucket = [rateLimitBucket.reauthBySession(auth.session.id), ctx.config.rateLimits.reauthPerSession] as const;
+  return countedStart(ctx, [bucket], {
     purpose: 'reauth',
     email: auth.account.email,
     account: auth.account,
     sessionId: auth.session.id,
     startLoginRequest,
+    deviceTokenId: null,
   });
 }
 
@@ -388,7 +532,6 @@ export async function reauthFinish(ctx: ServerContext, auth: AuthenticatedSessio
   if (attempt.purpose !== 'reauth' || attempt.session_id !== auth.session.id) {
     throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
   }
-  await ctx.store.clearRateLimit(rateLimitBucket.loginByAccount(account.email));
   const now = ctx.now();
   await ctx.store.setSessionAuthenticatedAt(auth.session.id, now);
   const { bundleKey } = deriveSessionSecrets(sessionKey);
@@ -434,8 +577,20 @@ export async function listSessions(ctx: ServerContext, auth: AuthenticatedSessio
     }));
 }
 
-export async function revokeSession(ctx: ServerContext, auth: AuthenticatedSession, sessionId: string) {
-  if (!(await ctx.store.deleteSession(auth.account.id, sessionId))) throw new LatchkeyError('LK_SESSION_NOT_FOUND');
+/**
+ * Ends a session. Revoking it (`revokeDevice`, the sessions list's revoke) also revokes the device
+ * token its login issued: the device is no longer trusted. Logging out keeps it, for the next login.
+ */
+export async function revokeSession(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  sessionId: string,
+  options: { revokeDevice: boolean },
+) {
+  await ctx.store.transaction(async (tx) => {
+    if (!(await tx.deleteSession(auth.account.id, sessionId))) throw new LatchkeyError('LK_SESSION_NOT_FOUND');
+    if (options.revokeDevice) await tx.deleteSessionDeviceTokens(auth.account.id, sessionId);
+  });
 }
 
 // ---- password change, reset, deletion -----------------------------------------------------------
@@ -460,6 +615,7 @@ export async function passwordChangeFinish(
       opaqueRecord: record,
       wrapKB: wrapped,
       passwordChangedAt: ctx.now(),
+      keepDeviceTokensOf: auth.session.id,
     });
     return tx.deleteSessions(auth.account.id, auth.session.id);
   });
