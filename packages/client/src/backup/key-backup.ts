@@ -14,13 +14,18 @@ import {
   encryptForBackup,
   fromBase64,
   fromUtf8,
+  hasKeyCheck,
   type KB,
   LatchkeyError,
   MAX_BACKUP_BATCH,
   type MatrixCrypto,
+  type PassphraseInfo,
   type RoomKey,
   roomKeyFromPlaintext,
+  type SecretItemBody,
+  type StorageKeyDescriptionBody,
   type StorageKeyListBody,
+  storageKeyCandidates,
   toBackupPlaintext,
   toBase64,
   utf8,
@@ -54,6 +59,14 @@ export type RecoverySecret = { recoveryKey: string } | { passphrase: string } | 
 function reasonOf(error: LatchkeyError): string {
   const reason = error.details?.reason;
   return typeof reason === 'string' ? reason : 'no-way-in';
+}
+
+/**
+ * Storage keys a recovery key or passphrase may be (every one the secret is stored under but the
+ * kB-derived key, which no person types), the default key first (core storageKeyCandidates).
+ */
+function recoveryCandidates(list: StorageKeyListBody, holders: Iterable<string>): string[] {
+  return storageKeyCandidates(list.keys, list.default_key, holders).filter((id) => id !== KB_KEY_ID);
 }
 
 const alphanumeric = (length: number) =>
@@ -271,6 +284,9 @@ export class KeyBackup {
           { keyId: KB_KEY_ID, key: kbKey },
         ]);
         await this.secrets.describeKey(RECOVERY_KEY_ID, storageKey, description);
+        // Matrix clients look for the secret under the default key: it must name the new one.
+        if ((await this.secrets.keys()).default_key !== RECOVERY_KEY_ID)
+          await this.secrets.setDefaultKey(RECOVERY_KEY_ID);
         return { version: info.version, recoveryKey: encodeRecoveryKey(storageKey) };
       } finally {
         storageKey.fill(0);
@@ -289,20 +305,31 @@ export class KeyBackup {
   async verifyRecoveryKey(recoveryKey: string): Promise<boolean> {
     const storageKey = decodeRecoveryKey(recoveryKey);
     try {
-      const { keys } = await this.secrets.keys();
-      if (keys[RECOVERY_KEY_ID] === undefined) {
+      const list = await this.secrets.keys();
+      if (!Object.keys(list.keys).some((id) => id !== KB_KEY_ID)) {
         throw new LatchkeyError('LK_NO_RECOVERY_METHOD', 'This account has no recovery key: enable the backup first.');
       }
-      return this.matchesRecoveryKey(storageKey, keys);
+      const item = await this.backupSecretIfAny();
+      // The keys the backup key is stored under (a Matrix client's have random ids), else the default.
+      const holders =
+        item !== undefined ? Object.keys(item.encrypted) : list.default_key === null ? [] : [list.default_key];
+      return recoveryCandidates(list, holders).some((id) => {
+        const description = list.keys[id] as StorageKeyDescriptionBody;
+        return hasKeyCheck(description) && checkStorageKey(this.crypto, storageKey, description);
+      });
     } finally {
       storageKey.fill(0);
     }
   }
 
-  /** True when the storage key passes the recovery key's key check (false when there is none). */
-  private matchesRecoveryKey(storageKey: Uint8Array, keys: StorageKeyListBody['keys']): boolean {
-    const description = keys[RECOVERY_KEY_ID];
-    return description !== undefined && checkStorageKey(this.crypto, storageKey, description);
+  /** The stored backup secret, or undefined when there is none. */
+  private async backupSecretIfAny(): Promise<SecretItemBody | undefined> {
+    try {
+      return await this.secrets.fetch(BACKUP_SECRET);
+    } catch (error) {
+      if (error instanceof LatchkeyError && error.code === 'LK_SECRET_NOT_FOUND') return undefined;
+      throw error;
+    }
   }
 
   async current(): Promise<BackupVersionInfoBody | undefined> {
@@ -418,14 +445,15 @@ export class KeyBackup {
    * device logged in with the password) the kB-derived storage key, and checks it matches auth_data.
    */
   async unlock(secret: RecoverySecret, info: BackupVersionInfoBody): Promise<Uint8Array> {
-    const { keys } = await this.secrets.keys();
-    const { keyId, storageKey } = await this.storageKeyFor(secret, keys);
+    const list = await this.secrets.keys();
+    const { keyId, storageKey, opened, item } = await this.openBackupSecret(secret, list);
     let backupKey: Uint8Array | undefined;
     try {
-      const item = await this.secrets.fetch(BACKUP_SECRET);
-      const opened = this.secrets.open(item, BACKUP_SECRET, keyId, storageKey);
-      if (opened === undefined) throw new LatchkeyError('LK_NO_RECOVERY_METHOD');
-      backupKey = fromBase64(fromUtf8(opened), BACKUP_SECRET);
+      try {
+        backupKey = fromBase64(fromUtf8(opened), BACKUP_SECRET);
+      } finally {
+        opened.fill(0);
+      }
       if (!constantTimeEqual(this.crypto.x25519PublicKey(backupKey), fromBase64(info.auth_data.public_key))) {
         throw new LatchkeyError('LK_BACKUP_KEY_MISMATCH');
       }
@@ -433,7 +461,7 @@ export class KeyBackup {
       // that proves the backup is ours even when its signature does not check (kB, and with it the
       // signing key, changed in a password reset). Sign it again so uploads go on.
       if (!this.isTrusted(info.auth_data)) await this.signAgain(info, backupKey);
-      if (keyId === RECOVERY_KEY_ID) await this.renewLoggedInAccess(keys, storageKey, backupKey);
+      if (keyId !== KB_KEY_ID) await this.renewLoggedInAccess(list.keys, { keyId, key: storageKey }, backupKey, item);
       const unlocked = backupKey;
       backupKey = undefined; // handed to the caller, who wipes it
       return unlocked;
@@ -443,35 +471,79 @@ export class KeyBackup {
     }
   }
 
-  /** The secret-storage key `secret` stands for, checked against its key description before use. */
-  private async storageKeyFor(
+  /**
+   * Opens the backup secret with the storage key `secret` stands for. A recovery key or passphrase may
+   * be any storage key the secret is stored under, not only ours (`recovery`): a Matrix client keeps
+   * its key under a random id that `m.secret_storage.default_key` names, and after a reset an older key
+   * may still hold a copy. The default key is tried first; a key is used only if it passes its key
+   * check (when it has one) and the secret's MAC.
+   */
+  private async openBackupSecret(
     secret: RecoverySecret,
-    keys: StorageKeyListBody['keys'],
-  ): Promise<{ keyId: string; storageKey: Uint8Array }> {
+    list: StorageKeyListBody,
+  ): Promise<{ keyId: string; storageKey: Uint8Array; opened: Uint8Array; item: SecretItemBody }> {
     if ('recoveryKey' in secret) {
       const storageKey = decodeRecoveryKey(secret.recoveryKey);
-      if (!this.matchesRecoveryKey(storageKey, keys)) {
-        storageKey.fill(0);
-        throw new LatchkeyError(
-          'LK_BAD_RECOVERY_KEY',
-          'That recovery key is well formed, but it is not the one for this backup.',
-          { reason: 'mismatch' },
+      let item: SecretItemBody;
+      let found: { keyId: string; storageKey: Uint8Array; opened: Uint8Array } | undefined;
+      try {
+        item = await this.secrets.fetch(BACKUP_SECRET);
+        found = await this.firstThatOpens(
+          item,
+          list,
+          recoveryCandidates(list, Object.keys(item.encrypted)),
+          async () => storageKey,
         );
+      } catch (error) {
+        storageKey.fill(0);
+        throw error;
       }
-      return { keyId: RECOVERY_KEY_ID, storageKey };
+      if (found !== undefined) return { ...found, item };
+      // Not a key the backup key is stored under. It may still be one of the account's storage keys
+      // (one replaced by a newer recovery key, or another secret's): say so rather than "not ours".
+      const described = Object.entries(list.keys).some(
+        ([id, description]) =>
+          id !== KB_KEY_ID && hasKeyCheck(description) && checkStorageKey(this.crypto, storageKey, description),
+      );
+      storageKey.fill(0);
+      throw new LatchkeyError(
+        'LK_BAD_RECOVERY_KEY',
+        described
+          ? "That is one of this account's storage keys, but the backup key is not stored under it (was it replaced?)."
+          : 'That recovery key is well formed, but it is not the one for this backup.',
+        { reason: described ? 'not-for-backup' : 'mismatch' },
+      );
     }
     if ('passphrase' in secret) {
-      const description = keys[RECOVERY_KEY_ID];
-      if (description?.passphrase === undefined)
+      const withPassphrase = (holders: Iterable<string>) =>
+        recoveryCandidates(list, holders).filter((id) => list.keys[id]?.passphrase !== undefined);
+      const item = await this.secrets.fetch(BACKUP_SECRET);
+      const candidates = withPassphrase(Object.keys(item.encrypted));
+      if (candidates.length === 0)
         throw new LatchkeyError('LK_NO_RECOVERY_METHOD', 'This backup has no passphrase; use the recovery key.');
-      const storageKey = await deriveKeyFromPassphrase(this.crypto, secret.passphrase, description.passphrase);
-      if (!checkStorageKey(this.crypto, storageKey, description)) {
-        storageKey.fill(0);
-        throw new LatchkeyError('LK_BAD_PASSPHRASE');
+      // One PBKDF2 run per distinct set of parameters (each is costly on purpose), and only as needed:
+      // usually the default key's is the first and the last.
+      const derived = new Map<string, Uint8Array>();
+      const keyOf = async (id: string) => {
+        const params = (list.keys[id] as StorageKeyDescriptionBody).passphrase as PassphraseInfo;
+        const cacheKey = JSON.stringify([params.algorithm, params.salt, params.iterations, params.bits ?? 256]);
+        let key = derived.get(cacheKey);
+        if (key === undefined) {
+          key = await deriveKeyFromPassphrase(this.crypto, secret.passphrase, params);
+          derived.set(cacheKey, key);
+        }
+        return key;
+      };
+      let found: { keyId: string; storageKey: Uint8Array; opened: Uint8Array } | undefined;
+      try {
+        found = await this.firstThatOpens(item, list, candidates, keyOf);
+      } finally {
+        for (const key of derived.values()) if (key !== found?.storageKey) key.fill(0);
       }
-      return { keyId: RECOVERY_KEY_ID, storageKey };
+      if (found === undefined) throw new LatchkeyError('LK_BAD_PASSPHRASE');
+      return { ...found, item };
     }
-    const description = keys[KB_KEY_ID];
+    const description = list.keys[KB_KEY_ID];
     if (description === undefined)
       throw new LatchkeyError('LK_NO_RECOVERY_METHOD', 'Logged-in devices were not given access to this backup.');
     const storageKey = deriveSecretStorageKeyFromKB(this.kB());
@@ -484,7 +556,46 @@ export class KeyBackup {
         { reason: 'kb-changed' },
       );
     }
-    return { keyId: KB_KEY_ID, storageKey };
+    try {
+      const item = await this.secrets.fetch(BACKUP_SECRET);
+      const opened = this.secrets.open(item, BACKUP_SECRET, KB_KEY_ID, storageKey);
+      if (opened === undefined) throw new LatchkeyError('LK_NO_RECOVERY_METHOD');
+      return { keyId: KB_KEY_ID, storageKey, opened, item };
+    } catch (error) {
+      storageKey.fill(0);
+      throw error;
+    }
+  }
+
+  /**
+   * The first of `candidates` whose key (from `keyOf`) passes its key check and opens the secret. A key
+   * that passes a real key check but fails the secret's MAC means the secret was stored again under a
+   * new key with the same id (an interrupted recovery-key replacement): that is reported as
+   * `LK_SECRET_DECRYPT_FAILED` if no other key opens it. A description without a key check accepts any
+   * key (spec), so only the MAC tells; its failure just moves on.
+   */
+  private async firstThatOpens(
+    item: SecretItemBody,
+    list: StorageKeyListBody,
+    candidates: string[],
+    keyOf: (keyId: string) => Promise<Uint8Array>,
+  ): Promise<{ keyId: string; storageKey: Uint8Array; opened: Uint8Array } | undefined> {
+    let stale: LatchkeyError | undefined;
+    for (const keyId of candidates) {
+      const description = Object.hasOwn(list.keys, keyId) ? list.keys[keyId] : undefined;
+      if (description === undefined) continue;
+      const storageKey = await keyOf(keyId);
+      if (!checkStorageKey(this.crypto, storageKey, description)) continue;
+      try {
+        const opened = this.secrets.open(item, BACKUP_SECRET, keyId, storageKey);
+        if (opened !== undefined) return { keyId, storageKey, opened };
+      } catch (error) {
+        if (!(error instanceof LatchkeyError && error.code === 'LK_SECRET_DECRYPT_FAILED')) throw error;
+        if (hasKeyCheck(description)) stale ??= error;
+      }
+    }
+    if (stale !== undefined) throw stale;
+    return undefined;
   }
 
   /** Replaces the version's auth_data with the same public key signed by this account's current key. */
@@ -504,8 +615,9 @@ export class KeyBackup {
    */
   private async renewLoggedInAccess(
     keys: StorageKeyListBody['keys'],
-    recoveryStorageKey: Uint8Array,
+    recovery: { keyId: string; key: Uint8Array },
     backupKey: Uint8Array,
+    item: SecretItemBody,
   ): Promise<void> {
     const description = keys[KB_KEY_ID];
     if (description === undefined) return;
@@ -513,11 +625,15 @@ export class KeyBackup {
     try {
       if (checkStorageKey(this.crypto, kbKey, description)) return;
       // The secret first, the description (its key check) last: interrupted, the old check still
-      // fails and the next recovery-key restore does this again.
-      await this.secrets.store(BACKUP_SECRET, utf8(toBase64(backupKey)), [
-        { keyId: RECOVERY_KEY_ID, key: recoveryStorageKey },
-        { keyId: KB_KEY_ID, key: kbKey },
-      ]);
+      // fails and the next recovery-key restore does this again. Copies under other keys (a Matrix
+      // client's) are kept as they are.
+      const { [KB_KEY_ID]: _stale, [recovery.keyId]: _renewed, ...others } = item.encrypted;
+      await this.secrets.store(
+        BACKUP_SECRET,
+        utf8(toBase64(backupKey)),
+        [recovery, { keyId: KB_KEY_ID, key: kbKey }],
+        others,
+      );
       await this.secrets.describeKey(KB_KEY_ID, kbKey, {
         name: description.name ?? 'Devices logged in to this account',
       });

@@ -43,9 +43,18 @@ export class SecretStorage {
     return this.request<StorageKeyListBody>('GET', '/v1/secret-storage/keys');
   }
 
-  /** Stores `secret` encrypted under every given storage key. */
-  async store(name: string, secret: Uint8Array, keys: Array<{ keyId: string; key: Uint8Array }>) {
-    const encrypted: Record<string, EncryptedSecret> = {};
+  /**
+   * Stores `secret` encrypted under every given storage key, replacing the stored item. `keep` carries
+   * over copies already encrypted under other keys (the same secret, so they still open it): a write
+   * by this SDK does not take the secret away from keys it does not hold, such as a Matrix client's.
+   */
+  async store(
+    name: string,
+    secret: Uint8Array,
+    keys: Array<{ keyId: string; key: Uint8Array }>,
+    keep: Readonly<Record<string, EncryptedSecret>> = {},
+  ) {
+    const encrypted: Record<string, EncryptedSecret> = { ...keep };
     for (const { keyId, key } of keys)
       encrypted[keyId] = encryptSecretBytes(this.crypto, key, name, secret, randomBytes(16));
     await this.request('PUT', `/v1/secret-storage/secrets/${encodeURIComponent(name)}`, { encrypted });
@@ -55,9 +64,9 @@ export class SecretStorage {
     return this.request<SecretItemBody>('GET', `/v1/secret-storage/secrets/${encodeURIComponent(name)}`);
   }
 
-  /** Decrypts a fetched secret with the storage key `keyId`. */
+  /** Decrypts a fetched secret with the storage key `keyId`; undefined when it is not stored under that key. */
   open(item: SecretItemBody, name: string, keyId: string, key: Uint8Array): Uint8Array | undefined {
-    const encrypted = item.encrypted[keyId];
+    const encrypted = Object.hasOwn(item.encrypted, keyId) ? item.encrypted[keyId] : undefined;
     return encrypted === undefined ? undefined : decryptSecretBytes(this.crypto, key, name, encrypted);
   }
 }

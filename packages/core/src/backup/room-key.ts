@@ -14,6 +14,35 @@ export interface RoomKey {
   sender_claimed_keys: Record<string, string>;
   forwarding_curve25519_key_chain: string[];
   'm.shared_history'?: boolean;
+  /**
+   * Fields this SDK does not know (another client's extension, a later spec version's field), kept as
+   * they came through the keystore, export files and the backup: decoders ignore unknown fields (spec),
+   * so dropping them on the way through would lose another client's data for good.
+   */
+  [field: string]: unknown;
+}
+
+/** The fields read and written by name; every other field of a plaintext is carried as it is. */
+const KNOWN_FIELDS = new Set([
+  'algorithm',
+  'room_id',
+  'session_id',
+  'sender_key',
+  'session_key',
+  'sender_claimed_keys',
+  'forwarding_curve25519_key_chain',
+  // The history flag under its three names (reference §1.6): read from any, written as m.shared_history.
+  'm.shared_history',
+  'shared_history',
+  'org.matrix.msc3061.shared_history',
+]);
+
+/**
+ * The fields of `json` that are not known, as own data properties. Object.entries/fromEntries copy
+ * even a field named `__proto__` as data, never as the object's prototype.
+ */
+function unknownFieldsOf(json: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(json).filter(([field]) => !KNOWN_FIELDS.has(field)));
 }
 
 /** Facts the app knows about a key beyond its bytes, used to rank it in the backup. */
@@ -33,7 +62,7 @@ export function firstKnownIndex(sessionKey: string): number {
 
 /**
  * The backup plaintext of a key, in matrix-rust-sdk's field order (`BackedUpRoomKey`), without
- * room_id and session_id, which the backup's map position carries.
+ * room_id and session_id, which the backup's map position carries; then the fields we do not know.
  */
 export function toBackupPlaintext(key: RoomKey): string {
   return JSON.stringify({
@@ -43,13 +72,14 @@ export function toBackupPlaintext(key: RoomKey): string {
     sender_claimed_keys: key.sender_claimed_keys,
     forwarding_curve25519_key_chain: key.forwarding_curve25519_key_chain,
     ...(key['m.shared_history'] === undefined ? {} : { 'm.shared_history': key['m.shared_history'] }),
+    ...unknownFieldsOf(key),
   });
 }
 
 /**
- * Reads a decrypted backup plaintext (or an export entry) into a RoomKey. Field order and unknown
- * fields do not matter (the plaintext is not canonical JSON); the history flag is read under all
- * three names in use and written as `m.shared_history` (reference §1.6).
+ * Reads a decrypted backup plaintext (or an export entry) into a RoomKey. Field order does not matter
+ * (the plaintext is not canonical JSON); unknown fields are kept, after the known ones; the history
+ * flag is read under all three names in use and written as `m.shared_history` (reference §1.6).
  */
 export function roomKeyFromPlaintext(
   roomId: string,
@@ -72,6 +102,7 @@ export function roomKeyFromPlaintext(
       ? forwarding_curve25519_key_chain.filter((k): k is string => typeof k === 'string')
       : [],
     ...(typeof history === 'boolean' ? { 'm.shared_history': history } : {}),
+    ...unknownFieldsOf(json),
   };
 }
 

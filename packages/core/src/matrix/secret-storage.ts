@@ -125,6 +125,33 @@ export function checkStorageKey(
   return constantTimeEqual(crypto.hmacSha256(macKey, ciphertext), mac);
 }
 
+/** True when a key description carries a key check (`iv` and `mac`), so a key can be told right or wrong. */
+export function hasKeyCheck(description: SecretStorageKeyDescription): boolean {
+  return description.iv !== undefined && description.mac !== undefined;
+}
+
+/**
+ * The storage keys to try for a secret, in order: only keys that are described and that the secret is
+ * encrypted under, the default key first, then keys with a key check, then the rest, each group by id.
+ * A client uses the default key unless told otherwise, but the key id is any string, and every key a
+ * secret is encrypted under opens it (spec "Secret storage": `m.secret_storage.default_key`, "Storage").
+ */
+export function storageKeyCandidates(
+  descriptions: Readonly<Record<string, SecretStorageKeyDescription>>,
+  defaultKey: string | null,
+  encryptedUnder: Iterable<string>,
+): string[] {
+  const held = new Set(encryptedUnder);
+  const rank = (id: string) => {
+    if (id === defaultKey) return 0;
+    const description = descriptions[id];
+    return description !== undefined && hasKeyCheck(description) ? 1 : 2;
+  };
+  return Object.keys(descriptions)
+    .filter((id) => held.has(id))
+    .sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
 /** The storage key from a passphrase: PBKDF2-HMAC-SHA-512 over the UTF-8 salt string (spec `m.pbkdf2`). */
 export async function deriveKeyFromPassphrase(
   crypto: MatrixCrypto,
