@@ -2,9 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Session } from '@latchkey/client';
+import { canonicalJson, toBase64 } from '@latchkey/core';
+import { CryptoEvent } from 'matrix-js-sdk/lib/crypto-api/index.js';
 import { requestKeyBackupVersion } from 'matrix-js-sdk/lib/rust-crypto/backup.js';
 import { encodeUri } from 'matrix-js-sdk/lib/utils.js';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { nodeMatrixCrypto } from '../../packages/client/src/platform/node-crypto.js';
 import {
   ClientPrefix,
   exportedKeys,
@@ -52,6 +55,26 @@ async function matrixErrorOf(
     throw error;
   }
   throw new Error('expected a MatrixError');
+}
+
+/** A random Curve25519 public key, for versions whose keys these tests never decrypt. */
+const randomKey = () => nodeMatrixCrypto.x25519PublicKey(globalThis.crypto.getRandomValues(new Uint8Array(32)));
+
+/** Signs auth_data with the peer's device key, as matrix-js-sdk's RustCrypto.signObject does. */
+async function signWithDevice(p: MatrixPeer, authData: object): Promise<void> {
+  const { signatures: _ignored, ...unsigned } = authData as { signatures?: unknown };
+  const signatures = await p.machine.sign(canonicalJson(unsigned));
+  (authData as { signatures?: unknown }).signatures = JSON.parse(signatures.asJSON());
+}
+
+/** Runs `start` with the backup loop's random start delay (0 to 10 s) at 0. */
+async function withoutStartDelay<T>(start: () => Promise<T>): Promise<T> {
+  const random = vi.spyOn(Math, 'random').mockReturnValue(0);
+  try {
+    return await start();
+  } finally {
+    random.mockRestore();
+  }
 }
 
 const backends = {
@@ -177,5 +200,184 @@ describe.each(['sqlite', 'postgres'] as const)('a Matrix client keeps its key ba
     const sessionKeys = async (q: MatrixPeer) =>
       (await exportedKeys(q)).map((k) => `${k.room_id}|${k.session_id}|${k.session_key}`).sort();
     expect(await sessionKeys(other)).toEqual(await sessionKeys(p));
+  });
+
+  it('refuses writes to an old version with M_WRONG_ROOM_KEYS_VERSION naming the current one, and the client reacts', async () => {
+    const session = await account();
+    const p = await peer(session.state.token);
+    await makeSessions(p, ['!old:example.org']);
+    // Signed by the device, so the client trusts the backup and its own loop uploads to it.
+    const first = await p.backup.setupKeyBackup((authData) => signWithDevice(p, authData));
+    await withoutStartDelay(() => p.backup.checkKeyBackupAndEnable(true));
+    await vi.waitFor(async () => expect((await p.machine.roomKeyCounts()).backedUp).toBe(1));
+    // Another device makes a newer version (a bare POST: setupKeyBackup would delete the old one first).
+    const newer = await p.client.http.authedRequest<{ version: string }>(
+      Method.Post,
+      '/room_keys/version',
+      undefined,
+      { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: toBase64(randomKey()) } },
+      v3,
+    );
+    expect(newer).toEqual({ version: '2' });
+    const stale = keysPath(first.version, '!old:example.org', 'sid');
+    // The key the loop stored in version 1, sent again by hand.
+    const stored = await get<AllKeys>(p, keysPath(first.version));
+    const body = Object.values(stored.rooms['!old:example.org']?.sessions ?? {})[0];
+    expect(body).toBeDefined();
+    expect(await matrixErrorOf(p.client.http.authedRequest(Method.Put, stale.path, stale.queryData, body, v3))).toEqual(
+      {
+        status: 403,
+        data: { errcode: 'M_WRONG_ROOM_KEYS_VERSION', error: 'Wrong backup version.', current_version: '2' },
+      },
+    );
+    // A version that never existed is M_NOT_FOUND, not a wrong version (as Synapse answers).
+    const never = keysPath('7', '!old:example.org', 'sid');
+    expect(
+      await matrixErrorOf(p.client.http.authedRequest(Method.Put, never.path, never.queryData, body, v3)),
+    ).toMatchObject({
+      status: 404,
+      data: { errcode: 'M_NOT_FOUND' },
+    });
+    // The client's own loop, with a new key for the old version, gets the 403 and gives that version up
+    // as the spec intends (KeyBackupFailed with the code), rather than retrying or dropping keys silently.
+    const failed = new Promise<string>((resolve) => p.backup.once(CryptoEvent.KeyBackupFailed, resolve));
+    await makeSessions(p, ['!new:example.org']);
+    await withoutStartDelay(() => p.backup.maybeUploadKey());
+    expect(await failed).toBe('M_WRONG_ROOM_KEYS_VERSION');
+    expect((await requestKeyBackupVersion(p.client.http, first.version))?.count).toBe(1);
+    expect((await requestKeyBackupVersion(p.client.http, '2'))?.count).toBe(0);
+  });
+
+  it('answers unknown keys, rooms and versions as the spec does', async () => {
+    const session = await account();
+    const p = await peer(session.state.token);
+    const { version } = await p.client.http.authedRequest<{ version: string }>(
+      Method.Post,
+      '/room_keys/version',
+      undefined,
+      { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: toBase64(randomKey()) } },
+      v3,
+    );
+    expect(await get(p, keysPath(version))).toEqual({ rooms: {} });
+    expect(await get(p, keysPath(version, '!none:example.org'))).toEqual({ sessions: {} });
+    expect(await matrixErrorOf(get(p, keysPath(version, '!none:example.org', 'nope')))).toEqual({
+      status: 404,
+      data: { errcode: 'M_NOT_FOUND', error: 'Key not found.' },
+    });
+    for (const at of [keysPath('8'), keysPath('8', '!none:example.org'), keysPath('8', '!r', 's'), keysPath('x1')]) {
+      expect(await matrixErrorOf(get(p, at))).toEqual({
+        status: 404,
+        data: { errcode: 'M_NOT_FOUND', error: 'Unknown backup version.' },
+      });
+    }
+    expect(
+      await matrixErrorOf(p.client.http.authedRequest(Method.Delete, '/room_keys/version/8', undefined, undefined, v3)),
+    ).toMatchObject({
+      status: 404,
+      data: { errcode: 'M_NOT_FOUND' },
+    });
+  });
+
+  it('takes the Latchkey token as a Bearer header or as ?access_token=, and refuses others with M_UNKNOWN_TOKEN / M_MISSING_TOKEN', async () => {
+    const session = await account();
+    const p = await peer(session.state.token);
+    await p.backup.setupKeyBackup(async () => {});
+    const byQuery = await peer(session.state.token, { useAuthorizationHeader: false });
+    expect((await byQuery.client.getKeyBackupVersion())?.version).toBe('1');
+    // A token of the right form that no session has, and one that has been logged out.
+    const unknown = await peer('A'.repeat(43));
+    expect(await matrixErrorOf(unknown.client.getKeyBackupVersion())).toEqual({
+      status: 401,
+      data: { errcode: 'M_UNKNOWN_TOKEN', error: 'Unknown or expired access token.', soft_logout: false },
+    });
+    const malformed = await peer('not a latchkey token', { useAuthorizationHeader: false });
+    expect((await matrixErrorOf(malformed.client.getKeyBackupVersion())).data.errcode).toBe('M_UNKNOWN_TOKEN');
+    const missing = await peer('');
+    expect(await matrixErrorOf(missing.client.getKeyBackupVersion())).toEqual({
+      status: 401,
+      data: { errcode: 'M_MISSING_TOKEN', error: 'Missing access token.' },
+    });
+    const ended = await account();
+    const endedPeer = await peer(ended.state.token);
+    await ended.logOut();
+    expect((await matrixErrorOf(endedPeer.client.getKeyBackupVersion())).data.errcode).toBe('M_UNKNOWN_TOKEN');
+    // Another account's token sees none of this account's backup.
+    const stranger = await peer((await account()).state.token);
+    expect(await stranger.client.getKeyBackupVersion()).toBeNull();
+    expect((await matrixErrorOf(get(stranger, keysPath('1')))).data.errcode).toBe('M_NOT_FOUND');
+  });
+
+  it('answers malformed requests with M_NOT_JSON, M_BAD_JSON, M_MISSING_PARAM, M_INVALID_PARAM and M_UNRECOGNIZED', async () => {
+    const session = await account();
+    const p = await peer(session.state.token);
+    const { version } = await p.backup.setupKeyBackup(async () => {});
+    const raw = (method: Method, path: string, query: Record<string, string> | undefined, body?: string) =>
+      matrixErrorOf(
+        p.client.http.authedRequest(method, path, query, body, {
+          ...v3,
+          json: false,
+          headers: { 'Content-Type': 'application/json' },
+        }),
+      );
+    const code = async (call: ReturnType<typeof raw>) => {
+      const { status, data } = await call;
+      return [status, data.errcode];
+    };
+    expect(await code(raw(Method.Put, '/room_keys/keys', { version }, '{"rooms":'))).toEqual([400, 'M_NOT_JSON']);
+    const wrongType = JSON.stringify({ rooms: { '!r:x': { sessions: { s: { first_message_index: '0' } } } } });
+    expect(await code(raw(Method.Put, '/room_keys/keys', { version }, wrongType))).toEqual([400, 'M_BAD_JSON']);
+    expect(await code(raw(Method.Get, '/room_keys/keys', undefined))).toEqual([400, 'M_MISSING_PARAM']);
+    const otherAlgorithm = JSON.stringify({
+      algorithm: 'm.megolm_backup.v2',
+      auth_data: { public_key: toBase64(randomKey()) },
+    });
+    expect(await code(raw(Method.Put, `/room_keys/version/${version}`, undefined, otherAlgorithm))).toEqual([
+      400,
+      'M_INVALID_PARAM',
+    ]);
+    const otherVersion = JSON.stringify({
+      algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
+      auth_data: { public_key: toBase64(randomKey()) },
+      version: '5',
+    });
+    expect(await code(raw(Method.Put, `/room_keys/version/${version}`, undefined, otherVersion))).toEqual([
+      400,
+      'M_INVALID_PARAM',
+    ]);
+    const shortKey = JSON.stringify({
+      algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
+      auth_data: { public_key: 'AAAA' },
+    });
+    expect(await code(raw(Method.Post, '/room_keys/version', undefined, shortKey))).toEqual([400, 'M_INVALID_PARAM']);
+    expect(await code(raw(Method.Get, '/room_keys/nothing', undefined))).toEqual([404, 'M_UNRECOGNIZED']);
+    // Nothing above changed the version.
+    expect(await p.client.getKeyBackupVersion()).toMatchObject({ version, count: 0, etag: '0' });
+  });
+
+  it('deletes one key, one room, every key, then the version, each answer with the spec’s etag and count', async () => {
+    const session = await account();
+    const p = await peer(session.state.token);
+    await makeSessions(p, ['!one:example.org', '!two:example.org'], 2);
+    const { version, decryptionKey } = await p.backup.setupKeyBackup(async () => {});
+    await p.machine.enableBackupV1(decryptionKey.megolmV1PublicKey.publicKeyBase64, version);
+    await uploadPending(p);
+    const before = (await p.client.getKeyBackupVersion()) as VersionInfo;
+    expect(before.count).toBe(4);
+    const all = await get<AllKeys>(p, keysPath(version));
+    const [sessionId] = Object.keys(all.rooms['!one:example.org']?.sessions ?? {});
+    const del = (at: ReturnType<typeof keysPath>) =>
+      p.client.http.authedRequest<{ etag: string; count: number }>(Method.Delete, at.path, at.queryData, undefined, v3);
+    const etag = Number(before.etag);
+    expect(await del(keysPath(version, '!one:example.org', sessionId))).toEqual({ etag: String(etag + 1), count: 3 });
+    expect(await matrixErrorOf(get(p, keysPath(version, '!one:example.org', sessionId)))).toMatchObject({
+      status: 404,
+    });
+    expect(await del(keysPath(version, '!two:example.org'))).toEqual({ etag: String(etag + 2), count: 1 });
+    expect(await get(p, keysPath(version, '!two:example.org'))).toEqual({ sessions: {} });
+    expect(await del(keysPath(version))).toEqual({ etag: String(etag + 3), count: 0 });
+    expect(await get(p, keysPath(version))).toEqual({ rooms: {} });
+    await p.backup.deleteKeyBackupVersion(version);
+    expect(await p.client.getKeyBackupVersion()).toBeNull();
+    expect((await matrixErrorOf(get(p, keysPath(version)))).data.errcode).toBe('M_NOT_FOUND');
   });
 });

@@ -17,7 +17,7 @@ import { OutgoingRequestProcessor } from 'matrix-js-sdk/lib/rust-crypto/Outgoing
 export type Wasm = typeof import('@matrix-org/matrix-sdk-crypto-wasm');
 
 // The client logs every request at info; the tests read their own assertions, not its chatter.
-logger.setLevel('warn');
+logger.setLevel(process.env.MXLOG === '1' ? 'debug' : 'warn');
 
 let loaded: Promise<Wasm> | undefined;
 
