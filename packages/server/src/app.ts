@@ -6,7 +6,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { MAX_ID_LENGTH, ServerConfigResponse } from '@latchkey/core';
 import { Type } from '@sinclair/typebox';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { frameworkErrors, installErrorHandling, refuseWhileClosing } from './http-errors.js';
@@ -16,6 +16,7 @@ import { outbox } from './mail/outbox.js';
 import { loadOrCreateMasterKey } from './master-key.js';
 import { loadOrCreateOpaqueSetup } from './modules/accounts/opaque-setup.js';
 import { accountsRoutes } from './modules/accounts/routes.js';
+import { MATRIX_PREFIX, matrixBackupRoutes, redactAccessToken } from './modules/backup/matrix-routes.js';
 import { backupRoutes } from './modules/backup/routes.js';
 import { secretsRoutes } from './modules/secrets/routes.js';
 import { route } from './route.js';
@@ -58,6 +59,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       level: config.logLevel,
       // Belt and braces: nothing secret is logged on purpose, and these never reach a log line.
       redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'],
+      // Fastify's own request serializer, but the Matrix routes' `?access_token=` never reaches a log.
+      serializers: {
+        req: (request: FastifyRequest) => ({
+          method: request.method,
+          url: redactAccessToken(request.url),
+          host: request.host,
+          remoteAddress: request.ip,
+          remotePort: request.socket?.remotePort,
+        }),
+      },
       ...(options.logStream === undefined ? {} : { stream: options.logStream }),
     },
     bodyLimit: config.bodyLimitBytes,
@@ -130,6 +141,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(accountsRoutes, { ctx });
   await app.register(backupRoutes, { ctx });
+  await app.register(matrixBackupRoutes, { ctx, prefix: MATRIX_PREFIX });
   await app.register(secretsRoutes, { ctx });
   for (const plugin of options.extraPlugins ?? []) await app.register(plugin);
   await registerWebApp(app, config.webDir);

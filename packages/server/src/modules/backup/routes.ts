@@ -22,7 +22,7 @@ import { route } from '../../route.js';
 import * as backup from './service.js';
 
 /** A batch of 1,000 keys is about 700 KiB of JSON; allow headroom. */
-const UPLOAD_BODY_LIMIT = 4 * 1024 * 1024;
+export const UPLOAD_BODY_LIMIT = 4 * 1024 * 1024;
 
 type Version = { params: { version: string } };
 type VersionQuery = { query: { version: string } };

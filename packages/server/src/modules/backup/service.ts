@@ -219,6 +219,37 @@ export async function pageKeys(
   };
 }
 
+/**
+ * The keys of a version, or of one room of it, in (room_id, session_id) order and `batch` at a time,
+ * for the Matrix API's unpaged downloads: the caller streams them, so a backup of any size holds at
+ * most one batch in memory. The version is checked before the first batch, so a missing one fails
+ * before anything is sent, and again before each later one: a version deleted half-way through ends
+ * the reading with LK_BACKUP_NOT_FOUND rather than letting a truncated backup pass as whole.
+ */
+export async function keyBatches(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  version: string,
+  options: { roomId?: string; batch: number },
+): Promise<AsyncGenerator<BackedUpKeyBody[], void, undefined>> {
+  const accountId = auth.account.id;
+  const target = await liveVersion(ctx.store, accountId, version);
+  const { roomId, batch } = options;
+  return (async function* () {
+    // Every session id is at least one character, so all of a room's keys sort after (roomId, '').
+    let after: [string, string] | undefined = roomId === undefined ? undefined : [roomId, ''];
+    for (let first = true; ; first = false) {
+      if (!first) await liveVersion(ctx.store, accountId, version);
+      const rows = await ctx.store.pageBackupKeys(accountId, target.version, after, batch);
+      const wanted = roomId === undefined ? rows : rows.filter((row) => row.room_id === roomId);
+      if (wanted.length > 0) yield wanted.map(toApiKey);
+      const last = rows.at(-1);
+      if (last === undefined || rows.length < batch || wanted.length < rows.length) return;
+      after = [last.room_id, last.session_id];
+    }
+  })();
+}
+
 export async function getKey(
   ctx: ServerContext,
   auth: AuthenticatedSession,
