@@ -3,7 +3,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatchkeyClient, LatchkeyError, type Session } from '@latchkey/client';
-import { type KB, toBase64Url } from '@latchkey/core';
+import {
+  deriveSessionSecrets,
+  type ExportKey,
+  fromBase64Url,
+  type KB,
+  type KeyStretchingConfig,
+  openKeysBundle,
+  type SessionKey,
+  toBase64Url,
+  unwrapKB,
+} from '@latchkey/core';
 import { buildApp, connect, DEFAULTS, type Mailer, type MailMessage, openStore } from '@latchkey/server';
 import * as opaque from '@serenity-kit/opaque';
 import type { FastifyInstance } from 'fastify';
@@ -528,13 +538,46 @@ describe('code mails sent after the answer', () => {
 describe('production key stretching', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ keyStretching: 'memory-constrained' });
+    server = await startTestServer({ keyStretching: DEFAULTS.keyStretching });
   });
   afterAll(async () => server.close());
 
+  /**
+   * A login made by hand with exactly `keyStretching`: KE2 verifies (and the export key opens kB) only
+   * if the account's OPAQUE record was built from the password stretched with those same parameters.
+   */
+  async function loginWith(email: string, password: string, keyStretching: KeyStretchingConfig) {
+    const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
+    const started = await postJson(server.url, '/v1/session/login/start', { email, startLoginRequest });
+    expect(started.status).toBe(200);
+    const loginResponse = started.body.loginResponse as string;
+    const login = opaque.client.finishLogin({ clientLoginState, loginResponse, password, keyStretching });
+    if (login === undefined) return undefined;
+    const { loginId } = started.body as { loginId: string };
+    const finished = await postJson(server.url, '/v1/session/login/finish', {
+      loginId,
+      finishLoginRequest: login.finishLoginRequest,
+    });
+    expect(finished.status).toBe(200);
+    const { bundleKey } = deriveSessionSecrets(fromBase64Url(login.sessionKey) as SessionKey);
+    const { wrappedKB } = openKeysBundle(bundleKey, fromBase64Url(finished.body.keysBundle as string));
+    return unwrapKB(wrappedKB, fromBase64Url(login.exportKey) as ExportKey);
+  }
+
   it('signs up and logs in with the default Argon2id parameters', async () => {
+    // The default is RFC 9106 §4's second recommended option (m = 2^16 KiB, t = 3, p = 4), which
+    // @serenity-kit/opaque calls memory-constrained; the server advertises it, the SDK takes it up.
+    expect(DEFAULTS.keyStretching).toBe('memory-constrained');
+    const config = await fetch(new URL('/v1/config', server.url));
+    expect(((await config.json()) as { keyStretching: unknown }).keyStretching).toBe('memory-constrained');
     const { client } = await createVerifiedAccount(server, 'argon@example.com', 'a real password');
+    expect(await client.keyStretching()).toBe('memory-constrained');
     const session: Session = await client.logIn('argon@example.com', 'a real password');
     expect(session.kB).toHaveLength(32);
+    // What the SDK signed up with, read from the record itself: the parameters spelled out open it, and
+    // unwrap the very kB the SDK's login holds; the test servers' cheap ones do not.
+    const argon2id = { 'argon2id-custom': { memory: 65_536, iterations: 3, parallelism: 4 } };
+    expect(await loginWith('argon@example.com', 'a real password', argon2id)).toEqual(session.kB);
+    expect(await loginWith('argon@example.com', 'a real password', TEST_KEY_STRETCHING)).toBeUndefined();
   });
 });

@@ -2,14 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  type BackupProgress,
-  type KeyBackup,
-  LatchkeyClient,
-  type LocalKeystore,
-  type RoomKey,
-  type Session,
-} from '@latchkey/client';
+import { type BackupProgress, LatchkeyClient, type LocalKeystore, type RoomKey } from '@latchkey/client';
 import { fromBase64, MAX_BACKUP_BATCH } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { codeOf } from '../support/errors.js';
@@ -50,18 +43,74 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
   const keys = makeRoomKeys(TOTAL);
   let dir: string;
   let config: { databaseUrl: string; masterKeyFile: string };
-  let server: ServerProcess;
-  let client: LatchkeyClient;
-  let session: Session;
-  let keystore: LocalKeystore;
-  let backup: KeyBackup;
-  let recoveryKey: string;
-  let version: string;
-  /** The keys the client had marked backed up when the server died. */
-  let markedBeforeKill: RoomKey[];
+  let server: ServerProcess | undefined;
+  let keystore: LocalKeystore | undefined;
+
+  /**
+   * The crash, in two stages, each made once by whichever test first needs it, so that any test runs
+   * alone as well as in the file: device A's upload with the server SIGKILLed after the first
+   * acknowledged batch (what was seen is kept for the first test to check), then the server restarted
+   * on the same database and master key.
+   */
+  let killedStage: ReturnType<typeof killMidUpload> | undefined;
+  let restartedStage: Promise<Awaited<ReturnType<typeof killMidUpload>>> | undefined;
+  const killed = () => {
+    killedStage ??= killMidUpload();
+    return killedStage;
+  };
+  const restarted = () => {
+    restartedStage ??= killed().then(async (stage) => {
+      server = await startServerProcess({ config });
+      return stage;
+    });
+    return restartedStage;
+  };
+
+  async function killMidUpload() {
+    server = await startServerProcess({ config });
+    const client = new LatchkeyClient({
+      serverUrl: server.url,
+      fetch: (input, init) => {
+        const requested = new URL(input instanceof Request ? input.url : input);
+        return fetch(new URL(`${requested.pathname}${requested.search}`, (server as ServerProcess).url), init);
+      },
+    });
+    await client.signUp(email, password);
+    await client.verifyEmail(email, await server.codeFor(email));
+    const session = await client.logIn(email, password, { deviceName: 'device A' });
+    const store = await session.openKeystore(join(dir, 'device-a.db'));
+    keystore = store;
+    const stored = await store.addRoomKeys(keys.map((key) => ({ key })));
+    const backup = session.keyBackup(store);
+    const { recoveryKey, version } = await backup.enable();
+
+    const progress: BackupProgress[] = [];
+    let exit: Promise<ExitStatus> | undefined;
+    const dying = server;
+    const upload = backup.uploadPending((report) => {
+      progress.push(report);
+      // Called once a batch is acknowledged and marked: kill before the next batch leaves the client.
+      if (exit === undefined && report.done < report.total) exit = dying.kill('SIGKILL');
+    });
+    const uploadError = await codeOf(upload);
+    const exitStatus = await exit;
+    const persisted = await store.persistedRoomKeys();
+    const pending = await store.pendingBackup(version);
+    /** The keys the client had marked backed up when the server died. */
+    const markedBeforeKill = persisted.filter((s) => s.backedUpIn === version).map((s) => s.key);
+    return {
+      client,
+      backup,
+      keystore: store,
+      recoveryKey,
+      version,
+      seen: { stored, uploadError, exitStatus, progress, persisted, pending, markedBeforeKill },
+    };
+  }
 
   /** A fresh device of the same account: logs in, restores with the recovery key, returns its keys. */
   async function restoreOnNewDevice(name: string) {
+    const { client, recoveryKey } = await restarted();
     const device = await client.logIn(email, password, { deviceName: name });
     const store = await device.openKeystore(join(dir, `${name}.db`));
     try {
@@ -76,21 +125,6 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), `latchkey-crash-${backend}-`));
     config = { databaseUrl: await databaseUrlFor[backend](dir), masterKeyFile: join(dir, 'master.key') };
-    server = await startServerProcess({ config });
-    client = new LatchkeyClient({
-      serverUrl: server.url,
-      fetch: (input, init) => {
-        const requested = new URL(input instanceof Request ? input.url : input);
-        return fetch(new URL(`${requested.pathname}${requested.search}`, server.url), init);
-      },
-    });
-    await client.signUp(email, password);
-    await client.verifyEmail(email, await server.codeFor(email));
-    session = await client.logIn(email, password, { deviceName: 'device A' });
-    keystore = await session.openKeystore(join(dir, 'device-a.db'));
-    expect(await keystore.addRoomKeys(keys.map((key) => ({ key })))).toBe(TOTAL);
-    backup = session.keyBackup(keystore);
-    ({ recoveryKey, version } = await backup.enable());
   });
 
   afterAll(async () => {
@@ -101,33 +135,24 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
 
   it('SIGKILL after the first acknowledged batch: uploadPending rejects with LK_NETWORK', async () => {
     expect(TOTAL).toBeGreaterThan(MAX_BACKUP_BATCH); // more than one batch, or there is no "middle"
-    const progress: BackupProgress[] = [];
-    let killed: Promise<ExitStatus> | undefined;
-    const upload = backup.uploadPending((report) => {
-      progress.push(report);
-      // Called once a batch is acknowledged and marked: kill before the next batch leaves the client.
-      if (killed === undefined && report.done < report.total) killed = server.kill('SIGKILL');
-    });
-
-    expect(await codeOf(upload)).toBe('LK_NETWORK');
-    expect(await killed).toEqual({ code: null, signal: 'SIGKILL' });
-    expect(progress.map(({ phase, done, total }) => ({ phase, done, total }))).toEqual([
+    const { seen } = await killed();
+    expect(seen.stored).toBe(TOTAL);
+    expect(seen.uploadError).toBe('LK_NETWORK');
+    expect(seen.exitStatus).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(seen.progress.map(({ phase, done, total }) => ({ phase, done, total }))).toEqual([
       { phase: 'upload', done: MAX_BACKUP_BATCH, total: TOTAL },
     ]);
 
-    const persisted = await keystore.persistedRoomKeys();
-    const pending = await keystore.pendingBackup(version);
-    markedBeforeKill = persisted.filter((stored) => stored.backedUpIn === version).map((stored) => stored.key);
-    expect(persisted).toHaveLength(TOTAL);
-    expect(markedBeforeKill).toHaveLength(MAX_BACKUP_BATCH);
-    expect(markedBeforeKill.length).toBeLessThan(TOTAL);
-    expect(pending).toHaveLength(TOTAL - markedBeforeKill.length);
-    const pendingIds = new Set(pending.map((stored) => idOf(stored.key)));
-    expect(markedBeforeKill.some((key) => pendingIds.has(idOf(key)))).toBe(false);
+    expect(seen.persisted).toHaveLength(TOTAL);
+    expect(seen.markedBeforeKill).toHaveLength(MAX_BACKUP_BATCH);
+    expect(seen.markedBeforeKill.length).toBeLessThan(TOTAL);
+    expect(seen.pending).toHaveLength(TOTAL - seen.markedBeforeKill.length);
+    const pendingIds = new Set(seen.pending.map((stored) => idOf(stored.key)));
+    expect(seen.markedBeforeKill.some((key) => pendingIds.has(idOf(key)))).toBe(false);
   });
 
   it('restarted on the same database, the server holds every key the client marked, byte for byte', async () => {
-    server = await startServerProcess({ config });
+    const { backup, version, seen } = await restarted();
     // The session outlived the crash: its token is in the database, not in the dead process.
     expect(await backup.status()).toEqual({
       enabled: true,
@@ -141,24 +166,25 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
     const restored = await restoreOnNewDevice('device-b');
     // The kill landed before the second batch was sent, so the server has exactly the acknowledged one.
     expect(restored.result).toEqual({ version, total: MAX_BACKUP_BATCH, imported: MAX_BACKUP_BATCH, failed: 0 });
-    expect(restored.contents).toEqual(markedBeforeKill.map(describeKey).sort());
+    expect(restored.contents).toEqual(seen.markedBeforeKill.map(describeKey).sort());
   });
 
   it('a rerun uploads only what was left; the backup then holds exactly all 5,000 keys', async () => {
+    const { backup, keystore: store, version } = await restarted();
     const progress: BackupProgress[] = [];
     expect(await backup.uploadPending((report) => progress.push(report))).toEqual({
       uploaded: TOTAL - MAX_BACKUP_BATCH,
       version,
     });
     expect(progress.at(-1)).toMatchObject({ phase: 'upload', done: TOTAL - MAX_BACKUP_BATCH });
-    expect(await keystore.pendingBackup(version)).toEqual([]);
+    expect(await store.pendingBackup(version)).toEqual([]);
     expect(await backup.status()).toMatchObject({ enabled: true, version, count: TOTAL, pending: 0 });
     expect(await backup.uploadPending()).toEqual({ uploaded: 0, version });
 
     const restored = await restoreOnNewDevice('device-c');
     expect(restored.result).toEqual({ version, total: TOTAL, imported: TOTAL, failed: 0 });
     expect(restored.contents).toEqual(keys.map(describeKey).sort());
-    expect(restored.contents).toEqual(await contents(keystore));
+    expect(restored.contents).toEqual(await contents(store));
   });
 });
 

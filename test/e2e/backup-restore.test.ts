@@ -17,13 +17,38 @@ describe('backup and restore on a new device, over HTTP', () => {
   const email = 'history@example.com';
   const password = 'history password';
   const keys = makeRoomKeys(10_000);
-  let recoveryKey: string;
-  let originalFingerprint: string[];
+
+  /**
+   * The account's backup as device A left it: 10,000 keys stored, backup enabled (with a passphrase),
+   * all uploaded, then device A thrown away. Made once, by whichever test first needs it, so each test
+   * runs alone as well as in the file; what happened on the way is kept for the first test to check.
+   */
+  let history: ReturnType<typeof backUpHistory> | undefined;
+  const historyBackup = () => {
+    history ??= backUpHistory();
+    return history;
+  };
+  async function backUpHistory() {
+    await createVerifiedAccount(server, email, password);
+    const session = await server.client().logIn(email, password, { deviceName: 'device A' });
+    const keystore = await session.openKeystore(join(dir, 'device-a.db'));
+    const stored = await keystore.addRoomKeys(keys.map((key) => ({ key })));
+    const backup = session.keyBackup(keystore);
+    const { recoveryKey } = await backup.enable({ passphrase: 'a long backup passphrase' });
+    const progress: BackupProgress[] = [];
+    const result = await backup.uploadPending((p) => progress.push(p));
+    const status = await backup.status();
+    const secondPass = await backup.uploadPending();
+    const originalFingerprint = await fingerprint(keystore);
+    await keystore.close();
+    await session.logOut();
+    rmSync(join(dir, 'device-a.db'), { force: true }); // device A is thrown away
+    return { stored, recoveryKey, progress, result, status, secondPass, originalFingerprint };
+  }
 
   beforeAll(async () => {
     server = await startTestServer();
     dir = mkdtempSync(join(tmpdir(), 'latchkey-devices-'));
-    await createVerifiedAccount(server, email, password);
   });
   afterAll(async () => {
     await server.close();
@@ -31,27 +56,19 @@ describe('backup and restore on a new device, over HTTP', () => {
   });
 
   it('device A stores 10,000 keys, enables backup, and uploads them all', async () => {
-    const session = await server.client().logIn(email, password, { deviceName: 'device A' });
-    const keystore = await session.openKeystore(join(dir, 'device-a.db'));
-    expect(await keystore.addRoomKeys(keys.map((key) => ({ key })))).toBe(10_000);
-    const backup = session.keyBackup(keystore);
-    const enabled = await backup.enable({ passphrase: 'a long backup passphrase' });
-    recoveryKey = enabled.recoveryKey;
+    const { stored, recoveryKey, progress, result, status, secondPass, originalFingerprint } = await historyBackup();
+    expect(stored).toBe(10_000);
     expect(recoveryKey).toMatch(/^Es[STU]. /);
-    const progress: BackupProgress[] = [];
-    const result = await backup.uploadPending((p) => progress.push(p));
     expect(result.uploaded).toBe(10_000);
     expect(progress.at(-1)).toMatchObject({ phase: 'upload', done: 10_000, total: 10_000 });
-    expect(await backup.status()).toMatchObject({ enabled: true, count: 10_000, pending: 0, trusted: true });
+    expect(status).toMatchObject({ enabled: true, count: 10_000, pending: 0, trusted: true });
     // A second pass has nothing to send: incremental.
-    expect((await backup.uploadPending()).uploaded).toBe(0);
-    originalFingerprint = await fingerprint(keystore);
-    await keystore.close();
-    await session.logOut();
-    rmSync(join(dir, 'device-a.db'), { force: true }); // device A is thrown away
+    expect(secondPass.uploaded).toBe(0);
+    expect(originalFingerprint).toEqual(keys.map((k) => `${k.room_id}|${k.session_id}|${k.session_key}`).sort());
   });
 
   it('a wrong recovery key fails with LK_BAD_RECOVERY_KEY and imports nothing', async () => {
+    const { recoveryKey } = await historyBackup();
     const session = await server.client().logIn(email, password);
     const keystore = await session.openKeystore(join(dir, 'device-wrong.db'));
     const backup = session.keyBackup(keystore);
@@ -67,6 +84,7 @@ describe('backup and restore on a new device, over HTTP', () => {
   });
 
   it('device B, with nothing but the recovery key, ends with exactly the same 10,000 keys', async () => {
+    const { recoveryKey, originalFingerprint } = await historyBackup();
     const session = await server.client().logIn(email, password, { deviceName: 'device B' });
     const keystore = await session.openKeystore(join(dir, 'device-b.db'));
     const progress: BackupProgress[] = [];
@@ -78,6 +96,7 @@ describe('backup and restore on a new device, over HTTP', () => {
   });
 
   it('device C restores the same keys with the passphrase, and device D through the password login', async () => {
+    const { originalFingerprint } = await historyBackup();
     for (const [name, secret] of [
       ['c', { passphrase: 'a long backup passphrase' }],
       ['d', { trustedDevice: true as const }],
@@ -91,9 +110,14 @@ describe('backup and restore on a new device, over HTTP', () => {
   });
 
   it('a logged-out device keeps nothing readable: no key bytes in its file, and it does not open without kB', async () => {
-    const file = join(dir, 'device-b.db');
+    const { recoveryKey, originalFingerprint } = await historyBackup();
+    // A device that restored the backup, then logged out.
+    const file = join(dir, 'device-logged-out.db');
+    const device = await server.client().logIn(email, password);
+    expect((await device.keyBackup(await device.openKeystore(file)).restore({ recoveryKey })).imported).toBe(10_000);
+    await device.logOut();
     const contents = readdirSync(dir)
-      .filter((f) => f.startsWith('device-b.db'))
+      .filter((f) => f.startsWith('device-logged-out.db'))
       .map((f) => readFileSync(join(dir, f)));
     for (const key of keys.slice(0, 50)) {
       for (const needle of [key.session_key, key.room_id, key.session_id]) {
@@ -185,7 +209,9 @@ describe('backup and restore on a new device, over HTTP', () => {
   });
 
   it('never stores, backs up or exports a key marked ephemeral', async () => {
-    const session = await server.client().logIn(email, password);
+    const ephemeralEmail = 'ephemeral@example.com';
+    await createVerifiedAccount(server, ephemeralEmail, password);
+    const session = await server.client().logIn(ephemeralEmail, password);
     const keystore = await session.openKeystore(join(dir, 'device-e.db'));
     const [keep, fleeting] = makeRoomKeys(2);
     await keystore.addRoomKeys([{ key: keep as never }]);
@@ -197,9 +223,9 @@ describe('backup and restore on a new device, over HTTP', () => {
     await keystore.addRoomKeys([{ key: fleeting as never }]);
     expect(await keystore.count()).toEqual({ persisted: 1, ephemeral: 1 });
     const backup = session.keyBackup(keystore);
-    const before = (await backup.current())?.count ?? 0;
+    await backup.enable();
     expect((await backup.uploadPending()).uploaded).toBe(1);
-    expect((await backup.current())?.count).toBe(before + 1);
+    expect((await backup.current())?.count).toBe(1);
     const exported = await exportRoomKeys(keystore, 'export passphrase', 1000);
     expect(exported.count).toBe(1);
     await keystore.close();
