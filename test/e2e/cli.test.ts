@@ -209,6 +209,13 @@ describe('the latchkey CLI', () => {
     await cliJson(['account', 'login', 'down@example.com', '--server', server.url], home, lines('down password'));
     const file = join(home, 'session.json');
     writeFileSync(file, readFileSync(file, 'utf8').replace(server.url, down));
+    // A command that asks nothing still names the reason, not fetch's "fetch failed".
+    const whoami = await cliError(['account', 'whoami'], home);
+    expect(whoami).toEqual({
+      code: 'LK_NETWORK',
+      message: `Could not reach ${down} (ECONNREFUSED).`,
+      details: { reason: 'ECONNREFUSED' },
+    });
     for (const args of [
       ['account', 'passwd'],
       ['account', 'delete', '--yes'],

@@ -44,6 +44,12 @@ const AAD_LABEL = 'latchkey.cli.unlocked.v1';
 
 const HOW_TO_GO_ON = `run \`latchkey unlock\` again, or unset ${SESSION_VARIABLE} to be asked for the password`;
 
+/** The session key the environment gives, if any (an empty variable counts as unset). */
+export function sessionKeyOf(env: NodeJS.ProcessEnv): string | undefined {
+  const key = env[SESSION_VARIABLE];
+  return key === undefined || key === '' ? undefined : key;
+}
+
 /** The sealed file: `unlocked.json` beside the session file. */
 export function unlockedFilePath(env: NodeJS.ProcessEnv): string {
   return join(dirname(sessionFilePath(env)), 'unlocked.json');

@@ -3,9 +3,8 @@ import { LatchkeyError } from '@latchkey/core';
 import type { CommandContext } from '../command.js';
 import type { SavedSession } from '../state.js';
 import { keystoreFilePath } from '../state.js';
-import { openUnlocked, unlockedFilePath } from '../unlock.js';
+import { openUnlocked, sessionKeyOf, unlockedFilePath } from '../unlock.js';
 import { resumeReachable } from './account.js';
-import { sessionKeyOf } from './unlock.js';
 
 /** The saved session with kA and kB in memory, this device's keystore open, and its key backup. */
 export interface UnlockedDevice {
@@ -27,7 +26,7 @@ export async function withUnlockedDevice<T>(
 ): Promise<T> {
   const resumed = await resumeReachable(ctx);
   const { saved } = resumed;
-  const sessionKey = sessionKeyOf(ctx);
+  const sessionKey = sessionKeyOf(ctx.env);
   let session: Session = resumed.session;
   if (sessionKey !== undefined) {
     const { kA, kB } = openUnlocked(unlockedFilePath(ctx.env), sessionKey, saved, Date.now());

@@ -1,4 +1,4 @@
-import { type Command, type CommandContext, usageError } from '../command.js';
+import { type Command, usageError } from '../command.js';
 import { formatTime } from '../output.js';
 import { lockFile, SESSION_VARIABLE, sealUnlocked, unlockedFilePath } from '../unlock.js';
 import { PASSWORD_STDIN, resumeReachable, SERVER, STDIN_NOTE } from './account.js';
@@ -68,21 +68,10 @@ const lock: Command = {
   options: {},
   details: `Then unset ${SESSION_VARIABLE} too. Logging out (or in again) also locks.`,
   async run(ctx) {
-    const locked = lockUnlocked(ctx);
+    const locked = lockFile(unlockedFilePath(ctx.env));
     ctx.out.result({ locked }, locked ? `Locked. Now: unset ${SESSION_VARIABLE}` : 'Nothing was unlocked.');
   },
 };
-
-/** Deletes the sealed keys of this LATCHKEY_HOME, if any: at lock, logout, a new login, a reset. */
-export function lockUnlocked(ctx: CommandContext): boolean {
-  return lockFile(unlockedFilePath(ctx.env));
-}
-
-/** Whether the environment asks for the unlocked keys. */
-export function sessionKeyOf(ctx: CommandContext): string | undefined {
-  const key = ctx.env[SESSION_VARIABLE];
-  return key === undefined || key === '' ? undefined : key;
-}
 
 /** The `latchkey unlock` and `latchkey lock` commands. */
 export const unlockCommands: readonly Command[] = [unlock, lock];
