@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromBase64Url, sha256Digest, toBase64, toBase64Url, toHex } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, cliError, cliJson, lines, MAIN, start, startCli } from '../support/cli-process.js';
+import { BIN, cli, cliError, cliJson, lines, MAIN, ROOT, start, startCli } from '../support/cli-process.js';
 import { snapshotDatabase } from '../support/db-snapshot.js';
 import { codeOf } from '../support/errors.js';
 import { freePort } from '../support/free-port.js';
@@ -231,6 +231,13 @@ describe('the latchkey CLI', () => {
     await cliJson(['account', 'login', 'down@example.com', '--server', server.url], home, lines('down password'));
     const file = join(home, 'session.json');
     writeFileSync(file, readFileSync(file, 'utf8').replace(server.url, down));
+    // A command that asks nothing still names the reason, not fetch's "fetch failed".
+    const whoami = await cliError(['account', 'whoami'], home);
+    expect(whoami).toEqual({
+      code: 'LK_NETWORK',
+      message: `Could not reach ${down} (ECONNREFUSED).`,
+      details: { reason: 'ECONNREFUSED' },
+    });
     for (const args of [
       ['account', 'passwd'],
       ['account', 'delete', '--yes'],
@@ -240,6 +247,30 @@ describe('the latchkey CLI', () => {
       expect(result.code).toBe(1);
       expect(result.stderr, args.join(' ')).toMatch(/^error LK_NETWORK: Cannot reach the Latchkey server at http/);
       expect(result.stderr).not.toContain('assword:');
+    }
+  });
+
+  it('runs as the README says, `npx latchkey` and `npm run --silent latchkey --`, with stdout the result alone', async () => {
+    const home = newHome();
+    await createVerifiedAccount(server, 'npx@example.com', 'npx password');
+    await cliJson(['account', 'login', 'npx@example.com', '--server', server.url], home, lines('npx password'));
+    // The launcher npm links into node_modules/.bin at `npm install`: executable, run by node.
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'packages/cli/package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
+    const launcher = join(ROOT, 'packages/cli', manifest.bin.latchkey as string);
+    expect(statSync(launcher).mode & 0o111).not.toBe(0);
+    expect(readFileSync(launcher, 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
+
+    for (const [command, args] of [
+      ['npx', ['latchkey', 'account', 'whoami', '--json']],
+      ['npm', ['run', '--silent', 'latchkey', '--', 'account', 'whoami', '--json']],
+    ] as const) {
+      const running = start(command, args, { LATCHKEY_HOME: home });
+      running.child.stdin.end();
+      const done = await running.done;
+      expect(done.code, `${command}: ${done.stderr}`).toBe(0);
+      expect(JSON.parse(done.stdout), command).toMatchObject({ email: 'npx@example.com', server: server.url });
     }
   });
 

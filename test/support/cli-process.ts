@@ -34,9 +34,12 @@ export interface ErrorBody {
   details?: Record<string, unknown>;
 }
 
-/** Spawns `command` in the repository root, without the caller's LATCHKEY_SERVER, killed after a bound. */
+/**
+ * Spawns `command` in the repository root, without the caller's LATCHKEY_SERVER or LATCHKEY_SESSION,
+ * killed after a bound.
+ */
 export function start(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Running {
-  const { LATCHKEY_SERVER: _ignored, ...inherited } = process.env;
+  const { LATCHKEY_SERVER: _server, LATCHKEY_SESSION: _session, ...inherited } = process.env;
   const child = spawn(command, [...args], { cwd: ROOT, env: { ...inherited, ...env } });
   let stdout = '';
   let stderr = '';
@@ -65,29 +68,44 @@ export function start(command: string, args: readonly string[], env: NodeJS.Proc
   return { child, output: () => ({ stdout, stderr }), waitFor, done };
 }
 
-/** The CLI as `npm run latchkey` runs it, with `home` as its LATCHKEY_HOME. */
-export function startCli(args: readonly string[], home: string): Running {
-  return start(process.execPath, ['--import', 'tsx', MAIN, ...args], { LATCHKEY_HOME: home });
+/** The CLI as `npm run latchkey` runs it, with `home` as its LATCHKEY_HOME (and `env` besides). */
+export function startCli(args: readonly string[], home: string, env: NodeJS.ProcessEnv = {}): Running {
+  return start(process.execPath, ['--import', 'tsx', MAIN, ...args], { ...env, LATCHKEY_HOME: home });
 }
 
 /** Runs one command with `stdin` piped in (then closed) and returns how it ended. */
-export async function cli(args: readonly string[], home: string, stdin = ''): Promise<Finished> {
-  const running = startCli(args, home);
+export async function cli(
+  args: readonly string[],
+  home: string,
+  stdin = '',
+  env: NodeJS.ProcessEnv = {},
+): Promise<Finished> {
+  const running = startCli(args, home, env);
   running.child.stdin.end(stdin);
   return running.done;
 }
 
 /** A `--json` command that must succeed: its one JSON document. Under --json stderr stays empty. */
-export async function cliJson(args: readonly string[], home: string, stdin = ''): Promise<Record<string, unknown>> {
-  const result = await cli([...args, '--json'], home, stdin);
+export async function cliJson(
+  args: readonly string[],
+  home: string,
+  stdin = '',
+  env: NodeJS.ProcessEnv = {},
+): Promise<Record<string, unknown>> {
+  const result = await cli([...args, '--json'], home, stdin, env);
   expect(result.code, result.stdout + result.stderr).toBe(0);
   expect(result.stderr).toBe('');
   return JSON.parse(result.stdout) as Record<string, unknown>;
 }
 
 /** A `--json` command that must fail with exit status 1: its error body. */
-export async function cliError(args: readonly string[], home: string, stdin = ''): Promise<ErrorBody> {
-  const result = await cli([...args, '--json'], home, stdin);
+export async function cliError(
+  args: readonly string[],
+  home: string,
+  stdin = '',
+  env: NodeJS.ProcessEnv = {},
+): Promise<ErrorBody> {
+  const result = await cli([...args, '--json'], home, stdin, env);
   expect(result.code, result.stdout + result.stderr).toBe(1);
   const body = JSON.parse(result.stdout) as { error: ErrorBody };
   expect(typeof body.error.message).toBe('string');

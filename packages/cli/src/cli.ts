@@ -14,12 +14,14 @@ import { backupCommands } from './commands/backup.js';
 import { keysCommands } from './commands/keys.js';
 import { recoveryCommands } from './commands/recovery.js';
 import { serveCommand } from './commands/serve.js';
+import { unlockCommands } from './commands/unlock.js';
 import { EXIT, Output } from './output.js';
 import { createPrompter } from './prompt.js';
 
 /** Every leaf command, in the order `--help` lists them. */
 export const COMMANDS: readonly Command[] = [
   serveCommand,
+  ...unlockCommands,
   ...accountCommands,
   ...backupCommands,
   ...recoveryCommands,

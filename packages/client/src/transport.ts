@@ -27,7 +27,8 @@ export class Transport {
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       });
     } catch (cause) {
-      throw new LatchkeyError('LK_NETWORK', `Could not reach ${this.serverUrl}: ${(cause as Error).message}`);
+      const reason = networkReason(cause);
+      throw new LatchkeyError('LK_NETWORK', `Could not reach ${this.serverUrl} (${reason}).`, { reason });
     }
     const text = await response.text();
     let payload: unknown;
@@ -49,4 +50,15 @@ export class Transport {
     }
     return payload as T;
   }
+}
+
+/**
+ * Why a fetch failed, in the system's words. Node's fetch says only "fetch failed" and keeps the
+ * reason (ECONNREFUSED, ENOTFOUND, ECONNRESET) in its cause.
+ */
+function networkReason(error: unknown): string {
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  if (typeof cause?.message === 'string' && cause.message !== '') return cause.message;
+  return error instanceof Error ? error.message : String(error);
 }

@@ -136,6 +136,17 @@ export const ERRORS = {
   LK_PASSWORD_MISMATCH: { status: 400, expose: true, message: 'The two passwords differ.' },
   LK_FILE_EXISTS: { status: 409, expose: true, message: 'The file exists; nothing was written.' },
   LK_FILE_UNREADABLE: { status: 400, expose: true, message: 'The file cannot be read.' },
+  LK_LOCKED: {
+    status: 401,
+    expose: true,
+    message: 'LATCHKEY_SESSION is set, but nothing is unlocked; run `latchkey unlock` again.',
+  },
+  LK_UNLOCK_EXPIRED: { status: 401, expose: true, message: 'The unlock has expired; run `latchkey unlock` again.' },
+  LK_UNLOCK_KEY_INVALID: {
+    status: 401,
+    expose: true,
+    message: 'LATCHKEY_SESSION does not open the unlocked keys; run `latchkey unlock` again.',
+  },
 } as const satisfies Record<string, { status: number; expose: boolean; message: string }>;
 
 /** A stable error code, `LK_*`. */

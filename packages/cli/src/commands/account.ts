@@ -5,6 +5,7 @@ import { type Command, type CommandContext, columns, type OptionSpec, usageError
 import { formatTime } from '../output.js';
 import { checkServer } from '../reach.js';
 import { clearSession, loadSession, type SavedSession, saveSession, sessionFilePath } from '../state.js';
+import { lockFile, unlockedFilePath } from '../unlock.js';
 
 /** Where the account commands talk to when neither `--server` nor `LATCHKEY_SERVER` says. */
 export const DEFAULT_SERVER = 'http://127.0.0.1:8470';
@@ -197,6 +198,8 @@ const login: Command = {
     // The CLI keeps no key between runs; the commands that need kA or kB prove the password again.
     session.forgetKeys();
     saveSession(path, { server, ...session.state });
+    // Keys unlocked for the previous login are not this one's.
+    endUnlock(ctx);
     if (previous !== undefined && previous.sessionId !== session.state.sessionId) await endQuietly(previous);
     const { accountId, sessionId, expiresAt } = session.state;
     ctx.out.result(
@@ -205,6 +208,16 @@ const login: Command = {
     );
   },
 };
+
+/** Deletes the session file and locks: the unlocked keys (`latchkey unlock`) end with the login. */
+function endSession(ctx: CommandContext, path: string): void {
+  endUnlock(ctx);
+  clearSession(path);
+}
+
+function endUnlock(ctx: CommandContext): void {
+  lockFile(unlockedFilePath(ctx.env));
+}
 
 function loadPreviousSession(path: string): SavedSession | undefined {
   try {
@@ -230,14 +243,14 @@ const logout: Command = {
   async run(ctx) {
     const path = sessionFilePath(ctx.env);
     if (loadPreviousSession(path) === undefined) {
-      clearSession(path);
+      endSession(ctx, path);
       ctx.out.result({ loggedOut: false }, 'Not logged in.');
       return;
     }
     const { session, saved } = resumeSession(ctx);
     // If the server cannot be reached the file stays, so the token can still be ended later.
     await session.logOut();
-    clearSession(path);
+    endSession(ctx, path);
     ctx.out.result({ loggedOut: true, sessionId: saved.sessionId }, `Logged out of ${saved.email}.`);
   },
 };
@@ -319,7 +332,7 @@ const reset: Command = {
     // A reset ends every session of the account, the saved one included.
     const path = sessionFilePath(ctx.env);
     const saved = loadPreviousSession(path);
-    if (saved !== undefined && saved.email === email && saved.server === server) clearSession(path);
+    if (saved !== undefined && saved.email === email && saved.server === server) endSession(ctx, path);
     ctx.out.result(
       { email, keysChangedAt },
       'Password reset; every session of the account has ended. Log in again.\n' +
@@ -348,7 +361,7 @@ const deleteAccount: Command = {
     }
     const password = await ctx.prompt.secret('Password: ');
     await session.deleteAccount(password);
-    clearSession(path);
+    endSession(ctx, path);
     ctx.out.result(
       { deleted: true, accountId: saved.accountId, email: saved.email },
       `Account ${saved.email} deleted.`,
@@ -369,7 +382,7 @@ const sessions: Command = {
     if (revoke !== undefined) {
       await session.revokeSession(revoke);
       const current = revoke === saved.sessionId;
-      if (current) clearSession(path);
+      if (current) endSession(ctx, path);
       ctx.out.result(
         { revoked: revoke, current },
         `Session ${revoke} ended${current ? ' (this one: logged out)' : ''}.`,

@@ -1,8 +1,9 @@
-import type { KeyBackup, LocalKeystore, Session } from '@latchkey/client';
+import { type KeyBackup, LatchkeyClient, type LocalKeystore, Session } from '@latchkey/client';
 import { LatchkeyError } from '@latchkey/core';
 import type { CommandContext } from '../command.js';
 import type { SavedSession } from '../state.js';
 import { keystoreFilePath } from '../state.js';
+import { openUnlocked, sessionKeyOf, unlockedFilePath } from '../unlock.js';
 import { resumeReachable } from './account.js';
 
 /** The saved session with kA and kB in memory, this device's keystore open, and its key backup. */
@@ -14,17 +15,27 @@ export interface UnlockedDevice {
 }
 
 /**
- * Proves the password again on the saved session (the CLI keeps no key between runs), opens this
- * device's keystore with kB, and runs `work`. Whatever happens, the keystore is closed (its keys
- * wiped) and kA and kB are forgotten before this returns.
+ * Brings kA and kB into memory for the saved session: from the unlocked keys when LATCHKEY_SESSION
+ * is set (see `latchkey unlock`), else by proving the password again (the CLI keeps no key in clear
+ * between runs). Then opens this device's keystore with kB and runs `work`. Whatever happens, the
+ * keystore is closed (its keys wiped) and kA and kB are forgotten before this returns.
  */
 export async function withUnlockedDevice<T>(
   ctx: CommandContext,
   work: (device: UnlockedDevice) => Promise<T>,
 ): Promise<T> {
-  const { session, saved } = await resumeReachable(ctx);
+  const resumed = await resumeReachable(ctx);
+  const { saved } = resumed;
+  const sessionKey = sessionKeyOf(ctx.env);
+  let session: Session = resumed.session;
+  if (sessionKey !== undefined) {
+    const { kA, kB } = openUnlocked(unlockedFilePath(ctx.env), sessionKey, saved, Date.now());
+    // The same saved session, with the keys the unlock sealed; no password check is needed to read
+    // or write the backup, only to prove who is asking (the bearer token does that).
+    session = new Session(new LatchkeyClient({ serverUrl: saved.server }), { ...saved }, { kA, kB });
+  }
   try {
-    await session.reauthenticate(await ctx.prompt.secret('Password: '));
+    if (sessionKey === undefined) await session.reauthenticate(await ctx.prompt.secret('Password: '));
     const keystore = await openDeviceKeystore(session, keystoreFilePath(ctx.env, saved.accountId));
     try {
       return await work({ session, saved, keystore, backup: session.keyBackup(keystore) });
