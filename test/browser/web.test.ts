@@ -222,4 +222,26 @@ describe('the web app in Chromium', () => {
     await a.context.close();
     await b.context.close();
   }, 180_000);
+
+  it('shows its own icon in the tab, an SVG the build serves', async () => {
+    const tab = await openTab('login');
+    const icon = tab.page.locator('link[rel="icon"]');
+    expect(await icon.getAttribute('type')).toBe('image/svg+xml');
+    const href = await icon.evaluate((link: HTMLLinkElement) => link.href);
+    const response = await tab.context.request.get(href);
+    expect(response.status()).toBe(200);
+    expect(response.headers()['content-type']).toMatch(/^image\/svg\+xml/);
+    expect((await response.text()).trimStart()).toMatch(/^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    // Chromium itself loads it as an image: a broken file would have no size.
+    const size = await tab.page.evaluate(async (url) => {
+      const image = new Image();
+      image.src = url;
+      await image.decode();
+      return [image.naturalWidth, image.naturalHeight];
+    }, href);
+    expect(size[0]).toBeGreaterThan(0);
+    expect(size[1]).toBeGreaterThan(0);
+    expect(tab.errors).toEqual([]);
+    await tab.context.close();
+  });
 });
