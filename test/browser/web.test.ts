@@ -133,9 +133,16 @@ describe('the web app in Chromium', () => {
     expect(await alertWith(b.page, 'LK_LOGIN_FAILED')).toContain('Wrong email or password.');
     await b.page.screenshot({ path: LOGIN_ERROR_SCREENSHOT });
     expect(await route(b.page)).toBe('login');
+
+    // B names its device at log-in (the browser's own description is the default); A's list shows it.
+    const deviceName = b.page.getByLabel('Name of this device');
+    expect(await deviceName.inputValue()).toMatch(/^Chrome on Linux$/);
+    await deviceName.fill('Kitchen laptop');
     expect(await logInForFingerprint(b.page, email, first)).toBe(kB);
     await sessionRows(a.page, 2);
     await a.page.getByText('This session').waitFor();
+    const names = await a.page.getByTestId('session-row').locator('td:first-child').allTextContents();
+    expect(names.sort()).toEqual(['Chrome on Linux', 'Kitchen laptop']);
 
     // Change the password on A: kB stays, B's session ends.
     await changePassword(a.page, first, second);
@@ -148,6 +155,9 @@ describe('the web app in Chromium', () => {
     await b.page.getByRole('button', { name: 'Refresh sessions' }).click();
     await alertWith(b.page, 'LK_UNAUTHORIZED');
     expect(await route(b.page)).toBe('login');
+
+    // B's tab, logged out by the change, offers the name it was given at the next log-in.
+    expect(await b.page.getByLabel('Name of this device').inputValue()).toBe('Kitchen laptop');
 
     // A reload keeps the session (token in sessionStorage) but not the keys: unlock brings kB back.
     const saved = await a.page.evaluate(() => sessionStorage.getItem('latchkey.session'));

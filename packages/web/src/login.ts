@@ -5,10 +5,21 @@ import { DERIVING, field, form, h, link, panel } from './ui.js';
 export function loginScreen(app: App): HTMLElement {
   const email = field('Email', { name: 'email', type: 'email', autocomplete: 'username', value: app.pendingEmail });
   const password = field('Password', { name: 'password', type: 'password', autocomplete: 'current-password' });
+  const device = field('Name of this device', {
+    name: 'device-name',
+    autocomplete: 'off',
+    value: localStorage.getItem(DEVICE_NAME_KEY) ?? defaultDeviceName(),
+    hint: 'Shown in your list of sessions, so you can tell this device from your others.',
+  });
+  device.input.required = false;
+  device.input.maxLength = DEVICE_NAME_MAX;
   return panel(
     'Log in',
-    form('Log in', DERIVING, [email.row, password.row], async () => {
-      const session = await app.client.logIn(email.input.value, password.input.value, { deviceName: deviceName() });
+    form('Log in', DERIVING, [email.row, password.row, device.row], async () => {
+      const name = device.input.value.trim() || defaultDeviceName();
+      const session = await app.client.logIn(email.input.value, password.input.value, { deviceName: name });
+      // The next log-in in this browser offers the same name.
+      localStorage.setItem(DEVICE_NAME_KEY, name);
       app.pendingEmail = '';
       app.setSession(session);
       app.go('account');
@@ -25,6 +36,11 @@ export function loginScreen(app: App): HTMLElement {
   );
 }
 
+/** Where this browser remembers the name the user gave it (not a secret: the sessions list shows it). */
+const DEVICE_NAME_KEY = 'latchkey.deviceName';
+/** The server's limit on a session's device name. */
+const DEVICE_NAME_MAX = 100;
+
 const BROWSERS: Array<[RegExp, string]> = [
   [/Firefox\//, 'Firefox'],
   [/Edg\//, 'Edge'],
@@ -39,8 +55,8 @@ const SYSTEMS: Array<[RegExp, string]> = [
   [/Linux/, 'Linux'],
 ];
 
-/** A name the sessions list can show, from the browser's own description of itself. */
-function deviceName(): string {
+/** The name offered until the user gives one: the browser's own description of itself. */
+function defaultDeviceName(): string {
   const pick = (table: Array<[RegExp, string]>, fallback: string) =>
     table.find(([pattern]) => pattern.test(navigator.userAgent))?.[1] ?? fallback;
   return `${pick(BROWSERS, 'Browser')} on ${pick(SYSTEMS, 'an unknown system')}`;
