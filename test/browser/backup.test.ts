@@ -492,6 +492,10 @@ describe('key backup in the web app, in Chromium', () => {
 
     // Logging out asks too, saying how many keys wait and what becomes of them; "Stay" changes nothing.
     await a.page.getByRole('link', { name: 'Back to your account' }).click();
+    // Offline, the account page says so where each list would be, not "Loading…" for ever.
+    const sessionsPanel = section(a.page, 'Sessions');
+    await sessionsPanel.getByText('The sessions could not be loaded.').waitFor();
+    await alertWith(a.page, 'LK_NETWORK', sessionsPanel);
     await a.page.getByRole('button', { name: 'Log out' }).click();
     const warning = a.page.getByTestId('logout-warning');
     await warning.filter({ hasText: `${few} keys on this device are not in your backup yet.` }).waitFor();

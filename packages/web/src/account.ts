@@ -59,7 +59,11 @@ export function accountScreen(app: App, session: Session): HTMLElement {
   );
   // Load both in the background; a failure shows in the panel that was loading.
   void loadSummary().catch((error) => summarySay.error(error));
-  void loadSessions().catch((error) => sessionsSay.error(error));
+  void loadSessions().catch((error) => {
+    // Not "Loading…" forever: the list is empty for now, and the reason shows beside Refresh.
+    sessions.replaceChildren(h('p', { class: 'aside' }, 'The sessions could not be loaded.'));
+    sessionsSay.error(error);
+  });
   return root;
 }
 
