@@ -7,11 +7,23 @@ import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeRoomKeys } from '../support/room-keys.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-import { alertWith, buildWebApp, launchChromium, logIn, statusWith } from './harness.js';
+import {
+  alertWith,
+  buildWebApp,
+  inView,
+  launchChromium,
+  logIn,
+  recordStatuses,
+  section,
+  statusLog,
+  statusWith,
+} from './harness.js';
 
 const SCREENSHOT = '/tmp/latchkey-web-backup.png';
 const KEY_SCREENSHOT = '/tmp/latchkey-web-backup-key.png';
 const RESTORE_SCREENSHOT = '/tmp/latchkey-web-backup-restore.png';
+const BACKGROUND_SCREENSHOT = '/tmp/latchkey-web-backup-background.png';
+const LOGOUT_SCREENSHOT = '/tmp/latchkey-web-logout-warning.png';
 /** One UI step; PBKDF2 with 500,000 rounds runs in the page for the passphrase steps, a few seconds. */
 const STEP_MS = 30_000;
 const KEY_COUNT = 36;
@@ -47,6 +59,7 @@ async function openDevice(): Promise<Tab> {
   const context = await browser.newContext({ viewport: { width: 1000, height: 1000 }, acceptDownloads: true });
   context.setDefaultTimeout(STEP_MS);
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+  await recordStatuses(context);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
@@ -143,11 +156,23 @@ describe('key backup in the web app, in Chromium', () => {
     await a.page.getByLabel('Key export file').setInputFiles(file);
     await a.page.getByLabel('File passphrase').fill('not the file passphrase');
     await a.page.getByRole('button', { name: 'Import keys' }).click();
-    await alertWith(a.page, 'LK_KEY_EXPORT_BAD_PASSPHRASE');
+    expect(await alertWith(a.page, 'LK_KEY_EXPORT_BAD_PASSPHRASE', section(a.page, 'Keys on this device'))).toBe(
+      'The key export file does not open with this passphrase.',
+    );
     expect(await storedRecords(a.page, accountId)).toBe(0);
     await a.page.getByLabel('File passphrase').fill(filePassphrase);
     await a.page.getByRole('button', { name: 'Import keys' }).click();
-    await statusWith(a.page, `Imported ${KEY_COUNT} of the ${KEY_COUNT} keys in element-keys.txt.`);
+    // Progress and result show in the panel of the form, beside its button: where the user is looking.
+    const keysPanel = section(a.page, 'Keys on this device');
+    const imported = `Imported ${KEY_COUNT} of the ${KEY_COUNT} keys in element-keys.txt.`;
+    await statusWith(a.page, imported, keysPanel);
+    expect(await inView(a.page, keysPanel.getByRole('status').filter({ hasText: imported }))).toBe(true);
+    expect(await a.page.locator('#status').isHidden()).toBe(true);
+    expect(
+      (await statusLog(a.page)).some(
+        ({ where, text }) => where === 'Keys on this device' && text.startsWith('Decrypting the file…'),
+      ),
+    ).toBe(true);
     await factIs(a.page, 'device-count', String(KEY_COUNT));
     expect(await storedRecords(a.page, accountId)).toBe(KEY_COUNT);
 
@@ -167,7 +192,7 @@ describe('key backup in the web app, in Chromium', () => {
     const next = a.page.getByRole('button', { name: 'Continue' });
     expect(await next.isDisabled()).toBe(true);
     await a.page.getByRole('button', { name: 'Copy' }).click();
-    await statusWith(a.page, 'Recovery key copied to the clipboard.');
+    await statusWith(a.page, 'Recovery key copied to the clipboard.', section(a.page, 'Key backup'));
     expect(await a.page.evaluate(() => navigator.clipboard.readText())).toBe(recoveryKey);
     const saved = await downloadOf(a.page, 'Download');
     expect(saved.file.suggestedFilename()).toBe('latchkey-recovery-key.txt');
@@ -178,21 +203,30 @@ describe('key backup in the web app, in Chromium', () => {
     await a.page.getByLabel('I have saved my recovery key').check();
     expect(await next.isDisabled()).toBe(false);
     await next.click();
-    await factIs(a.page, 'backup-pending', String(KEY_COUNT));
-    await factIs(a.page, 'backup-count', '0');
     expect(await a.page.content()).not.toContain(recoveryKey);
 
-    // Upload with the progress bar: all keys, a rate, and nothing left pending.
-    await a.page.getByRole('button', { name: `Upload ${KEY_COUNT} keys` }).click();
-    await statusWith(a.page, `Uploaded ${KEY_COUNT} keys to backup version ${version}.`);
+    // The keys go up by themselves, with the progress bar: no button to press.
+    await factIs(a.page, 'backup-count', String(KEY_COUNT));
+    await factIs(a.page, 'backup-pending', '0');
+    await a.page
+      .getByTestId('upload-status')
+      .filter({ hasText: `Last upload: ${KEY_COUNT} keys` })
+      .waitFor();
     const uploadText = (await a.page.getByTestId('upload-progress-text').textContent()) ?? '';
     expect(uploadText).toMatch(new RegExp(`^${KEY_COUNT} of ${KEY_COUNT} keys uploaded · [\\d,]+ keys/s$`));
     expect(
       await a.page.locator('#upload-progress').evaluate((bar: HTMLProgressElement) => [bar.value, bar.max]),
     ).toEqual([KEY_COUNT, KEY_COUNT]);
-    await factIs(a.page, 'backup-count', String(KEY_COUNT));
-    await factIs(a.page, 'backup-pending', '0');
-    await a.page.getByRole('button', { name: 'Nothing to upload' }).waitFor();
+    expect(await a.page.getByRole('button', { name: /^Upload/ }).count()).toBe(0);
+
+    // This device made the backup and holds every key in it: restoring is folded away, and says why.
+    const restoreA = section(a.page, 'Restore keys from the backup');
+    await restoreA
+      .getByTestId('restore-explanation')
+      .filter({ hasText: 'Nothing to restore: this device already holds every key in the backup.' })
+      .waitFor();
+    expect(await restoreA.getByRole('button', { name: 'Restore with recovery key' }).isHidden()).toBe(true);
+    expect(await restoreA.getByRole('button', { name: 'Show the ways to restore' }).isVisible()).toBe(true);
     await a.page.screenshot({ path: SCREENSHOT, fullPage: true });
 
     // Device B: a fresh context with an empty IndexedDB. The backup is there; this device holds nothing.
@@ -201,18 +235,25 @@ describe('key backup in the web app, in Chromium', () => {
     await factIs(b.page, 'backup-state', `On, version ${version}`);
     await factIs(b.page, 'backup-count', String(KEY_COUNT));
     await factIs(b.page, 'device-count', '0');
+    // B lacks every key in the backup: the ways to restore are open, and the panel says what is missing.
+    const restoreB = section(b.page, 'Restore keys from the backup');
+    await restoreB
+      .getByTestId('restore-explanation')
+      .filter({ hasText: `The backup holds ${KEY_COUNT} keys this device does not have.` })
+      .waitFor();
+    expect(await restoreB.getByRole('button', { name: 'Show the ways to restore' }).isHidden()).toBe(true);
 
     // A well-formed key of another backup, and one with a typo: refused with LK_BAD_RECOVERY_KEY, nothing imported.
     const recoveryField = b.page.getByLabel('Recovery key', { exact: true });
     const restoreButton = b.page.getByRole('button', { name: 'Restore with recovery key' });
     await recoveryField.fill(FOREIGN_RECOVERY_KEY);
     await restoreButton.click();
-    expect(await alertWith(b.page, 'LK_BAD_RECOVERY_KEY')).toContain(
+    expect(await alertWith(b.page, 'LK_BAD_RECOVERY_KEY', restoreB)).toContain(
       'That recovery key is well formed, but it is not the one for this backup.',
     );
     await recoveryField.fill(`${recoveryKey.slice(0, -1)}${recoveryKey.endsWith('x') ? 'y' : 'x'}`);
     await restoreButton.click();
-    await alertWith(b.page, 'LK_BAD_RECOVERY_KEY');
+    await alertWith(b.page, 'LK_BAD_RECOVERY_KEY', restoreB);
     expect(await b.page.getByTestId('restore-result').isHidden()).toBe(true);
     await factIs(b.page, 'device-count', '0');
     expect(await storedRecords(b.page, accountId)).toBe(0);
@@ -229,10 +270,17 @@ describe('key backup in the web app, in Chromium', () => {
     expect((await b.page.getByTestId('restore-progress-text').textContent()) ?? '').toMatch(
       new RegExp(`^${KEY_COUNT} of ${KEY_COUNT} keys restored · [\\d,]+ keys/s$`),
     );
+    // The bar and the result show by the form that was used, in view, not at the panel's far end.
+    expect(await inView(b.page, b.page.getByTestId('restore-result'))).toBe(true);
+    expect(await inView(b.page, b.page.locator('#restore-progress'))).toBe(true);
     await factIs(b.page, 'device-count', String(KEY_COUNT));
     await factIs(b.page, 'backup-pending', '0');
     expect(await storedRecords(b.page, accountId)).toBe(KEY_COUNT);
     expect(await recoveryField.inputValue()).toBe('');
+    // Now B holds them all: the ways to restore fold away, the result stays in view.
+    await restoreB.getByTestId('restore-explanation').filter({ hasText: 'Nothing to restore' }).waitFor();
+    expect(await restoreButton.isHidden()).toBe(true);
+    expect(await b.page.getByTestId('restore-result').isVisible()).toBe(true);
     await b.page.screenshot({ path: RESTORE_SCREENSHOT, fullPage: true });
 
     // What B holds, taken out as an export file and read in Node: the very keys A started with.
@@ -261,16 +309,15 @@ describe('key backup in the web app, in Chromium', () => {
     await factIs(a.page, 'backup-count', String(KEY_COUNT));
     await a.page.getByRole('button', { name: 'Delete backup…' }).click();
     await a.page.getByRole('button', { name: 'Yes, delete the backup' }).click();
-    await statusWith(a.page, `Backup version ${version} is deleted.`);
+    await statusWith(a.page, `Backup version ${version} is deleted.`, section(a.page, 'Key backup'));
     await factIs(a.page, 'backup-state', 'Off: nothing is backed up yet');
     await factIs(a.page, 'device-count', String(KEY_COUNT));
     expect(await node.keyBackup(fromServer).current()).toBeUndefined();
     await fromServer.close();
 
-    // B, still on its screen, now finds no backup to restore from.
-    await recoveryField.fill(recoveryKey);
-    await restoreButton.click();
-    await alertWith(b.page, 'LK_BACKUP_NOT_FOUND');
+    // B, still on its screen, finds out by itself at its next background upload: no backup, nothing to restore.
+    await factIs(b.page, 'backup-state', 'Off: nothing is backed up yet');
+    await restoreB.waitFor({ state: 'hidden' });
 
     expect([...a.errors, ...b.errors]).toEqual([]);
     await a.context.close();
@@ -305,7 +352,7 @@ describe('key backup in the web app, in Chromium', () => {
     const phraseButton = c.page.getByRole('button', { name: 'Restore with passphrase' });
     await phraseField.fill('not the passphrase');
     await phraseButton.click();
-    await alertWith(c.page, 'LK_BAD_PASSPHRASE');
+    await alertWith(c.page, 'LK_BAD_PASSPHRASE', section(c.page, 'Restore keys from the backup'));
     expect(await c.page.getByTestId('restore-result').isHidden()).toBe(true);
     expect(await storedRecords(c.page, accountId)).toBe(0);
     await phraseField.fill(backupPassphrase);
@@ -363,5 +410,113 @@ describe('key backup in the web app, in Chromium', () => {
     expect([...c.errors, ...d.errors]).toEqual([]);
     await c.context.close();
     await d.context.close();
+  }, 240_000);
+
+  it('uploads imported keys in the background, shows it live, and warns before leaving keys not uploaded', async () => {
+    const email = 'web-background@example.com';
+    const password = 'background upload password';
+    const filePassphrase = 'background file passphrase';
+    await createVerifiedAccount(server, email, password);
+    const many = 1_200;
+    const few = 30;
+    const n = (value: number) => value.toLocaleString('en-US');
+
+    // Two export files, as a new user brings them from another client.
+    const node = await server.client().logIn(email, password, { deviceName: 'key source' });
+    const source = await node.openKeystore(join(dir, 'background-source.db'));
+    const first = makeRoomKeys(many, 40);
+    const second = makeRoomKeys(few, 10).map((key) => ({ ...key, room_id: `${key.room_id}-later` }));
+    await source.addRoomKeys(first.map((key) => ({ key })));
+    const firstFile = await exportRoomKeys(source, filePassphrase, 1000);
+    const later = await node.openKeystore(join(dir, 'background-later.db'));
+    await later.addRoomKeys(second.map((key) => ({ key })));
+    const secondFile = await exportRoomKeys(later, filePassphrase, 1000);
+    await later.close();
+    const onServer = async () => (await node.keyBackup(source).current())?.count;
+
+    // A backup is set up with nothing in it yet.
+    const a = await openDevice();
+    await openBackup(a.page, email, password);
+    await a.page.getByRole('button', { name: 'Set up backup' }).click();
+    await a.page.getByLabel('I have saved my recovery key').check();
+    await a.page.getByRole('button', { name: 'Continue' }).click();
+    await factIs(a.page, 'backup-count', '0');
+    await a.page.getByTestId('upload-status').filter({ hasText: 'Up to date' }).waitFor();
+
+    // Import, and press nothing else: the keys reach the server by themselves, and the page says so.
+    const keysPanel = section(a.page, 'Keys on this device');
+    await a.page.getByLabel('Key export file').setInputFiles({
+      name: 'many.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from(firstFile.text),
+    });
+    await a.page.getByLabel('File passphrase').fill(filePassphrase);
+    await a.page.getByRole('button', { name: 'Import keys' }).click();
+    await statusWith(a.page, `Imported ${n(many)} of the ${n(many)} keys in many.txt.`, keysPanel);
+    await factIs(a.page, 'backup-count', n(many));
+    await factIs(a.page, 'backup-pending', '0');
+    await a.page
+      .getByTestId('upload-status')
+      .filter({ hasText: `Last upload: ${n(many)} keys` })
+      .waitFor();
+    expect(await onServer()).toBe(many);
+    const seen = (await statusLog(a.page)).map(({ text }) => text);
+    expect(seen.some((text) => text.includes('They are going up to your backup now.'))).toBe(true);
+
+    // Offline, a second import cannot go up: the page says why and how many wait, and keeps trying.
+    await a.context.setOffline(true);
+    await a.page.getByLabel('Key export file').setInputFiles({
+      name: 'few.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from(secondFile.text),
+    });
+    await a.page.getByRole('button', { name: 'Import keys' }).click();
+    await statusWith(a.page, `Imported ${few} of the ${few} keys in few.txt.`, keysPanel);
+    await factIs(a.page, 'backup-pending', String(few));
+    const failure = a.page.getByTestId('upload-status').locator('[data-code="LK_NETWORK"]');
+    await failure.waitFor();
+    expect(await failure.locator('.message').textContent()).toBe(
+      'The server could not be reached. Check your connection and try again.',
+    );
+    await a.page.getByTestId('upload-status').getByRole('button', { name: 'Try again now' }).waitFor();
+    await a.page.screenshot({ path: BACKGROUND_SCREENSHOT, fullPage: true });
+    expect(await onServer()).toBe(many);
+
+    // Closing the tab now makes the browser ask first; staying keeps the page.
+    const asked = a.page.waitForEvent('dialog');
+    await a.page.close({ runBeforeUnload: true });
+    const dialog = await asked;
+    expect(dialog.type()).toBe('beforeunload');
+    await dialog.dismiss();
+    expect(a.page.isClosed()).toBe(false);
+
+    // Logging out asks too, saying how many keys wait and what becomes of them; "Stay" changes nothing.
+    await a.page.getByRole('link', { name: 'Back to your account' }).click();
+    // Offline, the account page says so where each list would be, not "Loading…" for ever.
+    const sessionsPanel = section(a.page, 'Sessions');
+    await sessionsPanel.getByText('The sessions could not be loaded.').waitFor();
+    await alertWith(a.page, 'LK_NETWORK', sessionsPanel);
+    await a.page.getByRole('button', { name: 'Log out' }).click();
+    const warning = a.page.getByTestId('logout-warning');
+    await warning.filter({ hasText: `${few} keys on this device are not in your backup yet.` }).waitFor();
+    expect(await warning.textContent()).toContain('They could not be uploaded: The server could not be reached.');
+    await a.page.screenshot({ path: LOGOUT_SCREENSHOT, fullPage: true });
+    await a.page.getByRole('button', { name: 'Stay logged in' }).click();
+    await warning.waitFor({ state: 'detached' });
+    expect(await a.page.locator('#screen').getAttribute('data-route')).toBe('account');
+
+    // Back online, the upload catches up by itself while the warning is open, and the warning says so.
+    await a.page.getByRole('button', { name: 'Log out' }).click();
+    await warning.waitFor();
+    await a.context.setOffline(false);
+    await warning.filter({ hasText: 'Every key on this device is in your backup now.' }).waitFor();
+    expect(await onServer()).toBe(many + few);
+    await warning.getByRole('button', { name: 'Log out', exact: true }).click();
+    await statusWith(a.page, 'Logged out');
+
+    expect(a.errors).toEqual([]);
+    await a.context.close();
+    await source.close();
+    await node.logOut();
   }, 240_000);
 });

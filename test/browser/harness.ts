@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { build } from 'vite';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -41,16 +41,64 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 }
 
-/** Waits for the page's one alert region to show `code` and returns its whole text. */
-export async function alertWith(page: Page, code: string): Promise<string> {
-  const alert = page.getByRole('alert');
-  await alert.filter({ hasText: code }).waitFor();
-  return (await alert.textContent()) ?? '';
+/**
+ * Waits for an alert region (the page's, or one inside `within`) to show the error `code`, and returns
+ * the sentence the user reads. The code itself is kept apart from the sentence, in `data-code`.
+ */
+export async function alertWith(page: Page, code: string, within?: Locator): Promise<string> {
+  const notice = (within ?? page).locator(`[role="alert"] [data-code="${code}"]`);
+  await notice.waitFor();
+  return (await notice.locator('.message').textContent()) ?? '';
 }
 
-/** Waits for the page's status region to show `text`. */
-export async function statusWith(page: Page, text: string): Promise<void> {
-  await page.getByRole('status').filter({ hasText: text }).waitFor();
+/** Waits for a status region (the page's, or one inside `within`) to show `text`. */
+export async function statusWith(page: Page, text: string, within?: Locator): Promise<void> {
+  await (within ?? page).getByRole('status').filter({ hasText: text }).waitFor();
+}
+
+/** A panel of the page, by its heading: where an action's messages must show. */
+export function section(page: Page, heading: string): Locator {
+  return page.getByRole('region', { name: heading, exact: true });
+}
+
+/**
+ * Records, from the page's first script on, every text any status region shows, with the heading of
+ * the panel it is in (or `page` for the top one): a progress message that lasts a moment is still seen.
+ */
+export async function recordStatuses(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    const log: Array<{ where: string; text: string }> = [];
+    const last = new WeakMap<Element, string>();
+    Object.assign(window, { __statusLog: log });
+    const scan = () => {
+      for (const region of document.querySelectorAll('[role="status"]')) {
+        const text = region.textContent ?? '';
+        if (text === '' || last.get(region) === text) continue;
+        last.set(region, text);
+        const panel = region.closest('section');
+        const heading = panel?.querySelector('h2')?.textContent;
+        log.push({ where: heading ?? 'page', text });
+      }
+    };
+    document.addEventListener('DOMContentLoaded', () => {
+      new MutationObserver(scan).observe(document.body, { childList: true, characterData: true, subtree: true });
+    });
+  });
+}
+
+/** What {@link recordStatuses} has seen so far. */
+export function statusLog(page: Page): Promise<Array<{ where: string; text: string }>> {
+  return page.evaluate(
+    () => (window as unknown as { __statusLog: Array<{ where: string; text: string }> }).__statusLog,
+  );
+}
+
+/** True when `locator`'s box lies wholly inside the viewport: where the user is looking. */
+export async function inView(page: Page, locator: Locator): Promise<boolean> {
+  const box = await locator.boundingBox();
+  const viewport = page.viewportSize();
+  if (box === null || viewport === null) return false;
+  return box.y >= 0 && box.x >= 0 && box.y + box.height <= viewport.height && box.x + box.width <= viewport.width;
 }
 
 /** Fills and submits the log-in form. */

@@ -2,7 +2,16 @@ import { rmSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-import { alertWith, buildWebApp, launchChromium, logIn, statusWith } from './harness.js';
+import {
+  alertWith,
+  buildWebApp,
+  launchChromium,
+  logIn,
+  recordStatuses,
+  section,
+  statusLog,
+  statusWith,
+} from './harness.js';
 
 const SCREENSHOT = '/tmp/latchkey-web.png';
 const LOGIN_ERROR_SCREENSHOT = '/tmp/latchkey-web-login-error.png';
@@ -34,33 +43,17 @@ interface Tab {
 
 /**
  * A tab in its own browser context (its own sessionStorage, so its own Latchkey session). It records
- * every text the status region ever shows, so a progress message that lasts a moment is still seen.
+ * every text a status region ever shows, so a progress message that lasts a moment is still seen.
  */
 async function openTab(route: string): Promise<Tab> {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   context.setDefaultTimeout(STEP_MS);
-  await context.addInitScript(() => {
-    const log: string[] = [];
-    Object.assign(window, { __statusLog: log });
-    document.addEventListener('DOMContentLoaded', () => {
-      const status = document.getElementById('status');
-      if (status === null) return;
-      new MutationObserver(() => log.push(status.textContent ?? '')).observe(status, {
-        childList: true,
-        characterData: true,
-        subtree: true,
-      });
-    });
-  });
+  await recordStatuses(context);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
   await page.goto(`${server.url}/#/${route}`);
   return { context, page, errors };
-}
-
-function statusLog(page: Page): Promise<string[]> {
-  return page.evaluate(() => (window as unknown as { __statusLog: string[] }).__statusLog);
 }
 
 async function route(page: Page): Promise<string | null> {
@@ -112,7 +105,12 @@ describe('the web app in Chromium', () => {
     const mailsBefore = server.smtp.messages.length;
     await a.page.getByRole('button', { name: 'Create account' }).click();
     await statusWith(a.page, `We sent a code to ${email}`);
-    expect((await statusLog(a.page)).some((text) => text.startsWith('Deriving keys…'))).toBe(true);
+    // The progress showed in the sign-up panel itself, beside its button, not in a banner elsewhere.
+    expect(
+      (await statusLog(a.page)).some(
+        ({ where, text }) => where === 'Create an account' && text.startsWith('Deriving keys…'),
+      ),
+    ).toBe(true);
     expect(await route(a.page)).toBe('verify');
 
     // Verify with the mailed code; the email carries over to the next screens.
@@ -128,26 +126,47 @@ describe('the web app in Chromium', () => {
     expect(await route(a.page)).toBe('account');
     await a.page.getByText(email, { exact: true }).waitFor();
 
-    // A wrong password is refused with its stable code; then a second session logs in.
+    // The key check is explained in plain words, with no jargon: the page never says "kB".
+    await a.page.getByText('Account key check:').waitFor();
+    await a.page.getByText('Compare this check on two devices').waitFor();
+    expect((await a.page.locator('#screen').textContent()) ?? '').not.toMatch(/\bkB\b/);
+
+    // A wrong password is refused in the log-in panel: a plain sentence, its stable code kept apart.
     await logIn(b.page, email, 'not the password at all');
-    expect(await alertWith(b.page, 'LK_LOGIN_FAILED')).toContain('Wrong email or password.');
+    const loginPanel = section(b.page, 'Log in');
+    expect(await alertWith(b.page, 'LK_LOGIN_FAILED', loginPanel)).toBe('Wrong email or password.');
+    const refusal = loginPanel.locator('[data-code="LK_LOGIN_FAILED"]');
+    expect(await refusal.textContent()).toMatch(/^Wrong email or password\.\s+Code for support: LK_LOGIN_FAILED$/);
+    expect(await b.page.locator('#alert').isHidden()).toBe(true);
     await b.page.screenshot({ path: LOGIN_ERROR_SCREENSHOT });
     expect(await route(b.page)).toBe('login');
+
+    // B names its device at log-in (the browser's own description is the default); A's list shows it.
+    const deviceName = b.page.getByLabel('Name of this device');
+    expect(await deviceName.inputValue()).toMatch(/^Chrome on Linux$/);
+    await deviceName.fill('Kitchen laptop');
     expect(await logInForFingerprint(b.page, email, first)).toBe(kB);
     await sessionRows(a.page, 2);
     await a.page.getByText('This session').waitFor();
+    const names = await a.page.getByTestId('session-row').locator('td:first-child').allTextContents();
+    expect(names.sort()).toEqual(['Chrome on Linux', 'Kitchen laptop']);
 
-    // Change the password on A: kB stays, B's session ends.
+    // Change the password on A: kB stays, B's session ends. The result shows in the form's own panel.
     await changePassword(a.page, first, second);
-    await statusWith(a.page, 'Password changed; kB kept. 1 other session was logged out.');
+    const changed = 'Password changed; your account key stays the same. 1 other session was logged out.';
+    await statusWith(a.page, changed, section(a.page, 'Change password'));
+    expect(await a.page.locator('#status').isHidden()).toBe(true);
     expect(await fingerprint(a.page)).toBe(kB);
     await sessionRows(a.page, 1, false);
     await a.page.screenshot({ path: SCREENSHOT, fullPage: true });
 
     // B finds out on its next request and is sent back to the log-in screen.
     await b.page.getByRole('button', { name: 'Refresh sessions' }).click();
-    await alertWith(b.page, 'LK_UNAUTHORIZED');
+    expect(await alertWith(b.page, 'LK_UNAUTHORIZED')).toBe('Your session has ended. Log in again.');
     expect(await route(b.page)).toBe('login');
+
+    // B's tab, logged out by the change, offers the name it was given at the next log-in.
+    expect(await b.page.getByLabel('Name of this device').inputValue()).toBe('Kitchen laptop');
 
     // A reload keeps the session (token in sessionStorage) but not the keys: unlock brings kB back.
     const saved = await a.page.evaluate(() => sessionStorage.getItem('latchkey.session'));
@@ -222,4 +241,26 @@ describe('the web app in Chromium', () => {
     await a.context.close();
     await b.context.close();
   }, 180_000);
+
+  it('shows its own icon in the tab, an SVG the build serves', async () => {
+    const tab = await openTab('login');
+    const icon = tab.page.locator('link[rel="icon"]');
+    expect(await icon.getAttribute('type')).toBe('image/svg+xml');
+    const href = await icon.evaluate((link: HTMLLinkElement) => link.href);
+    const response = await tab.context.request.get(href);
+    expect(response.status()).toBe(200);
+    expect(response.headers()['content-type']).toMatch(/^image\/svg\+xml/);
+    expect((await response.text()).trimStart()).toMatch(/^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    // Chromium itself loads it as an image: a broken file would have no size.
+    const size = await tab.page.evaluate(async (url) => {
+      const image = new Image();
+      image.src = url;
+      await image.decode();
+      return [image.naturalWidth, image.naturalHeight];
+    }, href);
+    expect(size[0]).toBeGreaterThan(0);
+    expect(size[1]).toBeGreaterThan(0);
+    expect(tab.errors).toEqual([]);
+    await tab.context.close();
+  });
 });

@@ -15,6 +15,7 @@ export { type ErrorCode, isErrorCode, LatchkeyError } from '@latchkey/core';
 export { exportRoomKeys, importRoomKeys, type KeyFileOptions, type KeyFileProgress } from './backup/export-file.js';
 export {
   BACKUP_SECRET,
+  type BackgroundListener,
   type BackupProgress,
   DEFAULT_PASSPHRASE_ITERATIONS,
   type EnabledBackup,

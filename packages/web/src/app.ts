@@ -1,4 +1,5 @@
 import { LatchkeyClient, LatchkeyError, LocalKeystore, type Session, type SessionState } from '@latchkey/client';
+import { type Device, Uploads } from './uploads.js';
 
 /** Where the bearer token survives a reload. Keys never go here: a reload forgets kA and kB. */
 const STORAGE_KEY = 'latchkey.session';
@@ -22,6 +23,11 @@ export interface App {
    */
   keystore(): Promise<LocalKeystore>;
   /**
+   * The background upload of this browser's keys to the account's backup, for a session with its
+   * keys in memory (else `undefined`): running from log-in or unlock until the session ends.
+   */
+  uploads(): Uploads | undefined;
+  /**
    * Deletes this browser's keystore for the current account, keys and all: for a store sealed under
    * an old kB (`LK_KEYSTORE_KEY_CHANGED` after a password reset), whose keys nothing can read now.
    */
@@ -41,7 +47,14 @@ export function createApp(go: App['go']): App {
   const client = new LatchkeyClient({ serverUrl: location.origin });
   // The keystore belongs to the session that opened it: another session (or none) closes it.
   let open: { session: Session; keystore: Promise<LocalKeystore> } | undefined;
+  // The background upload, like the keystore it reads, belongs to one session.
+  let uploading: { session: Session; uploads: Uploads } | undefined;
+  const endUploads = () => {
+    void uploading?.uploads.dispose();
+    uploading = undefined;
+  };
   const closeKeystore = () => {
+    endUploads();
     const closing = open?.keystore;
     open = undefined;
     // Closing wipes the store's keys from memory; a store that never opened has nothing to wipe.
@@ -53,9 +66,12 @@ export function createApp(go: App['go']): App {
     pendingEmail: '',
     setSession(session) {
       if (open !== undefined && open.session !== session) closeKeystore();
+      if (uploading !== undefined && uploading.session !== session) endUploads();
       app.session = session;
       if (session === undefined) sessionStorage.removeItem(STORAGE_KEY);
       else sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session.state));
+      // A log-in or an unlock starts the upload at once, whatever screen comes next.
+      app.uploads();
     },
     go,
     keystore() {
@@ -71,6 +87,17 @@ export function createApp(go: App['go']): App {
         if (open === current) open = undefined;
       });
       return current.keystore;
+    },
+    uploads() {
+      const session = app.session;
+      if (session === undefined || !session.hasKeys) return undefined;
+      if (uploading?.session === session) return uploading.uploads;
+      endUploads();
+      const device: Promise<Device> = app
+        .keystore()
+        .then((keystore) => ({ keystore, backup: session.keyBackup(keystore) }));
+      uploading = { session, uploads: new Uploads(device) };
+      return uploading.uploads;
     },
     async eraseKeystore() {
       const session = app.session;

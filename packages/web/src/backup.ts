@@ -2,15 +2,14 @@ import {
   type BackupProgress,
   exportRoomKeys,
   importRoomKeys,
-  type KeyBackup,
   LatchkeyError,
-  type LocalKeystore,
   type RecoverySecret,
   type Session,
 } from '@latchkey/client';
 import { type Guard, guardSession } from './account.js';
 import type { App } from './app.js';
-import { checkbox, count, download, field, form, h, link, panel, runAction, showError, showStatus } from './ui.js';
+import { checkbox, count, download, errorNotice, feedback, field, form, h, link, panel, runAction } from './ui.js';
+import type { Device, UploadState, Uploads } from './uploads.js';
 
 /** The file names the browser suggests; the user may rename them. */
 export const RECOVERY_KEY_FILE = 'latchkey-recovery-key.txt';
@@ -19,31 +18,21 @@ export const KEY_EXPORT_FILE = 'latchkey-keys.txt';
 /** PBKDF2 with 500,000 rounds runs in this tab, so the passphrase steps say that they take a while. */
 const STRETCHING = '(the passphrase is stretched on purpose; this takes a few seconds)';
 
-type Status = Awaited<ReturnType<KeyBackup['status']>>;
-type Enabled = Extract<Status, { enabled: true }>;
-
 /**
- * What the backup panel shows. The recovery key exists only in the `new-key` state, the one time it is
- * shown; leaving that state drops it. Deleting needs the `confirm-delete` state first.
+ * What the backup panel's actions show. The recovery key exists only in the `new-key` state, the one
+ * time it is shown; leaving that state drops it. Deleting needs the `confirm-delete` state first.
+ * The facts and the upload line follow the background upload's state live, whatever the view.
  */
-type View =
-  | { kind: 'off'; onDevice: number }
-  | { kind: 'on'; status: Enabled; onDevice: number }
-  | { kind: 'new-key'; version: string; recoveryKey: string }
-  | { kind: 'confirm-delete'; status: Enabled; onDevice: number };
-
-interface Device {
-  keystore: LocalKeystore;
-  backup: KeyBackup;
-}
+type View = { kind: 'status' } | { kind: 'new-key'; version: string; recoveryKey: string } | { kind: 'confirm-delete' };
 
 /**
- * Key backup for this browser's keystore: set up (recovery key shown once), upload with progress,
- * restore on a new device with the recovery key, a passphrase or the password login, delete; and the
- * Matrix key export files, to bring keys in from another client or take them out.
+ * Key backup for this browser's keystore: set up (recovery key shown once), the background upload
+ * shown live, restore on a new device with the recovery key, a passphrase or the password login,
+ * delete; and the Matrix key export files, to bring keys in from another client or take them out.
  */
 export function backupScreen(app: App, session: Session): HTMLElement {
-  if (!session.hasKeys) {
+  const uploads = session.hasKeys ? app.uploads() : undefined;
+  if (uploads === undefined) {
     return h(
       'div',
       { class: 'stack' },
@@ -61,62 +50,91 @@ export function backupScreen(app: App, session: Session): HTMLElement {
     );
   }
   const guarded = guardSession(app);
-  const device: Promise<Device> = app
-    .keystore()
-    .then((keystore) => ({ keystore, backup: session.keyBackup(keystore) }));
+  const device = uploads.device;
 
   const facts = h('dl', { class: 'facts' });
   const actions = h('div', { class: 'backup-actions' }, h('p', {}, 'Loading the backup’s status…'));
-  const upload = progressMeter('upload-progress', 'Upload progress', 'uploaded');
+  const meter = progressMeter('upload-progress', 'Upload progress', 'uploaded');
+  const say = feedback();
   const backupPanel = panel(
     'Key backup',
     h(
       'p',
       { class: 'aside' },
-      'Your room keys are encrypted in this browser to a backup key before they are uploaded. The server ' +
-        'holds them but cannot read them; your recovery key opens them on any device.',
+      'Your room keys are encrypted in this browser to a backup key, then uploaded in the background. The ' +
+        'server holds them but cannot read them; your recovery key opens them on any device.',
     ),
     facts,
+    meter.element,
     actions,
-    upload.element,
+    say.element,
   );
-  const restore = restorePanel(guarded, device, () => refresh());
-  const keys = deviceKeysPanel(guarded, device, () => refresh());
+  const restore = restorePanel(guarded, device, uploads);
+  const keys = deviceKeysPanel(guarded, device, uploads);
 
-  const render = (view: View) => {
-    // Restoring is for a backup that exists, and waits while the new recovery key is on screen.
-    restore.hidden = view.kind === 'off' || view.kind === 'new-key';
+  let view: View = { kind: 'status' };
+  /** What the actions area shows now, so a state change redraws it only when it must. */
+  let drawn: string | undefined;
+  const setView = (next: View) => {
+    view = next;
+    drawn = undefined;
+    draw(uploads.state);
+  };
+  const draw = (state: UploadState) => {
+    restore.update(state, view.kind === 'new-key');
     if (view.kind === 'new-key') {
+      if (drawn === 'new-key') return;
+      drawn = 'new-key';
       facts.replaceChildren(
         h('dt', {}, 'Backup'),
         h('dd', { 'data-testid': 'backup-state' }, `On, version ${view.version}`),
       );
+      meter.reset();
       actions.replaceChildren(
-        newKeyView(view, () => void guarded(() => refresh({ focus: 'upload' }))().catch(showError)),
+        newKeyView(view, () => {
+          setView({ kind: 'status' });
+          // The keys on this device go up now, not at the next turn.
+          void uploads.changed();
+        }),
       );
       return;
     }
-    facts.replaceChildren(...statusFacts(view));
-    if (view.kind === 'off') actions.replaceChildren(setupForm(guarded, device, render));
-    else if (view.kind === 'on') actions.replaceChildren(...onActions(view, guarded, device, upload, render, refresh));
-    else actions.replaceChildren(confirmDelete(view, guarded, device, render, refresh));
+    facts.replaceChildren(...statusFacts(state, () => void uploads.changed()));
+    if (state.uploading !== undefined) meter.update(state.uploading);
+    else if (state.backup !== 'on') meter.reset();
+    const kind = view.kind === 'confirm-delete' ? 'confirm-delete' : state.backup;
+    if (kind === drawn) return;
+    drawn = kind;
+    if (kind === 'checking') actions.replaceChildren(h('p', {}, 'Loading the backup’s status…'));
+    else if (kind === 'unavailable') actions.replaceChildren();
+    else if (kind === 'off') actions.replaceChildren(setupForm(guarded, device, (next) => setView(next)));
+    else if (kind === 'confirm-delete')
+      actions.replaceChildren(
+        confirmDelete(state, guarded, device, uploads, (deleted) => {
+          setView({ kind: 'status' });
+          if (deleted !== undefined) say.success(`Backup version ${deleted} is deleted.`);
+        }),
+      );
+    else actions.replaceChildren(onActions(() => setView({ kind: 'confirm-delete' })));
   };
 
-  async function refresh(options: { focus?: 'upload' } = {}): Promise<void> {
-    const { keystore, backup } = await device;
-    const [status, held] = await Promise.all([backup.status(), keystore.count()]);
-    render(
-      status.enabled ? { kind: 'on', status, onDevice: held.persisted } : { kind: 'off', onDevice: held.persisted },
-    );
-    if (options.focus === 'upload') actions.querySelector<HTMLButtonElement>('button[data-action="upload"]')?.focus();
-  }
-
-  void guarded(() => refresh())().catch(showError);
   const back = h('p', {}, link('account', 'Back to your account'));
-  const screen = h('div', { class: 'stack' }, backupPanel, restore, keys, back);
+  const screen = h('div', { class: 'stack' }, backupPanel, restore.element, keys, back);
+  // The screen follows the upload until it leaves the page (another screen replaced it).
+  let shown = false;
+  const unsubscribe = uploads.subscribe((state) => {
+    if (shown && !screen.isConnected) return void unsubscribe();
+    draw(state);
+    if (state.error !== undefined && state.backup === 'checking') say.error(state.error);
+  });
+  requestAnimationFrame(() => {
+    shown = true;
+  });
+  void uploads.refresh();
   device.catch((error: unknown) => {
     if (error instanceof LatchkeyError && error.code === 'LK_KEYSTORE_KEY_CHANGED')
-      screen.replaceChildren(staleKeystorePanel(app), back);
+      screen.replaceChildren(staleKeystorePanel(app, error), back);
+    else say.error(error);
   });
   return screen;
 }
@@ -125,21 +143,23 @@ export function backupScreen(app: App, session: Session): HTMLElement {
  * The keystore was sealed under the kB before a password reset: nothing can read it now. Say so, and
  * offer to clear it, after which the backup screen (and a restore with the recovery key) works again.
  */
-function staleKeystorePanel(app: App): HTMLElement {
+function staleKeystorePanel(app: App, error: unknown): HTMLElement {
   const clear = h('button', { type: 'button', class: 'danger' }, 'Clear this browser’s old keys');
+  const say = feedback();
   const section = panel(
     'Key backup',
     h(
       'p',
       { 'data-testid': 'stale-keystore' },
       'Your password was reset since this browser last stored keys, and the keys it holds were sealed under ' +
-        'your old account keys: nothing can read them now. Clear them, then restore from your backup with ' +
+        'your old account key: nothing can read them now. Clear them, then restore from your backup with ' +
         'your recovery key.',
     ),
-    h('div', { class: 'button-row' }, clear),
+    h('div', { class: 'form-end' }, clear, say.element),
   );
+  say.error(error);
   clear.addEventListener('click', () => {
-    void runAction(section, 'Clearing this browser’s old keys…', async () => {
+    void runAction(section, say, 'Clearing this browser’s old keys…', async () => {
       await app.eraseKeystore();
       app.go('backup', 'This browser’s old keys are cleared. Restore your keys from the backup below.');
     });
@@ -147,26 +167,72 @@ function staleKeystorePanel(app: App): HTMLElement {
   return section;
 }
 
-function statusFacts(view: Exclude<View, { kind: 'new-key' }>): HTMLElement[] {
-  const rows: Array<[string, string, string]> =
-    view.kind === 'off'
-      ? [['Backup', 'Off: nothing is backed up yet', 'backup-state']]
-      : [
-          ['Backup', `On, version ${view.status.version}`, 'backup-state'],
-          ['Keys on the server', count(view.status.count), 'backup-count'],
-          ['Waiting to upload from this device', count(view.status.pending), 'backup-pending'],
-          [
-            'Signed by this account',
-            view.status.trusted ? 'yes' : 'no: this device will not upload to it (delete it and set up a new one)',
-            'backup-trusted',
-          ],
-        ];
-  rows.push(['Keys on this device', count(view.onDevice), 'device-count']);
-  return rows.flatMap(([term, value, testId]) => [h('dt', {}, term), h('dd', { 'data-testid': testId }, value)]);
+/** The backup's facts; the upload line says what the background upload is doing, with a retry on failure. */
+function statusFacts(state: UploadState, retry: () => void): HTMLElement[] {
+  const fact = (term: string, value: Node | string, testId: string) => [
+    h('dt', {}, term),
+    h('dd', { 'data-testid': testId }, value),
+  ];
+  if (state.backup === 'checking') return fact('Backup', 'Checking…', 'backup-state');
+  if (state.backup === 'unavailable')
+    return fact('Backup', 'Unavailable: this device’s keys do not open', 'backup-state');
+  if (state.backup === 'off') {
+    return [
+      ...fact('Backup', 'Off: nothing is backed up yet', 'backup-state'),
+      ...fact('Keys on this device', count(state.onDevice), 'device-count'),
+    ];
+  }
+  const waiting = Math.max(0, state.pending - (state.uploading?.done ?? 0));
+  return [
+    ...fact('Backup', `On, version ${state.version ?? ''}`, 'backup-state'),
+    ...fact('Keys on the server', count(state.onServer), 'backup-count'),
+    ...fact('Keys on this device', count(state.onDevice), 'device-count'),
+    ...fact('Waiting to upload from this device', count(waiting), 'backup-pending'),
+    ...fact('Upload', uploadLine(state, waiting, retry), 'upload-status'),
+    ...fact(
+      'Signed by this account',
+      state.backup === 'on' ? 'yes' : 'no: this device will not upload to it (delete it and set up a new one)',
+      'backup-trusted',
+    ),
+  ];
+}
+
+function uploadLine(state: UploadState, waiting: number, retry: () => void): HTMLElement {
+  const line = h('span', { class: 'upload-line' });
+  const last =
+    state.lastUpload === undefined
+      ? ''
+      : ` Last upload: ${count(state.lastUpload.uploaded)} ${state.lastUpload.uploaded === 1 ? 'key' : 'keys'}, ` +
+        `${clock(state.lastUpload.at)}.`;
+  if (state.backup === 'untrusted') {
+    line.append('Paused: this backup is not signed by your account’s current key.');
+  } else if (state.uploading !== undefined) {
+    const { done, total } = state.uploading;
+    line.append(`Uploading: ${count(done)} of ${count(total)} keys sent…`);
+  } else if (state.error !== undefined) {
+    const again = h('button', { type: 'button', class: 'secondary small' }, 'Try again now');
+    again.addEventListener('click', retry);
+    line.classList.add('upload-error');
+    line.append(
+      errorNotice(state.error),
+      h('span', {}, `${count(waiting)} ${waiting === 1 ? 'key waits' : 'keys wait'}; uploads retry by themselves. `),
+      again,
+    );
+  } else if (waiting > 0) {
+    line.append(`${count(waiting)} ${waiting === 1 ? 'key' : 'keys'} will upload in a moment.`);
+  } else {
+    line.append(`Up to date: every key on this device is in the backup.${last}`);
+  }
+  return line;
+}
+
+/** A time of day, to the second: when the last upload ended. */
+function clock(ms: number): string {
+  return new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
 /** Backup is off: an optional passphrase, whether password logins may restore, and the button. */
-function setupForm(guarded: Guard, device: Promise<Device>, render: (view: View) => void): HTMLElement {
+function setupForm(guarded: Guard, device: Promise<Device>, setView: (view: View) => void): HTMLElement {
   const passphrase = field('New backup passphrase (optional)', {
     name: 'backup-passphrase',
     type: 'password',
@@ -185,16 +251,15 @@ function setupForm(guarded: Guard, device: Promise<Device>, render: (view: View)
     'div',
     {},
     h('h3', {}, 'Set up backup'),
-    form('Set up backup', 'Setting up backup…', [passphrase.row, confirm.row, trust.row], async () => {
+    form('Set up backup', 'Setting up backup…', [passphrase.row, confirm.row, trust.row], async (say) => {
       const phrase = passphrase.input.value;
       if (phrase !== confirm.input.value) throw new Error('The two passphrases do not match.');
-      if (phrase !== '') showStatus(`Deriving the backup key from your passphrase… ${STRETCHING}`);
+      if (phrase !== '') say.progress(`Deriving the backup key from your passphrase… ${STRETCHING}`);
       await guarded(async () => {
         const { backup } = await device;
         const options = { trustLoggedInDevices: trust.input.checked, ...(phrase === '' ? {} : { passphrase: phrase }) };
         const { version, recoveryKey } = await backup.enable(options);
-        render({ kind: 'new-key', version, recoveryKey });
-        showStatus(`Backup version ${version} is set up. Save your recovery key now.`);
+        setView({ kind: 'new-key', version, recoveryKey });
       })();
     }),
   );
@@ -215,16 +280,17 @@ function newKeyView(view: Extract<View, { kind: 'new-key' }>, onContinue: () => 
   );
   const copy = h('button', { type: 'button', class: 'secondary' }, 'Copy');
   const save = h('button', { type: 'button', class: 'secondary' }, 'Download');
+  const say = feedback();
   const buttons = h('div', { class: 'button-row' }, copy, save);
   copy.addEventListener('click', () => {
-    void runAction(buttons, 'Copying…', async () => {
+    void runAction(buttons, say, 'Copying…', async () => {
       await navigator.clipboard.writeText(view.recoveryKey);
-      showStatus('Recovery key copied to the clipboard.');
+      say.success('Recovery key copied to the clipboard.');
     });
   });
   save.addEventListener('click', () => {
     download(RECOVERY_KEY_FILE, `${view.recoveryKey}\n`);
-    showStatus(`Recovery key saved as ${RECOVERY_KEY_FILE}.`);
+    say.success(`Recovery key saved as ${RECOVERY_KEY_FILE}.`);
   });
   const saved = checkbox('I have saved my recovery key', 'recovery-key-saved');
   const next = h('button', { type: 'button', disabled: true }, 'Continue');
@@ -244,6 +310,7 @@ function newKeyView(view: Extract<View, { kind: 'new-key' }>, onContinue: () => 
     ),
     keyText,
     buttons,
+    say.element,
     saved.row,
     next,
   );
@@ -255,97 +322,82 @@ function newKeyView(view: Extract<View, { kind: 'new-key' }>, onContinue: () => 
   return element;
 }
 
-/** Backup is on: upload what is pending (with the progress bar), or start deleting. */
-function onActions(
-  view: Extract<View, { kind: 'on' }>,
-  guarded: Guard,
-  device: Promise<Device>,
-  meter: Meter,
-  render: (view: View) => void,
-  refresh: () => Promise<void>,
-): HTMLElement[] {
-  const pending = view.status.pending;
-  const upload = h(
-    'button',
-    { type: 'button', 'data-action': 'upload', 'aria-describedby': meter.textId, disabled: pending === 0 },
-    pending === 0 ? 'Nothing to upload' : `Upload ${count(pending)} ${pending === 1 ? 'key' : 'keys'}`,
-  );
+/** Backup is on: uploads need no button; deleting starts with a confirmation. */
+function onActions(confirm: () => void): HTMLElement {
   const remove = h('button', { type: 'button', class: 'danger' }, 'Delete backup…');
-  const row = h('div', { class: 'button-row' }, upload, remove);
-  upload.addEventListener('click', () => {
-    void runAction(
-      row,
-      'Uploading keys…',
-      guarded(async () => {
-        const { backup } = await device;
-        meter.start(pending);
-        let outcome: Awaited<ReturnType<KeyBackup['uploadPending']>>;
-        try {
-          outcome = await backup.uploadPending((progress) => meter.update(progress));
-        } catch (error) {
-          // Batches the server acknowledged stay uploaded: show what is still pending, then the error.
-          await refresh().catch(() => undefined);
-          throw error;
-        }
-        const { uploaded, version } = outcome;
-        // Another tab may have uploaded them meanwhile: then no progress came and the bar means nothing.
-        if (uploaded === 0) meter.reset();
-        await refresh();
-        showStatus(`Uploaded ${count(uploaded)} ${uploaded === 1 ? 'key' : 'keys'} to backup version ${version}.`);
-      }),
-    );
-  });
-  remove.addEventListener('click', () => render({ ...view, kind: 'confirm-delete' }));
-  return [row];
+  remove.addEventListener('click', confirm);
+  return h('div', { class: 'button-row' }, remove);
 }
 
 function confirmDelete(
-  view: Extract<View, { kind: 'confirm-delete' }>,
+  state: UploadState,
   guarded: Guard,
   device: Promise<Device>,
-  render: (view: View) => void,
-  refresh: () => Promise<void>,
+  uploads: Uploads,
+  done: (deleted?: string) => void,
 ): HTMLElement {
   const yes = h('button', { type: 'button', class: 'danger' }, 'Yes, delete the backup');
   const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
-  const keysOnServer = view.status.count === 1 ? '1 key' : `${count(view.status.count)} keys`;
+  const say = feedback();
+  const keysOnServer = state.onServer === 1 ? '1 key' : `${count(state.onServer)} keys`;
+  const version = state.version ?? '';
   const element = h(
     'div',
     { class: 'confirm', role: 'group', 'aria-label': 'Confirm deleting the backup' },
     h(
       'p',
       {},
-      `Delete backup version ${view.status.version} and the ${keysOnServer} in it from the server? ` +
+      `Delete backup version ${version} and the ${keysOnServer} in it from the server? ` +
         'A device without its own copy can no longer get them back. The keys on this device stay.',
     ),
     h('div', { class: 'button-row' }, yes, cancel),
+    say.element,
   );
   yes.addEventListener('click', () => {
     void runAction(
       element,
+      say,
       'Deleting the backup…',
       guarded(async () => {
-        await (await device).backup.delete();
-        await refresh();
-        showStatus(`Backup version ${view.status.version} is deleted.`);
+        // No upload may run into a version being deleted.
+        await uploads.pause();
+        try {
+          await (await device).backup.delete(version);
+        } finally {
+          await uploads.changed();
+        }
+        done(version);
       }),
     );
   });
-  cancel.addEventListener('click', () => render({ ...view, kind: 'on' }));
+  cancel.addEventListener('click', () => done());
   queueMicrotask(() => cancel.focus());
   return element;
 }
 
-/** Restore on a new device: the recovery key, else the passphrase, else the password login. */
-function restorePanel(guarded: Guard, device: Promise<Device>, refresh: () => Promise<void>): HTMLElement {
+/**
+ * Restore on a new device: the recovery key, else the passphrase, else the password login. On a device
+ * that already holds every key the backup has, the ways to restore stay folded behind a plain sentence.
+ */
+function restorePanel(
+  guarded: Guard,
+  device: Promise<Device>,
+  uploads: Uploads,
+): { element: HTMLElement; update(state: UploadState, newKey: boolean): void } {
   const meter = progressMeter('restore-progress', 'Restore progress', 'restored');
   const result = h('p', { class: 'result', 'data-testid': 'restore-result', hidden: true });
-  const run = (secret: () => RecoverySecret) => async () =>
+  // The bar and the result follow the action that was used, so they show where the user is.
+  const outcomeBox = h('div', { class: 'restore-outcome' }, meter.element, result);
+  const run = (secret: () => RecoverySecret, place: HTMLElement) => async () =>
     guarded(async () => {
       result.hidden = true;
       meter.reset();
+      place.after(outcomeBox);
       const { backup } = await device;
-      const outcome = await backup.restore(secret(), (progress) => meter.update(progress));
+      const outcome = await backup.restore(secret(), (progress) => {
+        meter.update(progress);
+        if (progress.done === 0) outcomeBox.scrollIntoView({ block: 'nearest' });
+      });
       // The key and passphrase open the backup from anywhere: leave neither in the page once used.
       recoveryKey.input.value = '';
       passphrase.input.value = '';
@@ -356,8 +408,7 @@ function restorePanel(guarded: Guard, device: Promise<Device>, refresh: () => Pr
       result.textContent =
         outcome.imported < outcome.total - outcome.failed ? `${text} The others were already on this device.` : text;
       result.hidden = false;
-      await refresh();
-      showStatus(text);
+      await uploads.changed();
     })();
   const recoveryKey = field('Recovery key', {
     name: 'recovery-key',
@@ -371,53 +422,88 @@ function restorePanel(guarded: Guard, device: Promise<Device>, refresh: () => Pr
     type: 'password',
     autocomplete: 'off',
   });
-  const byKey = form(
-    'Restore with recovery key',
-    'Restoring keys…',
-    [recoveryKey.row],
-    run(() => ({ recoveryKey: recoveryKey.input.value })),
+  const byKey: HTMLFormElement = form('Restore with recovery key', 'Restoring keys…', [recoveryKey.row], () =>
+    run(() => ({ recoveryKey: recoveryKey.input.value }), byKey)(),
   );
   byKey.classList.add('wide');
+  const byPassphrase: HTMLFormElement = form(
+    'Restore with passphrase',
+    `Deriving the key from your passphrase… ${STRETCHING}`,
+    [passphrase.row],
+    () => run(() => ({ passphrase: passphrase.input.value }), byPassphrase)(),
+  );
   const trusted = h('button', { type: 'button', class: 'secondary' }, 'Restore using this login');
+  const trustedSay = feedback();
+  const trustedRow = h('div', { class: 'form-end' }, trusted, trustedSay.element);
   const byLogin = h(
     'div',
     {},
     h('h3', {}, 'Or through your password login'),
     h('p', { class: 'aside' }, 'Works if the backup was set up to let devices that log in with your password restore.'),
-    trusted,
+    trustedRow,
   );
-  const element = panel(
-    'Restore keys from the backup',
-    h(
-      'p',
-      { class: 'aside' },
-      'On a new device, bring back your keys. Nothing is imported unless the key opens the backup.',
-    ),
+  const intro = h('p', { class: 'aside', 'data-testid': 'restore-explanation' });
+  const unfold = h(
+    'button',
+    { type: 'button', class: 'secondary small', 'aria-expanded': 'false' },
+    'Show the ways to restore',
+  );
+  const ways = h(
+    'div',
+    { id: 'restore-ways', class: 'restore-ways' },
     byKey,
     h('h3', {}, 'Or with your backup passphrase'),
-    form(
-      'Restore with passphrase',
-      `Deriving the key from your passphrase… ${STRETCHING}`,
-      [passphrase.row],
-      run(() => ({ passphrase: passphrase.input.value })),
-    ),
+    byPassphrase,
     byLogin,
-    meter.element,
-    result,
   );
+  unfold.setAttribute('aria-controls', ways.id);
+  const element = panel('Restore keys from the backup', intro, h('p', {}, unfold), ways, outcomeBox);
   trusted.addEventListener('click', () => {
     void runAction(
-      element,
+      byLogin,
+      trustedSay,
       'Restoring keys…',
-      run(() => ({ trustedDevice: true })),
+      run(() => ({ trustedDevice: true }), trustedRow),
     );
   });
+  let unfolded = false;
+  let lacking = true;
+  const fold = () => {
+    ways.hidden = !lacking && !unfolded;
+    // Folding the ways away keeps the last result in sight.
+    if (ways.hidden && ways.contains(outcomeBox)) ways.after(outcomeBox);
+    unfold.parentElement?.toggleAttribute('hidden', lacking || unfolded);
+    unfold.setAttribute('aria-expanded', String(!ways.hidden));
+  };
+  unfold.addEventListener('click', () => {
+    unfolded = true;
+    fold();
+    byKey.querySelector('input')?.focus();
+  });
   element.hidden = true;
-  return element;
+  return {
+    element,
+    update(state, newKey) {
+      // Restoring is for a backup that exists, and waits while the new recovery key is on screen.
+      element.hidden = newKey || (state.backup !== 'on' && state.backup !== 'untrusted');
+      if (element.hidden) return;
+      // Keys this device holds that the backup has: those it marked as uploaded to this version.
+      const here = state.onDevice - state.pending;
+      const missing = Math.max(0, state.onServer - here);
+      lacking = missing > 0;
+      intro.textContent = lacking
+        ? `The backup holds ${count(missing)} ${missing === 1 ? 'key' : 'keys'} this device does not have. ` +
+          'Bring them here with your recovery key, your backup passphrase or your login. Nothing is ' +
+          'imported unless the key opens the backup.'
+        : `Nothing to restore: this device already holds every key in the backup. Restoring is for a new ` +
+          'device, or one that has lost its keys.';
+      fold();
+    },
+  };
 }
 
 /** The keys this browser holds: import a Matrix key export file, or export them to one. */
-function deviceKeysPanel(guarded: Guard, device: Promise<Device>, refresh: () => Promise<void>): HTMLElement {
+function deviceKeysPanel(guarded: Guard, device: Promise<Device>, uploads: Uploads): HTMLElement {
   const file = field('Key export file', { name: 'import-file', type: 'file' });
   file.input.accept = '.txt,text/plain';
   const importPassphrase = field('File passphrase', {
@@ -442,31 +528,28 @@ function deviceKeysPanel(guarded: Guard, device: Promise<Device>, refresh: () =>
       'p',
       { class: 'aside' },
       'Key export files (“MEGOLM SESSION DATA”) move keys between Matrix clients such as Element and this one. ' +
-        'Imported keys join the next backup upload.',
+        'When a backup is on, imported keys go up to it by themselves.',
     ),
     h('h3', {}, 'Import keys from a key export file'),
-    form(
-      'Import keys',
-      `Decrypting the file… ${STRETCHING}`,
-      [file.row, importPassphrase.row],
+    form('Import keys', `Decrypting the file… ${STRETCHING}`, [file.row, importPassphrase.row], (say) =>
       guarded(async () => {
         const chosen = file.input.files?.[0];
         if (chosen === undefined) throw new Error('Choose a key export file first.');
         const { keystore } = await device;
         const { total, imported } = await importRoomKeys(keystore, await chosen.text(), importPassphrase.input.value);
-        await refresh();
         const already = total - imported;
-        showStatus(
+        await uploads.changed();
+        // Said only when true now: the upload has started. (Advice to set one up would outlive the moment.)
+        const next = uploads.state.backup === 'on' && imported > 0 ? ' They are going up to your backup now.' : '';
+        say.success(
           `Imported ${count(imported)} of the ${count(total)} keys in ${chosen.name}` +
-            (already === 0 ? '.' : `; this device already had ${count(already)} of them.`),
+            (already === 0 ? '.' : `; this device already had ${count(already)} of them.`) +
+            next,
         );
-      }),
+      })(),
     ),
     h('h3', {}, 'Export the keys on this device'),
-    form(
-      'Export keys',
-      `Encrypting the file… ${STRETCHING}`,
-      [exportPassphrase.row, exportConfirm.row],
+    form('Export keys', `Encrypting the file… ${STRETCHING}`, [exportPassphrase.row, exportConfirm.row], (say) =>
       guarded(async () => {
         const phrase = exportPassphrase.input.value;
         if (phrase === '') throw new Error('Choose a passphrase for the export file.');
@@ -474,8 +557,10 @@ function deviceKeysPanel(guarded: Guard, device: Promise<Device>, refresh: () =>
         const { keystore } = await device;
         const exported = await exportRoomKeys(keystore, phrase);
         download(KEY_EXPORT_FILE, exported.text);
-        showStatus(`Exported ${count(exported.count)} ${exported.count === 1 ? 'key' : 'keys'} to ${KEY_EXPORT_FILE}.`);
-      }),
+        say.success(
+          `Exported ${count(exported.count)} ${exported.count === 1 ? 'key' : 'keys'} to ${KEY_EXPORT_FILE}.`,
+        );
+      })(),
     ),
   );
 }

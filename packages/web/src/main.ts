@@ -45,6 +45,8 @@ function render(app: App, notice?: string): void {
   screen.replaceChildren(screenFor(app, route));
   screen.dataset.route = route;
   document.title = `Latchkey · ${route}`;
+  // A new screen opens at its top, where its notice is.
+  window.scrollTo(0, 0);
   if (notice !== undefined) showStatus(notice);
   if (location.hash !== `#/${route}`) history.replaceState(null, '', `#/${route}`);
   // On the short form screens, focus the first field still to fill so keyboard users can type at once.
@@ -55,6 +57,15 @@ function render(app: App, notice?: string): void {
 const app = createApp((route, notice) => {
   if (location.hash !== `#/${route}`) history.pushState(null, '', `#/${route}`);
   render(app, notice);
+});
+
+// Closing the tab with keys not yet in the backup: the browser asks first. The keys stay in this
+// browser's keystore and go up at the next log-in here, but a device never used again would keep them.
+window.addEventListener('beforeunload', (event) => {
+  if ((app.uploads()?.unsaved ?? 0) === 0) return;
+  event.preventDefault();
+  // Older Chromium asks only when returnValue is set.
+  event.returnValue = '';
 });
 
 // Links and the back button change the hash themselves.

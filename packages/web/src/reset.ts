@@ -13,7 +13,8 @@ export function resetScreen(app: App): HTMLElement {
     h(
       'p',
       { class: 'aside' },
-      'We will email you a code. Data encrypted under your old kB will not be readable after a reset.',
+      'We will email you a code. A reset gives your account a new account key: keys your browsers stored ' +
+        'under the old one no longer open, but your backup still opens with its recovery key or passphrase.',
     ),
     form('Send reset code', 'Sending…', [email.row], async () => {
       await app.client.requestReset(email.input.value);
@@ -40,7 +41,7 @@ function completeStep(app: App, email: string): HTMLElement {
       requireSame(password.input.value, confirm.input.value);
       await app.client.completeReset(email, code.input.value, password.input.value);
       app.setSession(undefined);
-      app.go('login', 'Your password is reset and your keys are new. Log in with the new password.');
+      app.go('login', 'Your password is reset and your account key is new. Log in with the new password.');
     }),
     h('p', { class: 'aside' }, link('reset', 'Start again')),
   );

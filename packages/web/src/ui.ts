@@ -59,16 +59,46 @@ function show(box: HTMLElement, content: Child | undefined): void {
   box.hidden = content === undefined;
 }
 
-/** Shows an error in the page's one `role="alert"` region: the stable `LK_*` code, then the message. */
-export function showError(error: unknown): void {
+/**
+ * What the user reads for a failure: the SDK's sentence, or ours where its sentence speaks to a
+ * developer (a URL, a token). The code is never part of the sentence; {@link errorNotice} keeps it apart.
+ */
+export function plainMessage(error: unknown): string {
   if (error instanceof LatchkeyError) {
-    show(alertBox(), h('span', {}, h('code', { class: 'code' }, error.code), ` ${error.message}`));
-  } else {
-    show(alertBox(), error instanceof Error ? error.message : String(error));
+    switch (error.code) {
+      case 'LK_NETWORK':
+        return 'The server could not be reached. Check your connection and try again.';
+      case 'LK_UNAUTHORIZED':
+        return 'Your session has ended. Log in again.';
+      case 'LK_INTERNAL':
+      case 'LK_SERVER_PROTOCOL':
+        return 'Something went wrong on the server. Try again in a moment.';
+      default:
+        return error.message;
+    }
   }
+  return error instanceof Error ? error.message : String(error);
 }
 
-/** Shows a progress or success message in the `role="status"` region. */
+/**
+ * A failure as a person reads it: the plain sentence first, then the stable `LK_*` code small and
+ * muted for support (and in `data-code`, for tests and scripts), never in front of the sentence.
+ */
+export function errorNotice(error: unknown): HTMLElement {
+  const notice = h('p', { class: 'notice notice-error' }, h('span', { class: 'message' }, plainMessage(error)));
+  if (error instanceof LatchkeyError) {
+    notice.dataset.code = error.code;
+    notice.append(' ', h('small', { class: 'error-code' }, `Code for support: ${error.code}`));
+  }
+  return notice;
+}
+
+/** Shows an error in the page's top `role="alert"` region: for a failure of the whole screen. */
+export function showError(error: unknown): void {
+  show(alertBox(), errorNotice(error));
+}
+
+/** Shows a message in the page's top status region: the notice a new screen opens with. */
 export function showStatus(message: string | undefined): void {
   show(statusBox(), message);
 }
@@ -79,23 +109,83 @@ export function clearMessages(): void {
 }
 
 /**
- * Runs one user action: disables the form's controls, shows `progress`, reports a failure in the alert
- * region. OPAQUE's Argon2id runs on the main thread inside the SDK, so we let the browser paint the
- * progress message before starting; otherwise it would appear only after the work is done.
+ * A section's own messages, shown beside the action that caused them, where the user is looking:
+ * progress and results in a polite live region, failures in an alert region. Both stay in the page
+ * while empty (and take no room), so a screen reader hears what is put into them.
  */
-export async function runAction(scope: HTMLElement, progress: string, action: () => Promise<void>): Promise<void> {
+export interface Feedback {
+  readonly element: HTMLElement;
+  /** Work has started: a busy line. */
+  progress(message: string): void;
+  /** Work has finished well. */
+  success(message: Child): void;
+  /** Work has failed: the plain sentence, with the code apart. */
+  error(error: unknown): void;
+  clear(): void;
+  /** The progress message showing now, if any. */
+  readonly busy: string | undefined;
+}
+
+export function feedback(): Feedback {
+  const status = h('div', { role: 'status', 'aria-live': 'polite' });
+  const alert = h('div', { role: 'alert' });
+  const element = h('div', { class: 'feedback', 'data-feedback': '' }, status, alert);
+  let busy: string | undefined;
+  const put = (region: HTMLElement, content: HTMLElement | undefined) => {
+    region.replaceChildren(...(content === undefined ? [] : [content]));
+  };
+  const say: Feedback = {
+    element,
+    progress(message) {
+      busy = message;
+      put(alert, undefined);
+      put(status, h('p', { class: 'notice notice-progress' }, message));
+    },
+    success(message) {
+      busy = undefined;
+      put(alert, undefined);
+      put(status, h('p', { class: 'notice notice-success' }, message));
+    },
+    error(error) {
+      busy = undefined;
+      put(status, undefined);
+      put(alert, errorNotice(error));
+    },
+    clear() {
+      busy = undefined;
+      put(status, undefined);
+      put(alert, undefined);
+    },
+    get busy() {
+      return busy;
+    },
+  };
+  return say;
+}
+
+/**
+ * Runs one user action: disables the scope's controls, shows `progress` in `say` (the action's own
+ * feedback, beside it), and reports a failure there. OPAQUE's Argon2id runs on the main thread inside
+ * the SDK, so we let the browser paint the progress message before starting; otherwise it would
+ * appear only after the work is done.
+ */
+export async function runAction(
+  scope: HTMLElement,
+  say: Feedback,
+  progress: string,
+  action: () => Promise<void>,
+): Promise<void> {
   clearMessages();
-  showStatus(progress);
+  say.progress(progress);
   const controls = [...scope.querySelectorAll<HTMLInputElement | HTMLButtonElement>('input, button')];
   for (const control of controls) control.disabled = true;
   scope.setAttribute('aria-busy', 'true');
   try {
     await nextPaint();
     await action();
-    if (statusBox().textContent === progress) showStatus(undefined);
+    if (say.busy === progress) say.clear();
   } catch (error) {
-    showStatus(undefined);
-    showError(error);
+    say.error(error);
   } finally {
     for (const control of controls) control.disabled = false;
     scope.removeAttribute('aria-busy');
@@ -106,17 +196,26 @@ function nextPaint(): Promise<void> {
   return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 }
 
-/** A form whose submit runs `action` through {@link runAction}. */
+/**
+ * A form whose submit runs `action` through {@link runAction}; its messages show beside its button.
+ * `action` gets that feedback to report a result or a further step.
+ */
 export function form(
   submitLabel: string,
   progress: string,
   rows: HTMLElement[],
-  action: () => Promise<void>,
+  action: (say: Feedback) => Promise<void>,
 ): HTMLFormElement {
-  const element = h('form', { novalidate: true }, ...rows, h('button', { type: 'submit' }, submitLabel));
+  const say = feedback();
+  const element = h(
+    'form',
+    { novalidate: true },
+    ...rows,
+    h('div', { class: 'form-end' }, h('button', { type: 'submit' }, submitLabel), say.element),
+  );
   element.addEventListener('submit', (event) => {
     event.preventDefault();
-    void runAction(element, progress, action);
+    void runAction(element, say, progress, () => action(say));
   });
   return element;
 }

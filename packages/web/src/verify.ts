@@ -1,5 +1,5 @@
 import type { App } from './app.js';
-import { field, form, h, link, panel, runAction, showStatus } from './ui.js';
+import { feedback, field, form, h, link, panel, runAction } from './ui.js';
 
 /** Email verification with the 8-digit code from the sign-up mail; a new code can be requested. */
 export function verifyScreen(app: App): HTMLElement {
@@ -11,6 +11,7 @@ export function verifyScreen(app: App): HTMLElement {
     hint: 'The 8 digits from the email we sent you.',
   });
   const resend = h('button', { type: 'button', class: 'secondary' }, 'Send a new code');
+  const resendSay = feedback();
   const section = panel(
     'Verify your email',
     form('Verify', 'Checking the code…', [email.row, code.row], async () => {
@@ -18,12 +19,12 @@ export function verifyScreen(app: App): HTMLElement {
       app.pendingEmail = email.input.value;
       app.go('login', 'Your email is verified. Log in to continue.');
     }),
-    h('p', { class: 'aside' }, resend, ' ', link('login', 'Back to log in')),
+    h('div', { class: 'form-end aside' }, h('p', {}, resend, ' ', link('login', 'Back to log in')), resendSay.element),
   );
   resend.addEventListener('click', () => {
-    void runAction(section, 'Sending a new code…', async () => {
+    void runAction(section, resendSay, 'Sending a new code…', async () => {
       await app.client.resendVerification(email.input.value);
-      showStatus(`If ${email.input.value} awaits verification, a new code is on its way.`);
+      resendSay.success(`If ${email.input.value} awaits verification, a new code is on its way.`);
     });
   });
   return section;

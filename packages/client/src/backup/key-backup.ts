@@ -86,6 +86,14 @@ interface BackgroundLoop {
   running: Promise<unknown>;
 }
 
+/** What the background upload tells as it goes, for a live status line (see {@link KeyBackup.start}). */
+export interface BackgroundListener {
+  /** A run's progress: first `done: 0` with the keys it is about to send, then after each batch. */
+  onProgress?: ProgressListener;
+  /** A run has ended well: every key pending when it began is uploaded (`uploaded` may be 0). */
+  onUploaded?: (result: { uploaded: number; version: string }) => void;
+}
+
 export interface EnableOptions {
   /** Also derive the recovery key from this passphrase (PBKDF2), so either restores. */
   passphrase?: string;
@@ -374,6 +382,8 @@ export class KeyBackup {
     const publicKey = fromBase64(info.auth_data.public_key, 'public_key');
     const pending = await this.keystore.pendingBackup(info.version);
     const report = progressMeter('upload', onProgress);
+    // The total before the first batch is acknowledged, so a bar shows the work as soon as it starts.
+    if (pending.length > 0) report(0, pending.length);
     for (let i = 0; i < pending.length; i += MAX_BACKUP_BATCH) {
       const batch = pending.slice(i, i + MAX_BACKUP_BATCH);
       await this.request('PUT', `/v1/backup/keys?version=${info.version}`, {
@@ -404,21 +414,27 @@ export class KeyBackup {
   /**
    * Uploads in the background until {@link stop}: now, then `intervalMs` after each run ends, so two
    * runs never overlap however slow one is (nor with the last run of a loop just stopped). Failures go
-   * to `onError` and wait for the next turn; an `onError` that throws does not end the loop.
+   * to `onError` and wait for the next turn; an `onError` (or `listener`) that throws does not end the
+   * loop. `listener` hears each run's progress and its end, for an app that shows the upload live.
    */
-  start(intervalMs = 10_000, onError?: (error: unknown) => void): void {
+  start(intervalMs = 10_000, onError?: (error: unknown) => void, listener: BackgroundListener = {}): void {
     if (this.loop !== undefined) return;
     const loop: BackgroundLoop = { stopped: false, running: Promise.resolve() };
-    const report = (error: unknown) => {
-      try {
-        onError?.(error);
-      } catch {
-        // The listener's own failure is not the upload's: the loop goes on.
-      }
-    };
+    const guard =
+      <A extends unknown[]>(callback: ((...args: A) => void) | undefined) =>
+      (...args: A) => {
+        try {
+          callback?.(...args);
+        } catch {
+          // The listener's own failure is not the upload's: the loop goes on.
+        }
+      };
+    const report = guard(onError);
+    const uploaded = guard(listener.onUploaded);
+    const onProgress = listener.onProgress === undefined ? undefined : guard(listener.onProgress);
     const run = (): Promise<void> =>
-      this.uploadPending()
-        .then(() => undefined, report)
+      this.uploadPending(onProgress)
+        .then(uploaded, report)
         .then(() => {
           if (!loop.stopped) loop.timer = setTimeout(() => (loop.running = run()), intervalMs);
         });
