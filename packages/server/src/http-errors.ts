@@ -39,7 +39,7 @@ export function installErrorHandling(app: FastifyInstance): void {
 }
 
 /** A refused body is read on (and thrown away) for at most this many times the route's limit... */
-export const DRAIN_FACTOR = 4;
+const DRAIN_FACTOR = 4;
 /** ...and for at most this long, so a client that stalls mid-body cannot hold the answer back. */
 const DRAIN_MS = 10_000;
 
