@@ -19,6 +19,7 @@ import { accountsRoutes } from './modules/accounts/routes.js';
 import { MATRIX_PREFIX, matrixBackupRoutes, redactAccessToken } from './modules/backup/matrix-routes.js';
 import { backupRoutes } from './modules/backup/routes.js';
 import { secretsRoutes } from './modules/secrets/routes.js';
+import { prettyLogStream } from './pretty-log.js';
 import { route } from './route.js';
 import { connect } from './store/database.js';
 import { openStore } from './store/kysely-store.js';
@@ -36,10 +37,11 @@ export interface AppOptions {
   logger?: boolean | object;
   /**
    * Where the default logger writes its JSON lines (pino's default, stdout, when absent). The CLI
-   * passes stderr, keeping stdout for its result; tests pass an array to read the log. Ignored when
-   * `logger` is given.
+   * passes stderr, keeping stdout for its result; tests pass an array to read the log. A terminal
+   * (`isTTY`) gets lines formatted for people, with mail printed by the development mailer framed so
+   * its code is seen at once; anything else gets pino's JSON lines. Ignored when `logger` is given.
    */
-  logStream?: { write(line: string): void };
+  logStream?: { write(line: string): void; isTTY?: boolean };
   /**
    * For tests only: plugins registered after every module, under the same error handling and hooks,
    * for routes that throw or stall on demand. Production code never passes any.
@@ -69,7 +71,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           remotePort: request.socket?.remotePort,
         }),
       },
-      ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+      ...(options.logStream === undefined ? {} : { stream: forTerminal(options.logStream) }),
     },
     bodyLimit: config.bodyLimitBytes,
     // Room and session ids run to 255 characters, and escaping can triple that in a path segment;
@@ -156,6 +158,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   sweep.unref();
   app.addHook('onClose', async () => clearInterval(sweep));
   return app;
+}
+
+/** A person at a terminal reads formatted lines; a file, pipe or log collector gets JSON. */
+function forTerminal(stream: { write(line: string): void; isTTY?: boolean }): { write(line: string): void } {
+  return stream.isTTY === true ? prettyLogStream(stream) : stream;
 }
 
 /** Serves the built web app at `/`. It routes by URL hash (`#/login`), so no path needs a fallback. */

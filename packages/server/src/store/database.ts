@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
@@ -26,7 +26,7 @@ export function connect(url: string): Connection {
 function connectSqlite(path: string): Connection {
   const inMemory = path === ':memory:';
   const file = inMemory ? path : resolve(path);
-  if (!inMemory) mkdirSync(dirname(file), { recursive: true });
+  if (!inMemory) keepOwnerOnly(file);
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
@@ -38,6 +38,29 @@ function connectSqlite(path: string): Connection {
     dialect: 'sqlite',
     location: file,
   };
+}
+
+/**
+ * The database holds kA (sealed), session hashes and every account's backup: owner-only, as the master
+ * key is. A missing data directory is made 0700. SQLite would create the database 0644 (less the
+ * umask) and gives its -wal, -shm and -journal files the main file's mode (unix `findCreateFileMode`),
+ * so the main file is created here first, 0600, and any of the four an earlier version left readable
+ * by others is tightened before SQLite opens them.
+ */
+function keepOwnerOnly(file: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  // 'a' creates an empty file (which SQLite takes as a new database) and never truncates one.
+  closeSync(openSync(file, 'a', 0o600));
+  for (const path of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    let mode: number;
+    try {
+      mode = statSync(path).mode;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw error;
+    }
+    if ((mode & 0o077) !== 0) chmodSync(path, mode & 0o700);
+  }
 }
 
 /** Enough for every distinct query the store makes; past it the cache starts afresh rather than grow. */
