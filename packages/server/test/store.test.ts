@@ -339,17 +339,16 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       expect((await store.findAccountById('acc-1'))?.password_changed_at).toBe(NOW + 1);
     });
 
-    it('changes nothing for an account that does not exist', async () => {
+    it('changes nothing for an account that does not exist, and says it is gone (LK_UNAUTHORIZED)', async () => {
       await store.insertAccount(account('acc-1', 'one@example.com'));
       await store.insertLoginAttempt(loginAttempt('la-1', 'one@example.com', 'acc-1'));
       await store.replaceCode(code('c-1', 'one@example.com', 'reset'));
       await store.insertResetToken(resetToken('t-1', 'acc-1'));
       const before = await snapshot(connection);
-      await store.updateCredentials('acc-missing', {
-        opaqueRecord: bytes(1),
-        wrapKB: bytes(2),
-        passwordChangedAt: NOW,
-      });
+      // A password change racing the account's deletion: the client of a deleted account hears so.
+      await expect(
+        store.updateCredentials('acc-missing', { opaqueRecord: bytes(1), wrapKB: bytes(2), passwordChangedAt: NOW }),
+      ).rejects.toMatchObject({ code: 'LK_UNAUTHORIZED' });
       expect(await snapshot(connection)).toEqual(before);
     });
   });
