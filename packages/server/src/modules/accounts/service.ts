@@ -182,10 +182,17 @@ export async function resendVerification(ctx: ServerContext, rawEmail: string, a
 
 export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
-  await consumeCode(ctx, email, 'verify', code);
-  const account = await ctx.store.findAccountByEmail(email);
-  if (account === undefined) throw new LatchkeyError('LK_CODE_INVALID');
-  if (account.verified_at === null) await ctx.store.markAccountVerified(account.id, ctx.now());
+  const row = await checkCode(ctx, email, 'verify', code);
+  // The code is burned and the account verified under the email's lock (issue 7). A sign-up replacing
+  // the unverified account deletes its code under the same lock: either it went first and the code is
+  // gone here, or it waits and then finds the account verified. Burned outside, the code of the account
+  // it replaced would verify the new one, whose password its mailbox's owner never chose.
+  await ctx.store.transaction(async (tx) => {
+    const account = await tx.findAccountByEmail(email);
+    // Deleting is the use: of two concurrent correct submissions only one deletes the row.
+    if (account === undefined || !(await tx.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
+    if (account.verified_at === null) await tx.markAccountVerified(account.id, ctx.now());
+  });
 }
 
 const MAIL_TEXT: Record<CodeRow['purpose'], { subject: string; lead: string }> = {
@@ -243,6 +250,18 @@ async function consumeCode(
   purpose: CodeRow['purpose'],
   code: string,
 ): Promise<void> {
+  const row = await checkCode(ctx, email, purpose, code);
+  // Deleting is the use: of two concurrent correct submissions only one deletes the row.
+  if (!(await ctx.store.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
+}
+
+/** Checks a one-time code without burning it (the caller does, by deleting the row). Wrong guesses count. */
+async function checkCode(
+  ctx: ServerContext,
+  email: string,
+  purpose: CodeRow['purpose'],
+  code: string,
+): Promise<CodeRow> {
   const row = await ctx.store.findCode(email, purpose);
   if (row === undefined || row.expires_at <= ctx.now() || row.attempts >= CODE_MAX_ATTEMPTS) {
     throw new LatchkeyError('LK_CODE_INVALID');
@@ -252,8 +271,7 @@ async function consumeCode(
     else await ctx.store.recordCodeAttempt(row.id);
     throw new LatchkeyError('LK_CODE_INVALID');
   }
-  // Deleting is the use: of two concurrent correct submissions only one deletes the row.
-  if (!(await ctx.store.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
+  return row;
 }
 
 // ---- login and re-authentication ----------------------------------------------------------------
