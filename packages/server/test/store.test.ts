@@ -1305,3 +1305,47 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
     });
   });
 });
+
+/**
+ * Issue 7: the transaction helper runs work again after a deadlock. Only PostgreSQL can be brought to
+ * one (SQLite runs one transaction at a time): two transactions touch two accounts in opposite orders,
+ * each waiting after its first touch until the other has made its own, so the second touches lock each
+ * other. PostgreSQL aborts one with deadlock_detected; the helper runs it again, and both commit.
+ */
+describe('Store on postgres: transactions that deadlock', () => {
+  let store: Store;
+
+  beforeAll(async () => {
+    store = await openStore(connect(await createTestDatabase(inject('postgresUrl'), 'store_deadlock')));
+    await store.insertAccount(account('acc-a', 'a@example.com'));
+    await store.insertAccount(account('acc-b', 'b@example.com'));
+  });
+  afterAll(async () => {
+    await store.close();
+  });
+
+  it('run again, and both commit', async () => {
+    let firstTouches = 0;
+    let runs = 0;
+    /** Resolves once both transactions have made their first touch (bounded: 5 s). */
+    const bothTouched = async () => {
+      firstTouches += 1;
+      for (let i = 0; i < 500 && firstTouches < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    const crossing = (first: string, second: string) =>
+      store.transaction(async (tx) => {
+        runs += 1;
+        const attempt = runs;
+        await tx.putAccountData({ account_id: first, type: 'order', content: `${first} first` });
+        if (attempt <= 2) await bothTouched(); // only the first run of each waits for the other
+        await tx.putAccountData({ account_id: second, type: 'order', content: `${first} first` });
+        return attempt;
+      });
+
+    const results = await Promise.all([crossing('acc-a', 'acc-b'), crossing('acc-b', 'acc-a')]);
+    expect(results).toHaveLength(2);
+    expect(runs).toBe(3); // one of the two ran again after PostgreSQL chose it as the deadlock's victim
+    const winner = await store.getAccountData('acc-a', 'order');
+    expect(await store.getAccountData('acc-b', 'order')).toBe(winner);
+  });
+});
