@@ -267,6 +267,15 @@ async function mailsArrive(env: Env, email: string, after: number, count: number
   expect(arrived()).toBe(count);
 }
 
+/** Waits until no mail has arrived for 300 ms (at most 5 s): the outbox has done what the answers began. */
+async function mailsSettle(env: Env) {
+  let seen = -1;
+  for (let i = 0; i < 50 && seen !== env.server.smtp.messages.length; i++) {
+    seen = env.server.smtp.messages.length;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
 async function accountRows(env: Env, email: string) {
   return env.query('SELECT id, verified_at FROM accounts WHERE email = $1', [email]);
 }
@@ -663,6 +672,24 @@ const ROWS: Row[] = [
           (i) => req('POST /v1/account/reset/finish', { body: { resetToken, ...resets[(i - 1) / 2] } }),
         ),
         check: (answers) => expectOnly(answers, 'LK_RESET_TOKEN_INVALID', 'LK_UNAUTHORIZED'),
+      };
+    },
+  },
+  {
+    name: 'reset/start racing the account’s deletion',
+    async setup(env) {
+      const owner = await account(env, 'resetdel');
+      return {
+        requests: interleave(
+          () => req('POST /v1/account/reset/start', { body: { email: owner.email } }),
+          () => req('DELETE /v1/account', { token: owner.token }),
+        ),
+        async check(answers) {
+          expectOnly(answers, 'LK_UNAUTHORIZED');
+          expect(await accountRows(env, owner.email)).toHaveLength(0);
+          // The codes are made and mailed after the answers (the outbox): the invariants wait for them.
+          await mailsSettle(env);
+        },
       };
     },
   },

@@ -31,6 +31,7 @@ import type { ServerContext } from '../../context.js';
 import type { MailMessage } from '../../mail/mailer.js';
 import { rateLimitBucket } from '../../store/rate-limit-buckets.js';
 import type { AccountRow, CodeRow, SessionRow } from '../../store/schema.js';
+import type { Store } from '../../store/store.js';
 
 /**
  * The accounts protocol on the server side: OPAQUE registration and login (RFC 9807 via
@@ -174,10 +175,9 @@ export async function register(
 export async function resendVerification(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'verify', address);
-  ctx.outbox.post(async () => {
-    const account = await ctx.store.findAccountByEmail(email);
-    return account !== undefined && account.verified_at === null ? newCode(ctx, email, 'verify') : undefined;
-  });
+  ctx.outbox.post(() =>
+    newCodeIf(ctx, email, 'verify', (account) => account !== undefined && account.verified_at === null),
+  );
 }
 
 export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
@@ -193,6 +193,22 @@ export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: st
     if (account === undefined || !(await tx.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
     if (account.verified_at === null) await tx.markAccountVerified(account.id, ctx.now());
   });
+}
+
+/**
+ * For the outbox: a new code only if the email's account, looked up in the same transaction under the
+ * email's lock (which the account's deletion takes too), still wants one. Looked up apart, an account
+ * deleted in between left a code behind it (issue 7).
+ */
+function newCodeIf(
+  ctx: ServerContext,
+  email: string,
+  purpose: CodeRow['purpose'],
+  wanted: (account: AccountRow | undefined) => boolean,
+): Promise<MailMessage | undefined> {
+  return ctx.store.transaction(async (tx) =>
+    wanted(await tx.findAccountByEmail(email)) ? newCode(ctx, email, purpose, tx) : undefined,
+  );
 }
 
 const MAIL_TEXT: Record<CodeRow['purpose'], { subject: string; lead: string }> = {
@@ -224,9 +240,14 @@ function enforceEmailCodeSendLimit(ctx: ServerContext, email: string, purpose: C
  * Stores a new code (replacing any earlier one of the purpose) and returns the mail that carries it;
  * the caller counted the send and sends it.
  */
-async function newCode(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<MailMessage> {
+async function newCode(
+  ctx: ServerContext,
+  email: string,
+  purpose: CodeRow['purpose'],
+  store: Store = ctx.store,
+): Promise<MailMessage> {
   const code = codeFromRandom(ctx.random(4));
-  await ctx.store.replaceCode({
+  await store.replaceCode({
     id: newId(ctx),
     email,
     purpose,
@@ -490,9 +511,7 @@ export async function passwordChangeFinish(
 export async function resetStart(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'reset', address);
-  ctx.outbox.post(async () =>
-    (await ctx.store.findAccountByEmail(email)) === undefined ? undefined : newCode(ctx, email, 'reset'),
-  );
+  ctx.outbox.post(() => newCodeIf(ctx, email, 'reset', (account) => account !== undefined));
 }
 
 export async function resetVerify(ctx: ServerContext, rawEmail: string, code: string) {
