@@ -341,17 +341,16 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       expect((await store.findAccountById('acc-1'))?.password_changed_at).toBe(NOW + 1);
     });
 
-    it('changes nothing for an account that does not exist', async () => {
+    it('changes nothing for an account that does not exist, and says it is gone (LK_UNAUTHORIZED)', async () => {
       await store.insertAccount(account('acc-1', 'one@example.com'));
       await store.insertLoginAttempt(loginAttempt('la-1', 'one@example.com', 'acc-1'));
       await store.replaceCode(code('c-1', 'one@example.com', 'reset'));
       await store.insertResetToken(resetToken('t-1', 'acc-1'));
       const before = await snapshot(connection);
-      await store.updateCredentials('acc-missing', {
-        opaqueRecord: bytes(1),
-        wrapKB: bytes(2),
-        passwordChangedAt: NOW,
-      });
+      // A password change racing the account's deletion: the client of a deleted account hears so.
+      await expect(
+        store.updateCredentials('acc-missing', { opaqueRecord: bytes(1), wrapKB: bytes(2), passwordChangedAt: NOW }),
+      ).rejects.toMatchObject({ code: 'LK_UNAUTHORIZED' });
       expect(await snapshot(connection)).toEqual(before);
     });
   });
@@ -1306,5 +1305,49 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       expect(after.rate_limits?.map((r) => r['bucket'])).toEqual(['open-window']);
       expect(after.server_secrets).toHaveLength(1);
     });
+  });
+});
+
+/**
+ * Issue 7: the transaction helper runs work again after a deadlock. Only PostgreSQL can be brought to
+ * one (SQLite runs one transaction at a time): two transactions touch two accounts in opposite orders,
+ * each waiting after its first touch until the other has made its own, so the second touches lock each
+ * other. PostgreSQL aborts one with deadlock_detected; the helper runs it again, and both commit.
+ */
+describe('Store on postgres: transactions that deadlock', () => {
+  let store: Store;
+
+  beforeAll(async () => {
+    store = await openStore(connect(await createTestDatabase(inject('postgresUrl'), 'store_deadlock')));
+    await store.insertAccount(account('acc-a', 'a@example.com'));
+    await store.insertAccount(account('acc-b', 'b@example.com'));
+  });
+  afterAll(async () => {
+    await store.close();
+  });
+
+  it('run again, and both commit', async () => {
+    let firstTouches = 0;
+    let runs = 0;
+    /** Resolves once both transactions have made their first touch (bounded: 5 s). */
+    const bothTouched = async () => {
+      firstTouches += 1;
+      for (let i = 0; i < 500 && firstTouches < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    const crossing = (first: string, second: string) =>
+      store.transaction(async (tx) => {
+        runs += 1;
+        const attempt = runs;
+        await tx.putAccountData({ account_id: first, type: 'order', content: `${first} first` });
+        if (attempt <= 2) await bothTouched(); // only the first run of each waits for the other
+        await tx.putAccountData({ account_id: second, type: 'order', content: `${first} first` });
+        return attempt;
+      });
+
+    const results = await Promise.all([crossing('acc-a', 'acc-b'), crossing('acc-b', 'acc-a')]);
+    expect(results).toHaveLength(2);
+    expect(runs).toBe(3); // one of the two ran again after PostgreSQL chose it as the deadlock's victim
+    const winner = await store.getAccountData('acc-a', 'order');
+    expect(await store.getAccountData('acc-b', 'order')).toBe(winner);
   });
 });

@@ -1,7 +1,15 @@
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  type SqliteDatabase as SqliteDialectDatabase,
+} from 'kysely';
 import pg from 'pg';
 import type { Dialect } from './migrate.js';
 import type { Database } from './schema.js';
@@ -34,7 +42,7 @@ function connectSqlite(path: string): Connection {
   sqlite.pragma('busy_timeout = 5000');
   // better-sqlite3 hands back Buffers for BLOBs; they are Uint8Arrays, as the row types say.
   return {
-    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }),
+    db: new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) }),
     dialect: 'sqlite',
     location: file,
   };
@@ -60,6 +68,31 @@ function keepOwnerOnly(file: string): void {
       throw error;
     }
     if ((mode & 0o077) !== 0) chmodSync(path, mode & 0o700);
+  }
+}
+
+/**
+ * SQLite with every transaction begun IMMEDIATE: it takes the write lock at BEGIN, waiting up to the
+ * busy timeout, instead of at its first write. A deferred transaction that read first and then meets
+ * another process's write gets SQLITE_BUSY at once (its snapshot is stale; the busy handler is not
+ * called), while an immediate one has nothing to upgrade. Within one process Kysely's single connection
+ * already runs transactions one at a time; this keeps a second process on the same file (the CLI beside
+ * a server) from turning a race into an error.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    return new Proxy(driver, {
+      get(target, property) {
+        if (property === 'beginTransaction') {
+          return async (connection: DatabaseConnection) => {
+            await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
   }
 }
 

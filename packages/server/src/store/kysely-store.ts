@@ -1,6 +1,8 @@
-import type { Kysely, Transaction } from 'kysely';
+import { createHash } from 'node:crypto';
+import { LatchkeyError } from '@latchkey/core';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Connection } from './database.js';
-import { migrateToLatest } from './migrate.js';
+import { type Dialect, migrateToLatest } from './migrate.js';
 import { accountRateLimitBuckets } from './rate-limit-buckets.js';
 import type {
   AccountDataRow,
@@ -15,29 +17,147 @@ import type { Store } from './store.js';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
+/** How many times a transaction runs when the database aborts it as a deadlock or a serialization failure. */
+const TRANSACTION_ATTEMPTS = 5;
+
+/**
+ * Errors after which the same work may simply run again: PostgreSQL's serialization_failure (40001) and
+ * deadlock_detected (40P01), and SQLite's busy (another process held the file past the busy timeout).
+ * Nothing of the failed attempt was kept, so running it again is safe.
+ */
+const TRANSIENT = new Set(['40001', '40P01', 'SQLITE_BUSY']);
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** What a client of a deleted account gets: the account a write was for is gone (deleted meanwhile). */
+function accountGone(): LatchkeyError {
+  return new LatchkeyError('LK_UNAUTHORIZED', 'The account no longer exists.');
+}
+
+/**
+ * A constraint that a race can still meet, as the client should hear it. The locks below keep these
+ * from happening; this is the answer if one does anyway, instead of a 500: a second account for an
+ * email is a taken email, and a row for an account that is gone (a foreign key) is a deleted account.
+ */
+function constraintConflict(error: unknown): LatchkeyError | undefined {
+  const code = errorCode(error);
+  const { constraint, message } = error as { constraint?: unknown; message?: unknown };
+  if (
+    (code === '23505' && constraint === 'accounts_email_key') ||
+    (code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof message === 'string' && message.includes('accounts.email'))
+  ) {
+    return new LatchkeyError('LK_EMAIL_TAKEN');
+  }
+  if (code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY') return accountGone();
+  return undefined;
+}
+
+/** A short random pause before running a transaction again, growing with each attempt, so the racers part. */
+function backoff(attempt: number): Promise<void> {
+  const ms = attempt * (5 + Math.random() * 20);
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The advisory lock key of an email: 64 bits of a hash, as PostgreSQL's bigint (a collision only serialises more). */
+function emailLockKey(email: string): string {
+  const digest = createHash('sha256').update(`latchkey/email/${email}`).digest();
+  return digest.readBigInt64BE(0).toString();
+}
+
 /** Opens the store on a connection and brings its schema up to date. */
 export async function openStore(connection: Connection): Promise<Store> {
   await migrateToLatest(connection.db as Kysely<unknown>, connection.dialect);
-  return new KyselyStore(connection.db, connection.db);
+  return new KyselyStore(connection.db, connection.db, connection.dialect, undefined);
 }
 
-/** The {@link Store} over Kysely: identical SQL for SQLite and PostgreSQL. */
+/**
+ * The {@link Store} over Kysely: identical SQL for SQLite and PostgreSQL.
+ *
+ * Concurrency (issue 7). PostgreSQL runs transactions at READ COMMITTED, so a transaction that reads,
+ * decides and writes could act on a read another one has made false meanwhile. The rule that prevents
+ * it, in one place: inside a transaction, the first touch of an account's rows (a read or a write) locks
+ * the account's row (`FOR NO KEY UPDATE`; deleting the account takes `FOR UPDATE`), and looking an
+ * account up by email takes an advisory lock on the email. So every transaction on one account runs
+ * after the other, and a deletion waits for them (or they find the account gone: `LK_UNAUTHORIZED`).
+ * Locks are taken in one order, email before account, so transactions on one account cannot deadlock;
+ * a write made outside a transaction runs in one of its own under the same lock. Deadlocks and
+ * serialization failures that happen anyway are run again, a bounded number of times.
+ *
+ * SQLite needs none of the locks: Kysely runs its one connection's transactions one at a time, and each
+ * begins IMMEDIATE (database.ts), so the checks that the accounts still exist are all that runs there.
+ */
 class KyselyStore implements Store {
   constructor(
     private readonly root: Kysely<Database>,
     private readonly db: Executor,
+    private readonly dialect: Dialect,
+    /** Inside a transaction: the locks it holds (`write:<account>`, `delete:<account>`, `email:<email>`). */
+    private readonly held: Set<string> | undefined,
   ) {}
 
-  transaction<T>(work: (tx: Store) => Promise<T>): Promise<T> {
-    if (this.db !== this.root) return work(this); // already inside one: nest by joining it
-    return this.root.transaction().execute((trx) => work(new KyselyStore(this.root, trx)));
+  async transaction<T>(work: (tx: Store) => Promise<T>): Promise<T> {
+    if (this.held !== undefined) return work(this); // already inside one: nest by joining it
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.root
+          .transaction()
+          .execute((trx) => work(new KyselyStore(this.root, trx, this.dialect, new Set())));
+      } catch (error) {
+        if (attempt < TRANSACTION_ATTEMPTS && TRANSIENT.has(errorCode(error) ?? '')) {
+          await backoff(attempt);
+          continue;
+        }
+        throw constraintConflict(error) ?? error;
+      }
+    }
   }
 
-  findAccountByEmail(email: string) {
+  /**
+   * Inside a transaction, locks the account's row until the transaction ends and says whether the
+   * account exists; outside one, does nothing (a lone read needs no lock) and says true.
+   */
+  private async lockAccount(accountId: string, mode: 'write' | 'delete' = 'write'): Promise<boolean> {
+    const held = this.held;
+    if (held === undefined || held.has(`${mode}:${accountId}`)) return true;
+    let query = this.db.selectFrom('accounts').select('id').where('id', '=', accountId);
+    if (this.dialect === 'postgres') query = mode === 'delete' ? query.forUpdate() : query.forNoKeyUpdate();
+    if ((await query.executeTakeFirst()) === undefined) return false;
+    held.add(`${mode}:${accountId}`);
+    if (mode === 'delete') held.add(`write:${accountId}`);
+    return true;
+  }
+
+  /** Inside a transaction on PostgreSQL, holds the email's advisory lock until the transaction ends. */
+  private async lockEmail(email: string): Promise<void> {
+    const held = this.held;
+    if (held === undefined || this.dialect !== 'postgres' || held.has(`email:${email}`)) return;
+    await sql`select pg_advisory_xact_lock(${emailLockKey(email)}::bigint)`.execute(this.db);
+    held.add(`email:${email}`);
+  }
+
+  /**
+   * Runs a write of accounts' rows in a transaction (the current one, or its own) holding their locks;
+   * `LK_UNAUTHORIZED` if one of them is gone, rather than a foreign-key error.
+   */
+  private write<T>(accountIds: string | readonly string[], work: (db: Executor) => Promise<T>): Promise<T> {
+    const ids = [...new Set(typeof accountIds === 'string' ? [accountIds] : accountIds)].sort();
+    return this.transaction(async (tx) => {
+      const store = tx as KyselyStore;
+      for (const id of ids) if (!(await store.lockAccount(id))) throw accountGone();
+      return work(store.db);
+    });
+  }
+
+  async findAccountByEmail(email: string) {
+    await this.lockEmail(email);
     return this.db.selectFrom('accounts').selectAll().where('email', '=', email).executeTakeFirst();
   }
 
-  findAccountById(id: string) {
+  async findAccountById(id: string) {
+    await this.lockAccount(id);
     return this.db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
@@ -59,8 +179,7 @@ class KyselyStore implements Store {
       keepDeviceTokensOf?: string;
     },
   ) {
-    await this.transaction(async (tx) => {
-      const db = (tx as KyselyStore).db;
+    await this.write(id, async (db) => {
       const updated = await db
         .updateTable('accounts')
         .set({
@@ -90,7 +209,12 @@ class KyselyStore implements Store {
 
   async deleteAccount(id: string, email: string, options: { keepRateLimits?: boolean } = {}) {
     await this.transaction(async (tx) => {
-      const db = (tx as KyselyStore).db;
+      const store = tx as KyselyStore;
+      // Waits for every transaction on the account (email first, the one lock order); one that comes
+      // later finds the account gone.
+      await store.lockEmail(email);
+      await store.lockAccount(id, 'delete');
+      const db = store.db;
       await db.deleteFrom('backup_keys').where('account_id', '=', id).execute();
       await db.deleteFrom('backup_versions').where('account_id', '=', id).execute();
       await db.deleteFrom('account_data').where('account_id', '=', id).execute();
@@ -108,7 +232,7 @@ class KyselyStore implements Store {
   }
 
   async insertSession(row: Database['sessions']) {
-    await this.db.insertInto('sessions').values(row).execute();
+    await this.write(row.account_id, (db) => db.insertInto('sessions').values(row).execute());
   }
 
   findSessionByTokenHash(tokenHash: Uint8Array) {
@@ -127,7 +251,8 @@ class KyselyStore implements Store {
       .execute();
   }
 
-  listSessions(accountId: string) {
+  async listSessions(accountId: string) {
+    await this.lockAccount(accountId);
     return this.db
       .selectFrom('sessions')
       .selectAll()
@@ -204,7 +329,10 @@ class KyselyStore implements Store {
 
   async replaceCode(row: CodeRow) {
     await this.transaction(async (tx) => {
-      const db = (tx as KyselyStore).db;
+      const store = tx as KyselyStore;
+      // Two replacements at once would each delete nothing and both insert: one at a time per email.
+      await store.lockEmail(row.email);
+      const db = store.db;
       await db.deleteFrom('codes').where('email', '=', row.email).where('purpose', '=', row.purpose).execute();
       await db.insertInto('codes').values(row).execute();
     });
@@ -233,7 +361,7 @@ class KyselyStore implements Store {
   }
 
   async insertResetToken(row: ResetTokenRow) {
-    await this.db.insertInto('reset_tokens').values(row).execute();
+    await this.write(row.account_id, (db) => db.insertInto('reset_tokens').values(row).execute());
   }
 
   async takeResetToken(tokenHash: Uint8Array, now: number) {
@@ -310,8 +438,7 @@ class KyselyStore implements Store {
   }
 
   async createBackupVersion(row: Omit<BackupVersionRow, 'version' | 'etag' | 'key_count' | 'deleted'>) {
-    return this.transaction(async (tx) => {
-      const db = (tx as KyselyStore).db;
+    return this.write(row.account_id, async (db) => {
       const last = await db
         .selectFrom('backup_versions')
         .select((eb) => eb.fn.max('version').as('max'))
@@ -326,7 +453,8 @@ class KyselyStore implements Store {
     });
   }
 
-  findBackupVersion(accountId: string, version?: number) {
+  async findBackupVersion(accountId: string, version?: number) {
+    await this.lockAccount(accountId);
     let query = this.db
       .selectFrom('backup_versions')
       .selectAll()
@@ -337,17 +465,18 @@ class KyselyStore implements Store {
   }
 
   async updateBackupAuthData(accountId: string, version: number, authData: string) {
-    await this.db
-      .updateTable('backup_versions')
-      .set({ auth_data: authData })
-      .where('account_id', '=', accountId)
-      .where('version', '=', version)
-      .execute();
+    await this.write(accountId, (db) =>
+      db
+        .updateTable('backup_versions')
+        .set({ auth_data: authData })
+        .where('account_id', '=', accountId)
+        .where('version', '=', version)
+        .execute(),
+    );
   }
 
   async deleteBackupVersion(accountId: string, version: number) {
-    return this.transaction(async (tx) => {
-      const db = (tx as KyselyStore).db;
+    return this.write(accountId, async (db) => {
       await db.deleteFrom('backup_keys').where('account_id', '=', accountId).where('version', '=', version).execute();
       const result = await db
         .updateTable('backup_versions')
@@ -361,16 +490,19 @@ class KyselyStore implements Store {
   }
 
   async bumpBackupVersion(accountId: string, version: number, etagDelta: number, countDelta: number) {
-    await this.db
-      .updateTable('backup_versions')
-      .set((eb) => ({ etag: eb('etag', '+', etagDelta), key_count: eb('key_count', '+', countDelta) }))
-      .where('account_id', '=', accountId)
-      .where('version', '=', version)
-      .execute();
+    await this.write(accountId, (db) =>
+      db
+        .updateTable('backup_versions')
+        .set((eb) => ({ etag: eb('etag', '+', etagDelta), key_count: eb('key_count', '+', countDelta) }))
+        .where('account_id', '=', accountId)
+        .where('version', '=', version)
+        .execute(),
+    );
   }
 
   async findBackupKeys(accountId: string, version: number, pairs: Array<[string, string]>) {
     if (pairs.length === 0) return [];
+    await this.lockAccount(accountId);
     const rows: BackupKeyRow[] = [];
     // Row-value IN lists work on both backends; chunks keep each statement under SQLite's variable limit.
     for (let i = 0; i < pairs.length; i += 400) {
@@ -395,23 +527,30 @@ class KyselyStore implements Store {
   }
 
   async putBackupKeys(rows: BackupKeyRow[]) {
-    for (let i = 0; i < rows.length; i += 100) {
-      await this.db
-        .insertInto('backup_keys')
-        .values(rows.slice(i, i + 100))
-        .onConflict((oc) =>
-          oc.columns(['account_id', 'version', 'room_id', 'session_id']).doUpdateSet((eb) => ({
-            first_message_index: eb.ref('excluded.first_message_index'),
-            forwarded_count: eb.ref('excluded.forwarded_count'),
-            is_verified: eb.ref('excluded.is_verified'),
-            session_data: eb.ref('excluded.session_data'),
-          })),
-        )
-        .execute();
-    }
+    if (rows.length === 0) return;
+    await this.write(
+      rows.map((row) => row.account_id),
+      async (db) => {
+        for (let i = 0; i < rows.length; i += 100) {
+          await db
+            .insertInto('backup_keys')
+            .values(rows.slice(i, i + 100))
+            .onConflict((oc) =>
+              oc.columns(['account_id', 'version', 'room_id', 'session_id']).doUpdateSet((eb) => ({
+                first_message_index: eb.ref('excluded.first_message_index'),
+                forwarded_count: eb.ref('excluded.forwarded_count'),
+                is_verified: eb.ref('excluded.is_verified'),
+                session_data: eb.ref('excluded.session_data'),
+              })),
+            )
+            .execute();
+        }
+      },
+    );
   }
 
-  pageBackupKeys(accountId: string, version: number, after: [string, string] | undefined, limit: number) {
+  async pageBackupKeys(accountId: string, version: number, after: [string, string] | undefined, limit: number) {
+    await this.lockAccount(accountId);
     let query = this.db
       .selectFrom('backup_keys')
       .selectAll()
@@ -424,14 +563,17 @@ class KyselyStore implements Store {
   }
 
   async deleteBackupKeys(accountId: string, version: number, roomId?: string, sessionId?: string) {
-    let query = this.db.deleteFrom('backup_keys').where('account_id', '=', accountId).where('version', '=', version);
-    if (roomId !== undefined) query = query.where('room_id', '=', roomId);
-    if (sessionId !== undefined) query = query.where('session_id', '=', sessionId);
-    const result = await query.executeTakeFirst();
-    return Number(result.numDeletedRows);
+    return this.write(accountId, async (db) => {
+      let query = db.deleteFrom('backup_keys').where('account_id', '=', accountId).where('version', '=', version);
+      if (roomId !== undefined) query = query.where('room_id', '=', roomId);
+      if (sessionId !== undefined) query = query.where('session_id', '=', sessionId);
+      const result = await query.executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
   }
 
   async getAccountData(accountId: string, type: string) {
+    await this.lockAccount(accountId);
     const row = await this.db
       .selectFrom('account_data')
       .select('content')
@@ -443,6 +585,7 @@ class KyselyStore implements Store {
 
   async listAccountData(accountId: string, typePrefix: string) {
     // An account has a handful of rows; filtering here avoids LIKE's escaping rules differing by backend.
+    await this.lockAccount(accountId);
     const rows = await this.db
       .selectFrom('account_data')
       .selectAll()
@@ -453,20 +596,24 @@ class KyselyStore implements Store {
   }
 
   async putAccountData(row: AccountDataRow) {
-    await this.db
-      .insertInto('account_data')
-      .values(row)
-      .onConflict((oc) => oc.columns(['account_id', 'type']).doUpdateSet({ content: row.content }))
-      .execute();
+    await this.write(row.account_id, (db) =>
+      db
+        .insertInto('account_data')
+        .values(row)
+        .onConflict((oc) => oc.columns(['account_id', 'type']).doUpdateSet({ content: row.content }))
+        .execute(),
+    );
   }
 
   async deleteAccountData(accountId: string, type: string) {
-    const result = await this.db
-      .deleteFrom('account_data')
-      .where('account_id', '=', accountId)
-      .where('type', '=', type)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+    return this.write(accountId, async (db) => {
+      const result = await db
+        .deleteFrom('account_data')
+        .where('account_id', '=', accountId)
+        .where('type', '=', type)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
   }
 
   async purgeExpired(now: number, rateLimitWindowMs: number) {

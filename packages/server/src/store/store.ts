@@ -15,7 +15,13 @@ import type {
  * the same Kysely code, and one test suite (packages/server/test/store.test.ts) runs on each.
  */
 export interface Store {
-  /** Runs `work` in one transaction: all of its writes land, or none do. */
+  /**
+   * Runs `work` in one transaction: all of its writes land, or none do. Inside it, the accounts it
+   * touches and the emails it looks up stay locked until it ends (kysely-store.ts), so what it read
+   * holds while it writes; a write for an account deleted meanwhile is `LK_UNAUTHORIZED`. After a
+   * deadlock or serialization failure `work` runs again (a few times at most), so it must do nothing
+   * outside the store that it cannot repeat.
+   */
   transaction<T>(work: (tx: Store) => Promise<T>): Promise<T>;
 
   findAccountByEmail(email: string): Promise<AccountRow | undefined>;

@@ -34,6 +34,7 @@ import type { ServerContext } from '../../context.js';
 import type { MailMessage } from '../../mail/mailer.js';
 import { rateLimitBucket } from '../../store/rate-limit-buckets.js';
 import type { AccountRow, CodeRow, DeviceTokenRow, SessionRow } from '../../store/schema.js';
+import type { Store } from '../../store/store.js';
 
 /**
  * The accounts protocol on the server side: OPAQUE registration and login (RFC 9807 via
@@ -217,18 +218,40 @@ export async function register(
 export async function resendVerification(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'verify', address);
-  ctx.outbox.post(async () => {
-    const account = await ctx.store.findAccountByEmail(email);
-    return account !== undefined && account.verified_at === null ? newCode(ctx, email, 'verify') : undefined;
-  });
+  ctx.outbox.post(() =>
+    newCodeIf(ctx, email, 'verify', (account) => account !== undefined && account.verified_at === null),
+  );
 }
 
 export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
-  await consumeCode(ctx, email, 'verify', code);
-  const account = await ctx.store.findAccountByEmail(email);
-  if (account === undefined) throw new LatchkeyError('LK_CODE_INVALID');
-  if (account.verified_at === null) await ctx.store.markAccountVerified(account.id, ctx.now());
+  const row = await checkCode(ctx, email, 'verify', code);
+  // The code is burned and the account verified under the email's lock (issue 7). A sign-up replacing
+  // the unverified account deletes its code under the same lock: either it went first and the code is
+  // gone here, or it waits and then finds the account verified. Burned outside, the code of the account
+  // it replaced would verify the new one, whose password its mailbox's owner never chose.
+  await ctx.store.transaction(async (tx) => {
+    const account = await tx.findAccountByEmail(email);
+    // Deleting is the use: of two concurrent correct submissions only one deletes the row.
+    if (account === undefined || !(await tx.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
+    if (account.verified_at === null) await tx.markAccountVerified(account.id, ctx.now());
+  });
+}
+
+/**
+ * For the outbox: a new code only if the email's account, looked up in the same transaction under the
+ * email's lock (which the account's deletion takes too), still wants one. Looked up apart, an account
+ * deleted in between left a code behind it (issue 7).
+ */
+function newCodeIf(
+  ctx: ServerContext,
+  email: string,
+  purpose: CodeRow['purpose'],
+  wanted: (account: AccountRow | undefined) => boolean,
+): Promise<MailMessage | undefined> {
+  return ctx.store.transaction(async (tx) =>
+    wanted(await tx.findAccountByEmail(email)) ? newCode(ctx, email, purpose, tx) : undefined,
+  );
 }
 
 const MAIL_TEXT: Record<CodeRow['purpose'], { subject: string; lead: string }> = {
@@ -260,9 +283,14 @@ function enforceEmailCodeSendLimit(ctx: ServerContext, email: string, purpose: C
  * Stores a new code (replacing any earlier one of the purpose) and returns the mail that carries it;
  * the caller counted the send and sends it.
  */
-async function newCode(ctx: ServerContext, email: string, purpose: CodeRow['purpose']): Promise<MailMessage> {
+async function newCode(
+  ctx: ServerContext,
+  email: string,
+  purpose: CodeRow['purpose'],
+  store: Store = ctx.store,
+): Promise<MailMessage> {
   const code = codeFromRandom(ctx.random(4));
-  await ctx.store.replaceCode({
+  await store.replaceCode({
     id: newId(ctx),
     email,
     purpose,
@@ -286,6 +314,18 @@ async function consumeCode(
   purpose: CodeRow['purpose'],
   code: string,
 ): Promise<void> {
+  const row = await checkCode(ctx, email, purpose, code);
+  // Deleting is the use: of two concurrent correct submissions only one deletes the row.
+  if (!(await ctx.store.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
+}
+
+/** Checks a one-time code without burning it (the caller does, by deleting the row). Wrong guesses count. */
+async function checkCode(
+  ctx: ServerContext,
+  email: string,
+  purpose: CodeRow['purpose'],
+  code: string,
+): Promise<CodeRow> {
   const row = await ctx.store.findCode(email, purpose);
   if (row === undefined || row.expires_at <= ctx.now() || row.attempts >= CODE_MAX_ATTEMPTS) {
     throw new LatchkeyError('LK_CODE_INVALID');
@@ -295,8 +335,7 @@ async function consumeCode(
     else await ctx.store.recordCodeAttempt(row.id);
     throw new LatchkeyError('LK_CODE_INVALID');
   }
-  // Deleting is the use: of two concurrent correct submissions only one deletes the row.
-  if (!(await ctx.store.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
+  return row;
 }
 
 // ---- login and re-authentication ----------------------------------------------------------------
@@ -628,9 +667,7 @@ export async function passwordChangeFinish(
 export async function resetStart(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'reset', address);
-  ctx.outbox.post(async () =>
-    (await ctx.store.findAccountByEmail(email)) === undefined ? undefined : newCode(ctx, email, 'reset'),
-  );
+  ctx.outbox.post(() => newCodeIf(ctx, email, 'reset', (account) => account !== undefined));
 }
 
 export async function resetVerify(ctx: ServerContext, rawEmail: string, code: string) {
