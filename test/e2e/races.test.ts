@@ -1040,6 +1040,9 @@ describe.each(['sqlite', 'postgres'] as const)('races on %s', (backend) => {
       rateLimits: {
         loginPerAccount: unlimited,
         loginPerAddress: unlimited,
+        loginPerAccountAddress: unlimited,
+        loginPerDevice: unlimited,
+        reauthPerSession: unlimited,
         codeSendsPerEmail: unlimited,
         codeSendsPerAddress: unlimited,
       },
