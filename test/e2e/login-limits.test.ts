@@ -132,6 +132,38 @@ describe.each(BACKENDS)('login limits on %s', (_name, freshDatabase) => {
     }
   });
 
+  it("charges the owner's refused attempts nothing once the strangers' window has passed", async () => {
+    // The account's window is shorter than the (account, address) one here, so what the refused
+    // attempts left in the owner's own bucket shows once the account's window has ended.
+    let clock = Date.now();
+    const shortWindow = await startTestServer(
+      {
+        ...(await freshDatabase()),
+        rateLimits: {
+          ...SMALL,
+          loginPerAccount: { max: 4, windowMs: 60_000 },
+          loginPerAccountAddress: { max: 3, windowMs: HOUR },
+        },
+      },
+      { now: () => clock },
+    );
+    try {
+      const email = 'patient@example.com';
+      await createVerifiedAccount(shortWindow, email, 'the owner password');
+      for (let i = 1; i <= 6; i++) await strangerGuess(shortWindow, loopbackAddress(8, i), email, `guess ${i}`);
+      const owner = clientFrom(shortWindow, '127.24.0.1');
+      // Four tries: past the owner's own limit of three, within the flood guard's five.
+      for (let i = 0; i < 4; i++) {
+        expect(await codeOf(owner.logIn(email, 'the owner password'))).toBe('LK_RATE_LIMITED');
+      }
+      clock += 60_000;
+      const session = await owner.logIn(email, 'the owner password');
+      expect(session.state.deviceToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    } finally {
+      await shortWindow.close();
+    }
+  });
+
   it('lets no number of strangers stop the owner on a known device, nor guess more than the account allows', async () => {
     const email = 'target@example.com';
     const password = 'the owner password';

@@ -16,6 +16,7 @@ import type {
   BackupVersionRow,
   CodeRow,
   Database,
+  DeviceTokenRow,
   LoginAttemptRow,
   ResetTokenRow,
   SessionRow,
@@ -104,6 +105,18 @@ function loginAttempt(id: string, email: string, accountId: string | null, expir
 
 function code(id: string, email: string, purpose: CodeRow['purpose'], expiresAt = NOW + 600_000): CodeRow {
   return { id, email, purpose, code_mac: bytesFor(`mac ${id}`), attempts: 0, expires_at: expiresAt };
+}
+
+function deviceToken(id: string, accountId: string, overrides: Partial<DeviceTokenRow> = {}): DeviceTokenRow {
+  return {
+    id,
+    account_id: accountId,
+    token_hash: bytesFor(`device ${id}`),
+    session_id: null,
+    created_at: NOW,
+    expires_at: NOW + HOUR,
+    ...overrides,
+  };
 }
 
 function resetToken(label: string, accountId: string, expiresAt = NOW + 600_000): ResetTokenRow {
@@ -369,6 +382,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       await store.replaceCode(code(`${id}-cv`, email, 'verify'));
       await store.replaceCode(code(`${id}-cr`, email, 'reset'));
       await store.insertResetToken(resetToken(id, id));
+      await store.insertDeviceToken(deviceToken(`${id}-d`, id, { session_id: `${id}-s1` }), 10);
       for (const bucket of [`login:acct:${email}`, `code:verify:${email}`, `code:reset:${email}`]) {
         await store.hitRateLimit(bucket, NOW, 60_000);
       }
@@ -400,6 +414,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       'login_attempts',
       'codes',
       'reset_tokens',
+      'device_tokens',
       'rate_limits',
       'backup_versions',
       'backup_keys',
@@ -610,7 +625,86 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
     });
   });
 
+  describe('device tokens', () => {
+    beforeEach(async () => {
+      await store.insertAccount(account('acc-1', 'one@example.com'));
+      await store.insertAccount(account('acc-2', 'two@example.com'));
+    });
+
+    it('are found by hash while unexpired, every column intact, and refuse a duplicate hash', async () => {
+      const row = deviceToken('d1', 'acc-1', { session_id: 's1', token_hash: ALL_BYTES });
+      await store.insertDeviceToken(row, 10);
+      expect(plain((await store.findDeviceToken(ALL_BYTES, NOW)) as DeviceTokenRow)).toEqual(plain(row));
+      expect(await store.findDeviceToken(ALL_BYTES, NOW + HOUR)).toBeUndefined();
+      expect(await store.findDeviceToken(bytesFor('device other'), NOW)).toBeUndefined();
+      await expect(
+        store.insertDeviceToken(deviceToken('d2', 'acc-2', { token_hash: ALL_BYTES }), 10),
+      ).rejects.toThrow();
+      await expect(store.insertDeviceToken(deviceToken('d3', 'acc-none'), 10)).rejects.toThrow();
+    });
+
+    it("keep only an account's newest, never touching another account's", async () => {
+      for (let i = 0; i < 5; i++)
+        await store.insertDeviceToken(deviceToken(`old-${i}`, 'acc-2', { created_at: NOW }), 3);
+      for (let i = 0; i < 5; i++) {
+        await store.insertDeviceToken(deviceToken(`d${i}`, 'acc-1', { created_at: NOW + i }), 3);
+      }
+      const held = async (id: string) =>
+        (
+          await sql<{ id: string }>`SELECT id FROM device_tokens WHERE account_id = ${id} ORDER BY id`.execute(
+            connection.db,
+          )
+        ).rows.map((row) => row.id);
+      expect(await held('acc-1')).toEqual(['d2', 'd3', 'd4']);
+      expect(await held('acc-2')).toHaveLength(3);
+    });
+
+    it('are revoked one by one or by session, only within the account', async () => {
+      await store.insertDeviceToken(deviceToken('d1', 'acc-1', { session_id: 's1' }), 10);
+      await store.insertDeviceToken(deviceToken('d2', 'acc-1', { session_id: 's2' }), 10);
+      await store.insertDeviceToken(deviceToken('d3', 'acc-2', { session_id: 's1' }), 10);
+      await store.deleteSessionDeviceTokens('acc-1', 's1');
+      expect(await store.findDeviceToken(bytesFor('device d1'), NOW)).toBeUndefined();
+      expect((await store.findDeviceToken(bytesFor('device d3'), NOW))?.id).toBe('d3');
+      await store.deleteDeviceToken('d2');
+      expect(await store.findDeviceToken(bytesFor('device d2'), NOW)).toBeUndefined();
+      expect((await store.findDeviceToken(bytesFor('device d3'), NOW))?.id).toBe('d3');
+    });
+
+    it("end with a credentials change but the changing session's, and only the account's", async () => {
+      await store.insertDeviceToken(deviceToken('kept', 'acc-1', { session_id: 'changer' }), 10);
+      await store.insertDeviceToken(deviceToken('other', 'acc-1', { session_id: 'other' }), 10);
+      await store.insertDeviceToken(deviceToken('orphan', 'acc-1', { session_id: null }), 10);
+      await store.insertDeviceToken(deviceToken('elsewhere', 'acc-2', { session_id: 'changer' }), 10);
+      const change = { opaqueRecord: bytes(1), wrapKB: bytes(2), passwordChangedAt: NOW + 1 };
+      await store.updateCredentials('acc-1', { ...change, keepDeviceTokensOf: 'changer' });
+      const live = async () =>
+        (await sql<{ id: string }>`SELECT id FROM device_tokens ORDER BY id`.execute(connection.db)).rows.map(
+          (row) => row.id,
+        );
+      expect(await live()).toEqual(['elsewhere', 'kept']);
+      await store.updateCredentials('acc-1', change); // a reset: none kept
+      expect(await live()).toEqual(['elsewhere']);
+    });
+  });
+
   describe('rate limits', () => {
+    it('take back a hit only in the window it was counted in, and never below zero', async () => {
+      const window = 60_000;
+      const start = 1_000 * window;
+      for (let i = 0; i < 3; i++) await store.hitRateLimit('g', start, window);
+      await store.hitRateLimit('other', start, window);
+      await store.unhitRateLimit('g', start);
+      expect(await store.hitRateLimit('g', start + 1, window)).toBe(3);
+      // A window that has ended is not the one holding the bucket's count now.
+      await store.hitRateLimit('g', start + window, window);
+      await store.unhitRateLimit('g', start);
+      expect(await store.hitRateLimit('g', start + window, window)).toBe(2);
+      for (let i = 0; i < 5; i++) await store.unhitRateLimit('g', start + window);
+      expect(await store.hitRateLimit('g', start + window, window)).toBe(1);
+      expect(await store.hitRateLimit('other', start, window)).toBe(2);
+    });
+
     it('count hits within a fixed window and start again in the next', async () => {
       const window = 60_000;
       const start = 1_000 * window; // a window boundary
@@ -1289,6 +1383,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
         await store.insertLoginAttempt(loginAttempt(`la-${label}`, 'one@example.com', 'acc-1', expiresAt));
         await store.replaceCode(code(`c-${label}`, `${label}@example.com`, 'verify', expiresAt));
         await store.insertResetToken(resetToken(label, 'acc-1', expiresAt));
+        await store.insertDeviceToken(deviceToken(`d-${label}`, 'acc-1', { expires_at: expiresAt }), 10);
       }
       await store.hitRateLimit('ended-window', NOW - 2000, 1000);
       await store.hitRateLimit('open-window', NOW, 1000);
@@ -1301,6 +1396,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       expect(after.login_attempts?.map((r) => r['id'])).toEqual(['la-future']);
       expect(after.codes?.map((r) => r['id'])).toEqual(['c-future']);
       expect(after.reset_tokens?.map((r) => r['token_hash'])).toEqual([`hex:${hex(bytesFor('reset future'))}`]);
+      expect(after.device_tokens?.map((r) => r['id'])).toEqual(['d-future']);
       expect(after.accounts).toHaveLength(1);
       expect(after.rate_limits?.map((r) => r['bucket'])).toEqual(['open-window']);
       expect(after.server_secrets).toHaveLength(1);

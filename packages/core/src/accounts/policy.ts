@@ -67,11 +67,15 @@ export const LOGIN_RATE_LIMITS = {
   reauthPerSession: { max: 5, windowMs: 15 * 60_000 },
 } as const satisfies Record<string, RateLimit>;
 
-/** The login limits a guess is counted in: a known device's own, or an unknown client's two. */
+/**
+ * The login limits a guess is counted in: a known device's own, or an unknown client's two. The
+ * account's comes first: under an attack from many addresses it is the one that refuses, and a
+ * refusal by the first limit counted costs one hit taken back instead of two.
+ */
 export function loginGuessLimits(
   knownDevice: boolean,
 ): ReadonlyArray<'guessesPerDevice' | 'guessesPerAccountAddress' | 'guessesPerAccount'> {
-  return knownDevice ? ['guessesPerDevice'] : ['guessesPerAccountAddress', 'guessesPerAccount'];
+  return knownDevice ? ['guessesPerDevice'] : ['guessesPerAccount', 'guessesPerAccountAddress'];
 }
 
 /**

@@ -449,10 +449,11 @@ async function knownDevice(
   account: AccountRow | undefined,
   tokenHash: Uint8Array | undefined,
 ): Promise<DeviceTokenRow | undefined> {
-  if (tokenHash === undefined || account === undefined) return undefined;
+  if (tokenHash === undefined) return undefined;
   // Found by its hash, as a session token is: the token is 256 random bits, so the lookup tells nothing.
+  // Looked up for an unknown email too, so the time taken does not tell whether the email has an account.
   const row = await ctx.store.findDeviceToken(tokenHash, ctx.now());
-  return row?.account_id === account.id ? row : undefined;
+  return account !== undefined && row?.account_id === account.id ? row : undefined;
 }
 
 /**
