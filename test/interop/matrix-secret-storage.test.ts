@@ -4,15 +4,20 @@ import { join } from 'node:path';
 import { type Session, Transport } from '@latchkey/client';
 import {
   type BackupVersionInfoBody,
+  canonicalJson,
   decodeRecoveryKey,
   decryptSecretBytes,
+  deriveBackupSigningSeed,
   type EncryptedSecret,
   fromUtf8,
   LatchkeyError,
   type SecretItemBody,
   type StorageKeyListBody,
+  toBase64,
+  utf8,
 } from '@latchkey/core';
 import * as wasm from '@matrix-org/matrix-sdk-crypto-wasm';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { ClientEvent, type ClientEventHandlerMap } from 'matrix-js-sdk/lib/client.js';
 import { deriveRecoveryKeyFromPassphrase } from 'matrix-js-sdk/lib/crypto-api/key-passphrase.js';
 import {
@@ -141,17 +146,20 @@ async function matrixClientBackup(server: TestServer, session: Session, storeUnd
   const backupKey = wasm.BackupDecryptionKey.createRandomKey();
   const call = api(server, session);
   const publicKey = backupKey.megolmV1PublicKey.publicKeyBase64;
+  const machine = await wasm.OlmMachine.initialize(new wasm.UserId('@alice:example.org'), new wasm.DeviceId('ALICE'));
+  // auth_data signed by the Matrix client's device (Matrix signed JSON), as a client does to trust it.
+  const unsigned = { public_key: publicKey };
+  const signatures = JSON.parse((await machine.sign(canonicalJson(unsigned))).asJSON()) as Record<string, unknown>;
   const { version } = await call<{ version: string }>('POST', '/v1/backup/version', {
     algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
-    auth_data: { public_key: publicKey },
+    auth_data: { ...unsigned, signatures },
   });
-  const machine = await wasm.OlmMachine.initialize(new wasm.UserId('@alice:example.org'), new wasm.DeviceId('ALICE'));
   await machine.importExportedRoomKeys(JSON.stringify(sessions), () => {});
   await machine.enableBackupV1(publicKey, version);
   const request = (await machine.backupRoomKeys()) as wasm.KeysBackupRequest;
   await call('PUT', `/v1/backup/keys?version=${version}`, JSON.parse(request.body));
-  machine.free();
   return {
+    machine,
     held,
     secretStorage,
     publicKey,
@@ -251,9 +259,20 @@ describe('a backup set up by matrix-js-sdk, restored by our SDK over HTTP', () =
     expect(await checker.keyBackup(keystore).verifyRecoveryKey(wrong)).toBe(false);
     await keystore.close();
     await checker.logOut();
-    // Restoring changed nothing matrix-js-sdk relies on: it still opens the backup key with its own key.
+    // Restoring changed nothing the Matrix client relies on: matrix-js-sdk still opens the backup key
+    // with its own key, and wasm still finds its device's signature on auth_data, beside ours.
     expect(await matrix.secretStorage.get(BACKUP_SECRET)).toBe(stored);
     expect(await matrix.secretStorage.getDefaultKeyId()).toBe(keyId);
+    const signed = await api(server, session)<BackupVersionInfoBody>('GET', '/v1/backup/version');
+    expect(Object.keys(signed.auth_data.signatures ?? {}).sort()).toEqual(
+      ['@alice:example.org', `@${session.accountId}:latchkey.invalid`].sort(),
+    );
+    const verification = await matrix.machine.verifyBackup({
+      algorithm: signed.algorithm,
+      auth_data: signed.auth_data,
+    });
+    expect(verification.deviceState).toBe(wasm.SignatureState.ValidAndTrusted);
+    matrix.machine.free();
     await session.logOut();
   });
 
@@ -346,6 +365,11 @@ describe('what our SDK writes, matrix-js-sdk reads with its own secret storage',
     const info = await call<BackupVersionInfoBody>('GET', '/v1/backup/version');
     expect(info.version).toBe(version);
     expect(backupKey.megolmV1PublicKey.publicKeyBase64).toBe(info.auth_data.public_key);
+    // matrix-sdk-crypto parses our auth_data (its signatures are keyed by a user ID, as it requires).
+    const machine = await wasm.OlmMachine.initialize(new wasm.UserId('@bob:example.org'), new wasm.DeviceId('BOB'));
+    const verification = await machine.verifyBackup({ algorithm: info.algorithm, auth_data: info.auth_data });
+    expect(verification.trusted()).toBe(false); // signed by no key of bob's, as it should be
+    machine.free();
     const page = await call<{
       keys: Array<{ room_id: string; session_id: string; session_data: Record<string, string> }>;
     }>('GET', `/v1/backup/keys?version=${version}`);
@@ -373,6 +397,44 @@ describe('what our SDK writes, matrix-js-sdk reads with its own secret storage',
       item.encrypted[keyId] as EncryptedSecret,
     );
     expect(fromUtf8(opened)).toBe('a cross-signing seed');
+    await keystore.close();
+    await session.logOut();
+  });
+
+  it('a backup signed under the bare account id (as earlier versions did) is trusted, and signed again as Matrix reads it at restore', async () => {
+    const email = 'legacy-signer@example.com';
+    const { client } = await createVerifiedAccount(server, email, 'our password');
+    const session = await client.logIn(email, 'our password');
+    const keystore = await session.openKeystore(join(dir, 'legacy.db'));
+    await keystore.addRoomKeys(makeRoomKeys(2).map((key) => ({ key })));
+    const backup = session.keyBackup(keystore);
+    const { recoveryKey, version } = await backup.enable();
+    const call = api(server, session);
+    const info = await call<BackupVersionInfoBody>('GET', '/v1/backup/version');
+    const unsigned = { public_key: info.auth_data.public_key };
+    const legacy = ed25519.sign(utf8(canonicalJson(unsigned)), deriveBackupSigningSeed(session.kB));
+    await call('PUT', `/v1/backup/version/${version}`, {
+      algorithm: info.algorithm,
+      auth_data: { ...unsigned, signatures: { [session.accountId]: { 'ed25519:latchkey-backup': toBase64(legacy) } } },
+    });
+    const machine = await wasm.OlmMachine.initialize(new wasm.UserId('@bob:example.org'), new wasm.DeviceId('BOB'));
+    const legacyInfo = await call<BackupVersionInfoBody>('GET', '/v1/backup/version');
+    // What the bare account id does to a Matrix client: it cannot even read the auth_data.
+    const parse = (authData: unknown) =>
+      Promise.resolve().then(() => machine.verifyBackup({ algorithm: info.algorithm, auth_data: authData }));
+    await expect(parse(legacyInfo.auth_data)).rejects.toThrow(/sigil/);
+    expect(await backup.status()).toMatchObject({ trusted: true, pending: 2 });
+    expect((await backup.uploadPending()).uploaded).toBe(2);
+
+    await backup.restore({ recoveryKey });
+    const after = await call<BackupVersionInfoBody>('GET', '/v1/backup/version');
+    expect(Object.keys(after.auth_data.signatures ?? {})).toEqual([`@${session.accountId}:latchkey.invalid`]);
+    expect(after.auth_data.public_key).toBe(info.auth_data.public_key);
+    expect((await machine.verifyBackup({ algorithm: after.algorithm, auth_data: after.auth_data })).trusted()).toBe(
+      false,
+    );
+    expect(await backup.status()).toMatchObject({ trusted: true, pending: 0 });
+    machine.free();
     await keystore.close();
     await session.logOut();
   });
