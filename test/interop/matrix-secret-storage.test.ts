@@ -8,6 +8,7 @@ import {
   decodeRecoveryKey,
   decryptSecretBytes,
   deriveBackupSigningSeed,
+  deriveSecretStorageKeyFromKB,
   type EncryptedSecret,
   fromUtf8,
   LatchkeyError,
@@ -314,6 +315,47 @@ describe('a backup set up by matrix-js-sdk, restored by our SDK over HTTP', () =
       code: 'LK_BAD_RECOVERY_KEY',
       details: { reason: 'mismatch' },
     });
+    matrix.machine.free();
+    await session.logOut();
+  });
+
+  it('tampered on the server, the secret or its key check is refused by matrix-js-sdk and by us alike', async () => {
+    const { session, email } = await newAccount();
+    const matrix = await matrixClientBackup(server, session, undefined);
+    const { keyId, key, recoveryKey } = await matrix.addKey();
+    await matrix.storeBackupKey();
+    const call = api(server, session);
+    const item = await call<SecretItemBody>('GET', `/v1/secret-storage/secrets/${BACKUP_SECRET}`);
+    const good = item.encrypted[keyId] as EncryptedSecret;
+    const description = await call<SecretStorageKeyDescriptionAesV1>(
+      'GET',
+      `/v1/secret-storage/keys/${encodeURIComponent(keyId)}`,
+    );
+    const flip = (text: string, byte: number) => {
+      const bytes = Buffer.from(text, 'base64');
+      bytes[byte] = (bytes[byte] as number) ^ 1;
+      return bytes.toString('base64');
+    };
+    for (const [what, tampered] of Object.entries({
+      mac: { ...good, mac: flip(good.mac, 31) },
+      ciphertext: { ...good, ciphertext: flip(good.ciphertext, 0) },
+    })) {
+      await call('PUT', `/v1/secret-storage/secrets/${BACKUP_SECRET}`, { encrypted: { [keyId]: tampered } });
+      await expect(matrix.secretStorage.get(BACKUP_SECRET), what).rejects.toThrow(/bad MAC/);
+      const ours = await asyncLatchkeyErrorOf(restoreOnNewDevice(email, { recoveryKey }));
+      expect({ what, code: ours.code }).toEqual({ what, code: 'LK_SECRET_DECRYPT_FAILED' });
+    }
+    await call('PUT', `/v1/secret-storage/secrets/${BACKUP_SECRET}`, item);
+    // The key check: matrix-js-sdk says the key does not match, we refuse the key.
+    const badCheck = { ...description, mac: flip(description.mac, 0) };
+    await call('PUT', `/v1/secret-storage/keys/${encodeURIComponent(keyId)}`, badCheck);
+    expect(await matrix.secretStorage.checkKey(key, badCheck)).toBe(false);
+    expect((await asyncLatchkeyErrorOf(restoreOnNewDevice(email, { recoveryKey }))).code).toBe('LK_BAD_RECOVERY_KEY');
+    // Restored as it was, both open it again.
+    await call('PUT', `/v1/secret-storage/keys/${encodeURIComponent(keyId)}`, description);
+    expect(await matrix.secretStorage.checkKey(key, description)).toBe(true);
+    expect((await restoreOnNewDevice(email, { recoveryKey })).result.failed).toBe(0);
+    matrix.machine.free();
     await session.logOut();
   });
 });
@@ -437,5 +479,54 @@ describe('what our SDK writes, matrix-js-sdk reads with its own secret storage',
     machine.free();
     await keystore.close();
     await session.logOut();
+  });
+
+  it("after a password reset, restoring keeps a Matrix client's copy of the backup key; replacing the recovery key makes ours the default", async () => {
+    const email = 'shared-with-matrix@example.com';
+    const { client } = await createVerifiedAccount(server, email, 'password one');
+    const before = await client.logIn(email, 'password one');
+    const firstStore = await before.openKeystore(join(dir, 'shared-before.db'));
+    const { recoveryKey } = await before.keyBackup(firstStore).enable();
+    await firstStore.close();
+    // A Matrix client adds its own key as the default and stores the backup key under it too.
+    const held = new Map<string, Uint8Array>([
+      ['recovery', jsDecodeRecoveryKey(recoveryKey)],
+      ['kb', deriveSecretStorageKeyFromKB(before.kB)],
+    ]);
+    const matrixStorage = jsSecretStorage(server, before, held);
+    const stored = (await matrixStorage.get(BACKUP_SECRET)) as string;
+    const matrixKey = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    const { keyId } = await matrixStorage.addKey(SECRET_STORAGE_ALGORITHM_V1_AES, { key: matrixKey });
+    held.set(keyId, matrixKey);
+    await matrixStorage.setDefaultKeyId(keyId);
+    await matrixStorage.store(BACKUP_SECRET, stored, ['recovery', 'kb', keyId]);
+    await before.logOut();
+
+    // A password reset: kB is new, so the logged-in copy opens with nothing until a recovery-key restore.
+    const sent = server.smtp.messages.length;
+    await client.requestReset(email);
+    await client.completeReset(email, await server.smtp.codeFor(email, { after: sent }), 'password two');
+    const after = await client.logIn(email, 'password two');
+    const keystore = await after.openKeystore(join(dir, 'shared-after.db'));
+    const backup = after.keyBackup(keystore);
+    await backup.restore({ recoveryKey });
+    const item = await api(server, after)<SecretItemBody>('GET', `/v1/secret-storage/secrets/${BACKUP_SECRET}`);
+    expect(Object.keys(item.encrypted).sort()).toEqual(['kb', 'recovery', keyId].sort());
+    // The Matrix client, holding only its own key, still opens it.
+    const onlyMatrix = jsSecretStorage(server, after, new Map([[keyId, matrixKey]]));
+    expect(await onlyMatrix.get(BACKUP_SECRET)).toBe(stored);
+
+    // Replacing the recovery key: the new one becomes the default a Matrix client uses, and opens the
+    // backup key there; every older key, the Matrix client's too, opens nothing.
+    const { recoveryKey: newRecoveryKey } = await backup.replaceRecoveryKey();
+    const withNew = jsSecretStorage(server, after, new Map([['recovery', jsDecodeRecoveryKey(newRecoveryKey)]]));
+    expect(await withNew.getDefaultKeyId()).toBe('recovery');
+    const [defaultId, defaultInfo] = (await withNew.getKey()) as [string, SecretStorageKeyDescriptionAesV1];
+    expect(await withNew.checkKey(jsDecodeRecoveryKey(newRecoveryKey), defaultInfo)).toBe(true);
+    expect(await withNew.get(BACKUP_SECRET)).toBe(stored);
+    expect(Object.keys((await withNew.isStored(BACKUP_SECRET)) ?? {}).sort()).toEqual(['kb', defaultId].sort());
+    await expect(onlyMatrix.get(BACKUP_SECRET)).rejects.toThrow();
+    await keystore.close();
+    await after.logOut();
   });
 });
