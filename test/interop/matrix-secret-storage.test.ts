@@ -4,15 +4,21 @@ import { join } from 'node:path';
 import { type Session, Transport } from '@latchkey/client';
 import {
   type BackupVersionInfoBody,
+  canonicalJson,
   decodeRecoveryKey,
   decryptSecretBytes,
+  deriveBackupSigningSeed,
+  deriveSecretStorageKeyFromKB,
   type EncryptedSecret,
   fromUtf8,
   LatchkeyError,
   type SecretItemBody,
   type StorageKeyListBody,
+  toBase64,
+  utf8,
 } from '@latchkey/core';
 import * as wasm from '@matrix-org/matrix-sdk-crypto-wasm';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { ClientEvent, type ClientEventHandlerMap } from 'matrix-js-sdk/lib/client.js';
 import { deriveRecoveryKeyFromPassphrase } from 'matrix-js-sdk/lib/crypto-api/key-passphrase.js';
 import {
@@ -141,17 +147,20 @@ async function matrixClientBackup(server: TestServer, session: Session, storeUnd
   const backupKey = wasm.BackupDecryptionKey.createRandomKey();
   const call = api(server, session);
   const publicKey = backupKey.megolmV1PublicKey.publicKeyBase64;
+  const machine = await wasm.OlmMachine.initialize(new wasm.UserId('@alice:example.org'), new wasm.DeviceId('ALICE'));
+  // auth_data signed by the Matrix client's device (Matrix signed JSON), as a client does to trust it.
+  const unsigned = { public_key: publicKey };
+  const signatures = JSON.parse((await machine.sign(canonicalJson(unsigned))).asJSON()) as Record<string, unknown>;
   const { version } = await call<{ version: string }>('POST', '/v1/backup/version', {
     algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
-    auth_data: { public_key: publicKey },
+    auth_data: { ...unsigned, signatures },
   });
-  const machine = await wasm.OlmMachine.initialize(new wasm.UserId('@alice:example.org'), new wasm.DeviceId('ALICE'));
   await machine.importExportedRoomKeys(JSON.stringify(sessions), () => {});
   await machine.enableBackupV1(publicKey, version);
   const request = (await machine.backupRoomKeys()) as wasm.KeysBackupRequest;
   await call('PUT', `/v1/backup/keys?version=${version}`, JSON.parse(request.body));
-  machine.free();
   return {
+    machine,
     held,
     secretStorage,
     publicKey,
@@ -251,9 +260,20 @@ describe('a backup set up by matrix-js-sdk, restored by our SDK over HTTP', () =
     expect(await checker.keyBackup(keystore).verifyRecoveryKey(wrong)).toBe(false);
     await keystore.close();
     await checker.logOut();
-    // Restoring changed nothing matrix-js-sdk relies on: it still opens the backup key with its own key.
+    // Restoring changed nothing the Matrix client relies on: matrix-js-sdk still opens the backup key
+    // with its own key, and wasm still finds its device's signature on auth_data, beside ours.
     expect(await matrix.secretStorage.get(BACKUP_SECRET)).toBe(stored);
     expect(await matrix.secretStorage.getDefaultKeyId()).toBe(keyId);
+    const signed = await api(server, session)<BackupVersionInfoBody>('GET', '/v1/backup/version');
+    expect(Object.keys(signed.auth_data.signatures ?? {}).sort()).toEqual(
+      ['@alice:example.org', `@${session.accountId}:latchkey.invalid`].sort(),
+    );
+    const verification = await matrix.machine.verifyBackup({
+      algorithm: signed.algorithm,
+      auth_data: signed.auth_data,
+    });
+    expect(verification.deviceState).toBe(wasm.SignatureState.ValidAndTrusted);
+    matrix.machine.free();
     await session.logOut();
   });
 
@@ -295,6 +315,47 @@ describe('a backup set up by matrix-js-sdk, restored by our SDK over HTTP', () =
       code: 'LK_BAD_RECOVERY_KEY',
       details: { reason: 'mismatch' },
     });
+    matrix.machine.free();
+    await session.logOut();
+  });
+
+  it('tampered on the server, the secret or its key check is refused by matrix-js-sdk and by us alike', async () => {
+    const { session, email } = await newAccount();
+    const matrix = await matrixClientBackup(server, session, undefined);
+    const { keyId, key, recoveryKey } = await matrix.addKey();
+    await matrix.storeBackupKey();
+    const call = api(server, session);
+    const item = await call<SecretItemBody>('GET', `/v1/secret-storage/secrets/${BACKUP_SECRET}`);
+    const good = item.encrypted[keyId] as EncryptedSecret;
+    const description = await call<SecretStorageKeyDescriptionAesV1>(
+      'GET',
+      `/v1/secret-storage/keys/${encodeURIComponent(keyId)}`,
+    );
+    const flip = (text: string, byte: number) => {
+      const bytes = Buffer.from(text, 'base64');
+      bytes[byte] = (bytes[byte] as number) ^ 1;
+      return bytes.toString('base64');
+    };
+    for (const [what, tampered] of Object.entries({
+      mac: { ...good, mac: flip(good.mac, 31) },
+      ciphertext: { ...good, ciphertext: flip(good.ciphertext, 0) },
+    })) {
+      await call('PUT', `/v1/secret-storage/secrets/${BACKUP_SECRET}`, { encrypted: { [keyId]: tampered } });
+      await expect(matrix.secretStorage.get(BACKUP_SECRET), what).rejects.toThrow(/bad MAC/);
+      const ours = await asyncLatchkeyErrorOf(restoreOnNewDevice(email, { recoveryKey }));
+      expect({ what, code: ours.code }).toEqual({ what, code: 'LK_SECRET_DECRYPT_FAILED' });
+    }
+    await call('PUT', `/v1/secret-storage/secrets/${BACKUP_SECRET}`, item);
+    // The key check: matrix-js-sdk says the key does not match, we refuse the key.
+    const badCheck = { ...description, mac: flip(description.mac, 0) };
+    await call('PUT', `/v1/secret-storage/keys/${encodeURIComponent(keyId)}`, badCheck);
+    expect(await matrix.secretStorage.checkKey(key, badCheck)).toBe(false);
+    expect((await asyncLatchkeyErrorOf(restoreOnNewDevice(email, { recoveryKey }))).code).toBe('LK_BAD_RECOVERY_KEY');
+    // Restored as it was, both open it again.
+    await call('PUT', `/v1/secret-storage/keys/${encodeURIComponent(keyId)}`, description);
+    expect(await matrix.secretStorage.checkKey(key, description)).toBe(true);
+    expect((await restoreOnNewDevice(email, { recoveryKey })).result.failed).toBe(0);
+    matrix.machine.free();
     await session.logOut();
   });
 });
@@ -346,6 +407,11 @@ describe('what our SDK writes, matrix-js-sdk reads with its own secret storage',
     const info = await call<BackupVersionInfoBody>('GET', '/v1/backup/version');
     expect(info.version).toBe(version);
     expect(backupKey.megolmV1PublicKey.publicKeyBase64).toBe(info.auth_data.public_key);
+    // matrix-sdk-crypto parses our auth_data (its signatures are keyed by a user ID, as it requires).
+    const machine = await wasm.OlmMachine.initialize(new wasm.UserId('@bob:example.org'), new wasm.DeviceId('BOB'));
+    const verification = await machine.verifyBackup({ algorithm: info.algorithm, auth_data: info.auth_data });
+    expect(verification.trusted()).toBe(false); // signed by no key of bob's, as it should be
+    machine.free();
     const page = await call<{
       keys: Array<{ room_id: string; session_id: string; session_data: Record<string, string> }>;
     }>('GET', `/v1/backup/keys?version=${version}`);
@@ -375,5 +441,92 @@ describe('what our SDK writes, matrix-js-sdk reads with its own secret storage',
     expect(fromUtf8(opened)).toBe('a cross-signing seed');
     await keystore.close();
     await session.logOut();
+  });
+
+  it('a backup signed under the bare account id (as earlier versions did) is trusted, and signed again as Matrix reads it at restore', async () => {
+    const email = 'legacy-signer@example.com';
+    const { client } = await createVerifiedAccount(server, email, 'our password');
+    const session = await client.logIn(email, 'our password');
+    const keystore = await session.openKeystore(join(dir, 'legacy.db'));
+    await keystore.addRoomKeys(makeRoomKeys(2).map((key) => ({ key })));
+    const backup = session.keyBackup(keystore);
+    const { recoveryKey, version } = await backup.enable();
+    const call = api(server, session);
+    const info = await call<BackupVersionInfoBody>('GET', '/v1/backup/version');
+    const unsigned = { public_key: info.auth_data.public_key };
+    const legacy = ed25519.sign(utf8(canonicalJson(unsigned)), deriveBackupSigningSeed(session.kB));
+    await call('PUT', `/v1/backup/version/${version}`, {
+      algorithm: info.algorithm,
+      auth_data: { ...unsigned, signatures: { [session.accountId]: { 'ed25519:latchkey-backup': toBase64(legacy) } } },
+    });
+    const machine = await wasm.OlmMachine.initialize(new wasm.UserId('@bob:example.org'), new wasm.DeviceId('BOB'));
+    const legacyInfo = await call<BackupVersionInfoBody>('GET', '/v1/backup/version');
+    // What the bare account id does to a Matrix client: it cannot even read the auth_data.
+    const parse = (authData: unknown) =>
+      Promise.resolve().then(() => machine.verifyBackup({ algorithm: info.algorithm, auth_data: authData }));
+    await expect(parse(legacyInfo.auth_data)).rejects.toThrow(/sigil/);
+    expect(await backup.status()).toMatchObject({ trusted: true, pending: 2 });
+    expect((await backup.uploadPending()).uploaded).toBe(2);
+
+    await backup.restore({ recoveryKey });
+    const after = await call<BackupVersionInfoBody>('GET', '/v1/backup/version');
+    expect(Object.keys(after.auth_data.signatures ?? {})).toEqual([`@${session.accountId}:latchkey.invalid`]);
+    expect(after.auth_data.public_key).toBe(info.auth_data.public_key);
+    expect((await machine.verifyBackup({ algorithm: after.algorithm, auth_data: after.auth_data })).trusted()).toBe(
+      false,
+    );
+    expect(await backup.status()).toMatchObject({ trusted: true, pending: 0 });
+    machine.free();
+    await keystore.close();
+    await session.logOut();
+  });
+
+  it("after a password reset, restoring keeps a Matrix client's copy of the backup key; replacing the recovery key makes ours the default", async () => {
+    const email = 'shared-with-matrix@example.com';
+    const { client } = await createVerifiedAccount(server, email, 'password one');
+    const before = await client.logIn(email, 'password one');
+    const firstStore = await before.openKeystore(join(dir, 'shared-before.db'));
+    const { recoveryKey } = await before.keyBackup(firstStore).enable();
+    await firstStore.close();
+    // A Matrix client adds its own key as the default and stores the backup key under it too.
+    const held = new Map<string, Uint8Array>([
+      ['recovery', jsDecodeRecoveryKey(recoveryKey)],
+      ['kb', deriveSecretStorageKeyFromKB(before.kB)],
+    ]);
+    const matrixStorage = jsSecretStorage(server, before, held);
+    const stored = (await matrixStorage.get(BACKUP_SECRET)) as string;
+    const matrixKey = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    const { keyId } = await matrixStorage.addKey(SECRET_STORAGE_ALGORITHM_V1_AES, { key: matrixKey });
+    held.set(keyId, matrixKey);
+    await matrixStorage.setDefaultKeyId(keyId);
+    await matrixStorage.store(BACKUP_SECRET, stored, ['recovery', 'kb', keyId]);
+    await before.logOut();
+
+    // A password reset: kB is new, so the logged-in copy opens with nothing until a recovery-key restore.
+    const sent = server.smtp.messages.length;
+    await client.requestReset(email);
+    await client.completeReset(email, await server.smtp.codeFor(email, { after: sent }), 'password two');
+    const after = await client.logIn(email, 'password two');
+    const keystore = await after.openKeystore(join(dir, 'shared-after.db'));
+    const backup = after.keyBackup(keystore);
+    await backup.restore({ recoveryKey });
+    const item = await api(server, after)<SecretItemBody>('GET', `/v1/secret-storage/secrets/${BACKUP_SECRET}`);
+    expect(Object.keys(item.encrypted).sort()).toEqual(['kb', 'recovery', keyId].sort());
+    // The Matrix client, holding only its own key, still opens it.
+    const onlyMatrix = jsSecretStorage(server, after, new Map([[keyId, matrixKey]]));
+    expect(await onlyMatrix.get(BACKUP_SECRET)).toBe(stored);
+
+    // Replacing the recovery key: the new one becomes the default a Matrix client uses, and opens the
+    // backup key there; every older key, the Matrix client's too, opens nothing.
+    const { recoveryKey: newRecoveryKey } = await backup.replaceRecoveryKey();
+    const withNew = jsSecretStorage(server, after, new Map([['recovery', jsDecodeRecoveryKey(newRecoveryKey)]]));
+    expect(await withNew.getDefaultKeyId()).toBe('recovery');
+    const [defaultId, defaultInfo] = (await withNew.getKey()) as [string, SecretStorageKeyDescriptionAesV1];
+    expect(await withNew.checkKey(jsDecodeRecoveryKey(newRecoveryKey), defaultInfo)).toBe(true);
+    expect(await withNew.get(BACKUP_SECRET)).toBe(stored);
+    expect(Object.keys((await withNew.isStored(BACKUP_SECRET)) ?? {}).sort()).toEqual(['kb', defaultId].sort());
+    await expect(onlyMatrix.get(BACKUP_SECRET)).rejects.toThrow();
+    await keystore.close();
+    await after.logOut();
   });
 });

@@ -143,17 +143,36 @@ export class KeyBackup {
     return deriveBackupSigningSeed(this.kB());
   }
 
+  /**
+   * The name our signature goes under in auth_data. Matrix signed JSON keys signatures by user ID, and
+   * matrix-sdk-crypto parses every key of `signatures` as one: a bare account id there makes it refuse
+   * the whole auth_data ("leading sigil is incorrect or missing"), so a Matrix client could not use the
+   * backup. The `.invalid` server name (RFC 2606) says that no homeserver stands behind this signer.
+   */
+  private get signer(): string {
+    return `@${this.accountId}:latchkey.invalid`;
+  }
+
   /** auth_data signed as Matrix signed JSON (canonical JSON without `signatures`, Ed25519). */
   private signAuthData(publicKey: Uint8Array): BackupAuthDataBody {
     const unsigned = { public_key: toBase64(publicKey) };
     const signature = ed25519.sign(utf8(canonicalJson(unsigned)), this.signingKey());
-    return { ...unsigned, signatures: { [this.accountId]: { [SIGNING_KEY_ID]: toBase64(signature) } } };
+    return { ...unsigned, signatures: { [this.signer]: { [SIGNING_KEY_ID]: toBase64(signature) } } };
   }
 
-  /** True when auth_data carries this account's valid signature (spec trust rule (a)). */
+  /**
+   * True when auth_data carries this account's valid signature (spec trust rule (a)): under our Matrix
+   * signer name, or under the bare account id that earlier versions wrote (such a backup is signed
+   * again under the new name at its next restore).
+   */
   isTrusted(authData: BackupAuthDataBody): boolean {
-    const signature = authData.signatures?.[this.accountId]?.[SIGNING_KEY_ID];
-    if (signature === undefined) return false;
+    return this.signedBy(authData, this.signer) || this.signedBy(authData, this.accountId);
+  }
+
+  private signedBy(authData: BackupAuthDataBody, signer: string): boolean {
+    const signatures = authData.signatures ?? {};
+    const signature = Object.hasOwn(signatures, signer) ? signatures[signer]?.[SIGNING_KEY_ID] : undefined;
+    if (typeof signature !== 'string') return false;
     const {
       signatures: _signatures,
       unsigned: _unsigned,
@@ -475,8 +494,9 @@ export class KeyBackup {
       }
       // The secret opened under a key only this account holds, and it matches auth_data's public key:
       // that proves the backup is ours even when its signature does not check (kB, and with it the
-      // signing key, changed in a password reset). Sign it again so uploads go on.
-      if (!this.isTrusted(info.auth_data)) await this.signAgain(info, backupKey);
+      // signing key, changed in a password reset). Sign it again so uploads go on; so too a backup
+      // signed only under the bare account id (earlier versions), which Matrix clients cannot parse.
+      if (!this.signedBy(info.auth_data, this.signer)) await this.signAgain(info, backupKey);
       if (keyId !== KB_KEY_ID) await this.renewLoggedInAccess(list.keys, { keyId, key: storageKey }, backupKey, item);
       const unlocked = backupKey;
       backupKey = undefined; // handed to the caller, who wipes it
@@ -617,9 +637,28 @@ export class KeyBackup {
   /** Replaces the version's auth_data with the same public key signed by this account's current key. */
   private async signAgain(info: BackupVersionInfoBody, backupKey: Uint8Array): Promise<void> {
     const version = encodeURIComponent(info.version);
+    // Our signature is added to auth_data as it is (the caller checked its public key is this key's):
+    // another signer's signature (a Matrix client's device or cross-signing key) covers the same
+    // fields, so it stays valid, and that client goes on trusting the backup (spec trust rule (a)).
+    const { signatures: signedBy = {}, ...fields } = { ...info.auth_data } as BackupAuthDataBody & {
+      unsigned?: unknown;
+    };
+    delete fields.unsigned;
+    // Under the bare account id (what earlier versions wrote), a signature breaks Matrix clients' parsing.
+    const { [this.accountId]: _legacy, ...others } = signedBy;
+    if (!constantTimeEqual(fromBase64(fields.public_key), this.crypto.x25519PublicKey(backupKey))) {
+      throw new LatchkeyError('LK_BACKUP_KEY_MISMATCH');
+    }
+    const signature = ed25519.sign(utf8(canonicalJson(fields)), this.signingKey());
     await this.request('PUT', `/v1/backup/version/${version}`, {
       algorithm: info.algorithm,
-      auth_data: this.signAuthData(this.crypto.x25519PublicKey(backupKey)),
+      auth_data: {
+        ...fields,
+        signatures: {
+          ...others,
+          [this.signer]: { ...others[this.signer], [SIGNING_KEY_ID]: toBase64(signature) },
+        },
+      },
       version: info.version,
     });
   }
