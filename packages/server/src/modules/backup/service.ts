@@ -274,6 +274,9 @@ export async function deleteKeys(
 ) {
   return ctx.store.transaction(async (tx) => {
     const target = await liveVersion(tx, auth.account.id, version);
+    // The version row first, as uploads take it: on PostgreSQL a delete that locked key rows first and
+    // the version row last deadlocked against an upload (version row, then keys), a 500.
+    await tx.bumpBackupVersion(auth.account.id, target.version, 0, 0);
     const removed = await tx.deleteBackupKeys(auth.account.id, target.version, roomId, sessionId);
     await tx.bumpBackupVersion(auth.account.id, target.version, 1, -removed);
     const after = await liveVersion(tx, auth.account.id, version);
