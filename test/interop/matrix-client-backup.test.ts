@@ -572,3 +572,31 @@ function sortedRows(all: AllKeys): Array<[string, string, KeyBackupData]> {
     )
     .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1));
 }
+
+describe('a Matrix client’s ?access_token= in the server log', () => {
+  it('never reaches a log line: the URL is logged with the token replaced', async () => {
+    const lines: string[] = [];
+    const server = await startTestServer({ logLevel: 'info' }, { logStream: { write: (line) => lines.push(line) } });
+    try {
+      const email = 'logs@example.com';
+      const { client } = await createVerifiedAccount(server, email, 'logs password');
+      const session = await client.logIn(email, 'logs password');
+      const p = await matrixPeer(server.url, session.state.token, { useAuthorizationHeader: false });
+      try {
+        expect(await p.client.getKeyBackupVersion()).toBeNull();
+        const refused = await p.client.http
+          .authedRequest(Method.Get, '/room_keys/keys', { version: 'x' }, undefined, { prefix: ClientPrefix.V3 })
+          .catch((error: unknown) => error);
+        expect(refused).toBeInstanceOf(MatrixError);
+      } finally {
+        p.close();
+      }
+      const log = lines.join('\n');
+      expect(log).toContain('/_matrix/client/v3/room_keys/version?access_token=[redacted]');
+      expect(log).toContain('/_matrix/client/v3/room_keys/keys?version=x&access_token=[redacted]');
+      expect(log).not.toContain(session.state.token);
+    } finally {
+      await server.close();
+    }
+  });
+});
