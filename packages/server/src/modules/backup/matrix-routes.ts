@@ -418,11 +418,11 @@ export async function matrixBackupRoutes(app: FastifyInstance, opts: { ctx: Serv
   });
 
   add('DELETE', '/room_keys/version/:version', {
-    summary: 'Delete a backup version and its keys',
+    summary: 'Delete a backup version and its keys (again: still 200)',
     params: VersionParams,
     reply: Empty,
     handler: async ({ auth, params }: Req<Auth & { params: { version: string } }>) => {
-      await backup.deleteVersion(ctx, auth, ourVersion(params.version));
+      await backup.deleteVersion(ctx, auth, ourVersion(params.version), { deletedIsDone: true });
       return {};
     },
   });
