@@ -575,6 +575,59 @@ function sortedRows(all: AllKeys): Array<[string, string, KeyBackupData]> {
     .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1));
 }
 
+describe('what a Matrix web client needs of HTTP itself', () => {
+  let server: TestServer;
+  let token: string;
+  beforeAll(async () => {
+    server = await startTestServer();
+    const { client } = await createVerifiedAccount(server, 'web@example.com', 'web password');
+    token = (await client.logIn('web@example.com', 'web password')).state.token;
+  });
+  afterAll(async () => server.close());
+  const at = (path: string) => new URL(`/_matrix/client/v3${path}`, server.url);
+
+  it('answers a CORS preflight without authentication or logic, and CORS on answers and errors', async () => {
+    const preflight = await fetch(at('/room_keys/version'), {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('PUT');
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('Authorization');
+    const refused = await fetch(at('/room_keys/version'), { headers: { origin: 'https://app.example' } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('access-control-allow-origin')).toBe('*');
+    expect(await refused.json()).toEqual({ errcode: 'M_MISSING_TOKEN', error: 'Missing access token.' });
+  });
+
+  it('takes a JSON body sent without Content-Type or as text/plain, as the spec allows', async () => {
+    const body = JSON.stringify({
+      algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
+      auth_data: { public_key: toBase64(randomKey()) },
+    });
+    // A Uint8Array body gets no Content-Type from fetch.
+    const bare = await fetch(at('/room_keys/version'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: new TextEncoder().encode(body),
+    });
+    expect([bare.status, await bare.json()]).toEqual([200, { version: '1' }]);
+    const plain = await fetch(at('/room_keys/version'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
+      body,
+    });
+    expect([plain.status, await plain.json()]).toEqual([200, { version: '2' }]);
+    const notJson = await fetch(at('/room_keys/version'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
+      body: 'algorithm=x',
+    });
+    expect([notJson.status, ((await notJson.json()) as { errcode: string }).errcode]).toEqual([400, 'M_NOT_JSON']);
+  });
+});
+
 describe('a Matrix client’s ?access_token= in the server log', () => {
   it('never reaches a log line: the URL is logged with the token replaced', async () => {
     const lines: string[] = [];

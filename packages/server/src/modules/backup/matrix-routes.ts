@@ -326,6 +326,12 @@ async function sendUnpaged(
 
 // ---- routes -------------------------------------------------------------------------------------
 
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
+  'access-control-allow-headers': 'X-Requested-With, Content-Type, Authorization',
+};
+
 interface MatrixRoute {
   summary: string;
   querystring?: TSchema;
@@ -349,6 +355,22 @@ export async function matrixBackupRoutes(app: FastifyInstance, opts: { ctx: Serv
   const { ctx } = opts;
   installMatrixErrors(app);
   const guard = matrixGuard(ctx);
+  // Spec ("API Standards"): clients should send Content-Type: application/json, "but this is not
+  // required". Here (in this plugin only) a body of any or no media type is parsed as JSON, with
+  // Fastify's own parser, and then meets the route's schema like any other.
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // Spec ("Web Browser Clients"): every endpoint answers CORS, and OPTIONS without running its logic,
+  // so a Matrix web client on another origin can use these routes. The token is a bearer token, never a
+  // cookie, so `*` lets no page act with credentials it does not already hold.
+  app.addHook('onRequest', async (_request, reply) => {
+    void reply.headers(CORS);
+  });
+  app.route({
+    method: 'OPTIONS',
+    url: '/*',
+    schema: { hide: true },
+    handler: async (_request, reply) => reply.status(204).send(),
+  });
 
   const add = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, spec: MatrixRoute) => {
     app.route({
