@@ -44,8 +44,9 @@ const CLIENT_V3 = '/client/v3';
 
 /**
  * Keys read from the database per step of an unpaged download (GET keys, GET keys/{roomId}). The
- * answer is streamed as it is read, so the server holds at most this many keys of it (about 1 MB)
- * however large the backup; a client reads as much as the backup holds.
+ * answer is streamed as it is read and read only as fast as the client takes it, so the server holds
+ * a few batches of it (the one being read, one queued, one in the socket's buffer: a few MB at 700 B a
+ * key) however large the backup; a client still receives all of it.
  */
 export const UNPAGED_BATCH = MAX_BACKUP_BATCH;
 
@@ -321,7 +322,8 @@ async function sendUnpaged(
   oneRoom: boolean,
 ): Promise<FastifyReply> {
   void reply.type('application/json; charset=utf-8');
-  return reply.send(Readable.from(unpagedJson(batches, oneRoom)));
+  // One chunk (one batch) queued at most: Readable.from's default would read 16 batches ahead of a slow client.
+  return reply.send(Readable.from(unpagedJson(batches, oneRoom), { highWaterMark: 1 }));
 }
 
 // ---- routes -------------------------------------------------------------------------------------
