@@ -356,6 +356,111 @@ describe.each(['sqlite', 'postgres'] as const)('a Matrix client keeps its key ba
     expect(await p.client.getKeyBackupVersion()).toMatchObject({ version, count: 0, etag: '0' });
   });
 
+  it('refuses hostile input on the key routes with a 4xx and no change: long or NUL ids, deep or oversized bodies', async () => {
+    const session = await account();
+    const p = await peer(session.state.token);
+    const { version } = await p.backup.setupKeyBackup(async () => {});
+    const key = {
+      first_message_index: 0,
+      forwarded_count: 0,
+      is_verified: false,
+      session_data: { ephemeral: 'e', ciphertext: 'c', mac: 'm' },
+    };
+    const long = 'x'.repeat(256);
+    let deep: unknown = key;
+    for (let i = 0; i < 40; i++) deep = { nested: deep };
+    const tooMany = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`s${i}`, key]));
+    const cases: Array<[string, Method, string, Record<string, string>, unknown, number, string]> = [
+      ['a 256-character room id', Method.Put, `/room_keys/keys/${long}/s`, { version }, key, 400, 'M_INVALID_PARAM'],
+      [
+        'a 256-character session id in a body',
+        Method.Put,
+        '/room_keys/keys/!r',
+        { version },
+        { sessions: { [long]: key } },
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'U+0000 in a room id',
+        Method.Put,
+        `/room_keys/keys/${encodeURIComponent('!r\u0000')}/s`,
+        { version },
+        key,
+        400,
+        'M_INVALID_PARAM',
+      ],
+      [
+        'a lone surrogate in a body key',
+        Method.Put,
+        '/room_keys/keys',
+        { version },
+        { rooms: { '!r\ud800': { sessions: { s: key } } } },
+        400,
+        'M_INVALID_PARAM',
+      ],
+      ['a body nested 40 deep', Method.Put, '/room_keys/keys/!r/s', { version }, deep, 400, 'M_INVALID_PARAM'],
+      [
+        '1,001 keys in one PUT',
+        Method.Put,
+        '/room_keys/keys/!r',
+        { version },
+        { sessions: tooMany },
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'a negative first_message_index',
+        Method.Put,
+        '/room_keys/keys/!r/s',
+        { version },
+        { ...key, first_message_index: -1 },
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'an extra field in session_data',
+        Method.Put,
+        '/room_keys/keys/!r/s',
+        { version },
+        { ...key, session_data: { ...key.session_data, x: 1 } },
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'an unknown query parameter',
+        Method.Put,
+        '/room_keys/keys/!r/s',
+        { version, other: '1' },
+        key,
+        400,
+        'M_INVALID_PARAM',
+      ],
+      [
+        'a version of 10 digits',
+        Method.Put,
+        '/room_keys/keys/!r/s',
+        { version: '1234567890' },
+        key,
+        404,
+        'M_NOT_FOUND',
+      ],
+      ['a bare array', Method.Put, '/room_keys/keys', { version }, [key], 400, 'M_BAD_JSON'],
+    ];
+    for (const [name, method, path, query, body, status, errcode] of cases) {
+      const got = await matrixErrorOf(
+        p.client.http.authedRequest(method, path, query, JSON.stringify(body), {
+          ...v3,
+          json: false,
+          headers: { 'Content-Type': 'application/json' },
+        }),
+      );
+      expect([got.status, got.data.errcode], name).toEqual([status, errcode]);
+    }
+    expect(await p.client.getKeyBackupVersion()).toMatchObject({ version, count: 0, etag: '0' });
+    expect(await get(p, keysPath(version))).toEqual({ rooms: {} });
+  });
+
   it('deletes one key, one room, every key, then the version, each answer with the spec’s etag and count', async () => {
     const session = await account();
     const p = await peer(session.state.token);
