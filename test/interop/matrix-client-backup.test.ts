@@ -1,13 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Session } from '@latchkey/client';
-import { canonicalJson, toBase64 } from '@latchkey/core';
+import type { RoomKey, Session } from '@latchkey/client';
+import { canonicalJson, encryptForBackup, toBase64, utf8 } from '@latchkey/core';
 import { CryptoEvent } from 'matrix-js-sdk/lib/crypto-api/index.js';
 import { requestKeyBackupVersion } from 'matrix-js-sdk/lib/rust-crypto/backup.js';
 import { encodeUri } from 'matrix-js-sdk/lib/utils.js';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { nodeMatrixCrypto } from '../../packages/client/src/platform/node-crypto.js';
+import { UNPAGED_BATCH } from '../../packages/server/src/modules/backup/matrix-routes.js';
 import {
   ClientPrefix,
   exportedKeys,
@@ -19,6 +20,7 @@ import {
   uploadPending,
 } from '../support/matrix-client.js';
 import { createTestDatabase } from '../support/postgres.js';
+import { makeRoomKeys } from '../support/room-keys.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 
 /**
@@ -354,6 +356,111 @@ describe.each(['sqlite', 'postgres'] as const)('a Matrix client keeps its key ba
     expect(await p.client.getKeyBackupVersion()).toMatchObject({ version, count: 0, etag: '0' });
   });
 
+  it('refuses hostile input on the key routes with a 4xx and no change: long or NUL ids, deep or oversized bodies', async () => {
+    const session = await account();
+    const p = await peer(session.state.token);
+    const { version } = await p.backup.setupKeyBackup(async () => {});
+    const key = {
+      first_message_index: 0,
+      forwarded_count: 0,
+      is_verified: false,
+      session_data: { ephemeral: 'e', ciphertext: 'c', mac: 'm' },
+    };
+    const long = 'x'.repeat(256);
+    let deep: unknown = key;
+    for (let i = 0; i < 40; i++) deep = { nested: deep };
+    const tooMany = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`s${i}`, key]));
+    const cases: Array<[string, Method, string, Record<string, string>, unknown, number, string]> = [
+      ['a 256-character room id', Method.Put, `/room_keys/keys/${long}/s`, { version }, key, 400, 'M_INVALID_PARAM'],
+      [
+        'a 256-character session id in a body',
+        Method.Put,
+        '/room_keys/keys/!r',
+        { version },
+        { sessions: { [long]: key } },
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'U+0000 in a room id',
+        Method.Put,
+        `/room_keys/keys/${encodeURIComponent('!r\u0000')}/s`,
+        { version },
+        key,
+        400,
+        'M_INVALID_PARAM',
+      ],
+      [
+        'a lone surrogate in a body key',
+        Method.Put,
+        '/room_keys/keys',
+        { version },
+        { rooms: { '!r\ud800': { sessions: { s: key } } } },
+        400,
+        'M_INVALID_PARAM',
+      ],
+      ['a body nested 40 deep', Method.Put, '/room_keys/keys/!r/s', { version }, deep, 400, 'M_INVALID_PARAM'],
+      [
+        '1,001 keys in one PUT',
+        Method.Put,
+        '/room_keys/keys/!r',
+        { version },
+        { sessions: tooMany },
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'a negative first_message_index',
+        Method.Put,
+        '/room_keys/keys/!r/s',
+        { version },
+        { ...key, first_message_index: -1 },
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'an extra field in session_data',
+        Method.Put,
+        '/room_keys/keys/!r/s',
+        { version },
+        { ...key, session_data: { ...key.session_data, x: 1 } },
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'an unknown query parameter',
+        Method.Put,
+        '/room_keys/keys/!r/s',
+        { version, other: '1' },
+        key,
+        400,
+        'M_INVALID_PARAM',
+      ],
+      [
+        'a version of 10 digits',
+        Method.Put,
+        '/room_keys/keys/!r/s',
+        { version: '1234567890' },
+        key,
+        404,
+        'M_NOT_FOUND',
+      ],
+      ['a bare array', Method.Put, '/room_keys/keys', { version }, [key], 400, 'M_BAD_JSON'],
+    ];
+    for (const [name, method, path, query, body, status, errcode] of cases) {
+      const got = await matrixErrorOf(
+        p.client.http.authedRequest(method, path, query, JSON.stringify(body), {
+          ...v3,
+          json: false,
+          headers: { 'Content-Type': 'application/json' },
+        }),
+      );
+      expect([got.status, got.data.errcode], name).toEqual([status, errcode]);
+    }
+    expect(await p.client.getKeyBackupVersion()).toMatchObject({ version, count: 0, etag: '0' });
+    expect(await get(p, keysPath(version))).toEqual({ rooms: {} });
+  });
+
   it('deletes one key, one room, every key, then the version, each answer with the spec’s etag and count', async () => {
     const session = await account();
     const p = await peer(session.state.token);
@@ -378,6 +485,278 @@ describe.each(['sqlite', 'postgres'] as const)('a Matrix client keeps its key ba
     expect(await get(p, keysPath(version))).toEqual({ rooms: {} });
     await p.backup.deleteKeyBackupVersion(version);
     expect(await p.client.getKeyBackupVersion()).toBeNull();
+    // Deleting it again succeeds, as the spec asks of a version deleted before (two devices may both try).
+    await p.backup.deleteKeyBackupVersion(version);
     expect((await matrixErrorOf(get(p, keysPath(version)))).data.errcode).toBe('M_NOT_FOUND');
+  });
+
+  it('what our SDK backs up a Matrix client restores, and what the Matrix client uploads our SDK restores: one backup, the same rows', async () => {
+    const session = await account();
+    // Real Megolm sessions, made by a Matrix device and given to our SDK's keystore (a key export's shape).
+    const maker = await peer(session.state.token, { deviceId: 'MAKER' });
+    await makeSessions(maker, ['!ours:example.org', '!shared:example.org'], 3);
+    const made = await exportedKeys(maker);
+    const keystore = await session.openKeystore(join(dir, `${backend}-a.db`));
+    expect(await keystore.addRoomKeys(made.map((key) => ({ key: key as unknown as RoomKey })))).toBe(6);
+    const backup = session.keyBackup(keystore);
+    const { version, recoveryKey } = await backup.enable();
+    expect((await backup.uploadPending()).uploaded).toBe(6);
+
+    // A Matrix client finds that backup and restores it with the backup key (which the recovery key opens).
+    const reader = await peer(session.state.token, { deviceId: 'READER' });
+    const info = (await reader.client.getKeyBackupVersion()) as VersionInfo;
+    expect(info).toMatchObject({ version, count: 6 });
+    const backupKey = await backup.unlock({ recoveryKey }, info as never);
+    const decryptionKey = reader.wasm.BackupDecryptionKey.fromBase64(toBase64(backupKey));
+    expect(decryptionKey.megolmV1PublicKey.publicKeyBase64).toBe(info.auth_data.public_key);
+    const restored = await reader.backup.restoreKeyBackup(version, reader.backup.createBackupDecryptor(decryptionKey));
+    expect(restored).toMatchObject({ total: 6, imported: 6 });
+    const ids = (keys: Array<{ room_id: string; session_id: string; session_key: string }>) =>
+      keys.map((k) => `${k.room_id}|${k.session_id}|${k.session_key}`).sort();
+    expect(ids(await exportedKeys(reader))).toEqual(ids(made));
+
+    // Another Matrix device uploads its own new keys to the same version, through /_matrix.
+    const writer = await peer(session.state.token, { deviceId: 'WRITER' });
+    await makeSessions(writer, ['!theirs:example.org', '!shared:example.org'], 2);
+    const written = await exportedKeys(writer);
+    await writer.machine.enableBackupV1(info.auth_data.public_key, version);
+    expect(await uploadPending(writer)).toBeGreaterThan(0);
+
+    // Our SDK, on a new device with nothing but the recovery key, restores all ten through /v1.
+    const fresh = await session.openKeystore(join(dir, `${backend}-b.db`));
+    const result = await session.keyBackup(fresh).restore({ recoveryKey });
+    expect(result).toMatchObject({ version, total: 10, imported: 10, failed: 0 });
+    const held = await fresh.persistedRoomKeys();
+    expect(ids(held.map((s) => s.key))).toEqual(ids([...made, ...written]));
+
+    // One store behind both APIs: the unpaged Matrix download and our paged one hold the same rows, byte for byte.
+    const matrixRows = await get<AllKeys>(reader, keysPath(version));
+    const ourPage = (await (
+      await fetch(new URL(`/v1/backup/keys?version=${version}&limit=100`, server.url), {
+        headers: { authorization: `Bearer ${session.state.token}` },
+      })
+    ).json()) as { keys: Array<KeyBackupData & { room_id: string; session_id: string }>; next_cursor: string | null };
+    expect(ourPage.next_cursor).toBeNull();
+    const asMatrix: AllKeys = { rooms: {} };
+    for (const { room_id, session_id, ...data } of ourPage.keys) {
+      asMatrix.rooms[room_id] ??= { sessions: {} };
+      (asMatrix.rooms[room_id] as { sessions: Record<string, KeyBackupData> }).sessions[session_id] = data;
+    }
+    expect(JSON.stringify(sortedRows(matrixRows))).toBe(JSON.stringify(sortedRows(asMatrix)));
+    await keystore.close();
+    await fresh.close();
+  });
+
+  it(`streams an unpaged download of a backup larger than one read (${UNPAGED_BATCH} keys), keys made by our core`, async () => {
+    const session = await account();
+    const p = await peer(session.state.token);
+    const privateKey = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    const publicKey = nodeMatrixCrypto.x25519PublicKey(privateKey);
+    const { version } = await p.client.http.authedRequest<{ version: string }>(
+      Method.Post,
+      '/room_keys/version',
+      undefined,
+      { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: toBase64(publicKey) } },
+      v3,
+    );
+    // 2,500 keys in rooms of 70: rooms straddle the reads of 1,000, and the last read is short.
+    const keys = makeRoomKeys(2500, 70);
+    const sent: AllKeys = { rooms: {} };
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch: AllKeys = { rooms: {} };
+      for (const key of keys.slice(i, i + 1000)) {
+        const { room_id, session_id, ...plaintext } = key;
+        const data: KeyBackupData = {
+          first_message_index: 0,
+          forwarded_count: 0,
+          is_verified: false,
+          session_data: encryptForBackup(
+            nodeMatrixCrypto,
+            publicKey,
+            utf8(JSON.stringify(plaintext)),
+            globalThis.crypto.getRandomValues(new Uint8Array(32)),
+          ),
+        };
+        for (const target of [batch, sent]) {
+          target.rooms[room_id] ??= { sessions: {} };
+          (target.rooms[room_id] as { sessions: Record<string, KeyBackupData> }).sessions[session_id] = data;
+        }
+      }
+      const stored = await p.client.http.authedRequest<{ etag: string; count: number }>(
+        Method.Put,
+        '/room_keys/keys',
+        { version },
+        batch,
+        v3,
+      );
+      expect(stored.count).toBe(Math.min(i + 1000, keys.length));
+    }
+    const all = await get<AllKeys>(p, keysPath(version));
+    expect(sortedRows(all)).toEqual(sortedRows(sent));
+    // The room read across the first boundary (keys 980 to 1,049) comes whole.
+    const straddling = keys[999]?.room_id as string;
+    const room = await get<{ sessions: Record<string, KeyBackupData> }>(p, keysPath(version, straddling));
+    expect(Object.keys(room.sessions)).toHaveLength(70);
+    expect(room).toEqual(sent.rooms[straddling]);
+    // What our core encrypted, the Matrix client's own wasm decrypts (its argument order: ephemeral, mac, ciphertext).
+    const decryptionKey = p.wasm.BackupDecryptionKey.fromBase64(toBase64(privateKey));
+    for (const key of [keys[0], keys[1234], keys[2499]]) {
+      const data = all.rooms[key?.room_id as string]?.sessions[key?.session_id as string]?.session_data;
+      const opened = JSON.parse(
+        decryptionKey.decryptV1(data?.ephemeral ?? '', data?.mac ?? '', data?.ciphertext ?? ''),
+      );
+      expect(opened.session_key).toBe(key?.session_key);
+    }
+    // Streamed: sent in chunks as it is read, with no length known up front.
+    const response = await fetch(new URL(`/_matrix/client/v3/room_keys/keys?version=${version}`, server.url), {
+      headers: { authorization: `Bearer ${session.state.token}` },
+    });
+    expect(response.headers.get('transfer-encoding')).toBe('chunked');
+    expect(response.headers.get('content-length')).toBeNull();
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(sortedRows(JSON.parse(await response.text()) as AllKeys)).toEqual(sortedRows(sent));
+  });
+
+  it('gives no 5xx to parallel PUTs and DELETEs on every key route, and leaves count and keys agreeing', async () => {
+    const session = await account();
+    const p = await peer(session.state.token);
+    const privateKey = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    const publicKey = nodeMatrixCrypto.x25519PublicKey(privateKey);
+    const { version } = await p.client.http.authedRequest<{ version: string }>(
+      Method.Post,
+      '/room_keys/version',
+      undefined,
+      { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: toBase64(publicKey) } },
+      v3,
+    );
+    const data = (index: number): KeyBackupData => ({
+      first_message_index: index,
+      forwarded_count: 0,
+      is_verified: index % 2 === 0,
+      session_data: encryptForBackup(
+        nodeMatrixCrypto,
+        publicKey,
+        utf8(JSON.stringify({ index })),
+        globalThis.crypto.getRandomValues(new Uint8Array(32)),
+      ),
+    });
+    const rooms = ['!race1:example.org', '!race2:example.org'];
+    const sessions = ['s1', 's2', 's3'];
+    const pick = <T>(items: T[], i: number) => items[i % items.length] as T;
+    const calls: Array<() => Promise<unknown>> = [];
+    for (let i = 0; i < 36; i++) {
+      const room = pick(rooms, i);
+      const sessionId = pick(sessions, i >> 1);
+      const call = (method: Method, at: ReturnType<typeof keysPath>, body?: Record<string, unknown>) => () =>
+        p.client.http.authedRequest(method, at.path, at.queryData, body, v3);
+      calls.push(
+        [
+          call(Method.Put, keysPath(version, room, sessionId), data(i)),
+          call(Method.Put, keysPath(version, room), { sessions: { [sessionId]: data(i), s9: data(i + 1) } }),
+          call(Method.Put, keysPath(version), { rooms: { [room]: { sessions: { [sessionId]: data(i) } } } }),
+          call(Method.Delete, keysPath(version, room, sessionId)),
+          call(Method.Delete, keysPath(version, room)),
+          call(Method.Delete, keysPath(version)),
+        ][i % 6] as () => Promise<unknown>,
+      );
+    }
+    const outcomes = await Promise.allSettled(calls.map((call) => call()));
+    const statuses = outcomes.map((o) =>
+      o.status === 'fulfilled' ? 200 : o.reason instanceof MatrixError ? o.reason.httpStatus : String(o.reason),
+    );
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    const info = (await p.client.getKeyBackupVersion()) as VersionInfo;
+    const rows = sortedRows(await get<AllKeys>(p, keysPath(version)));
+    expect(info.count).toBe(rows.length);
+  });
+});
+
+/** The rows of an unpaged answer as [room, session, data] in a fixed order, for comparing two answers. */
+function sortedRows(all: AllKeys): Array<[string, string, KeyBackupData]> {
+  return Object.entries(all.rooms)
+    .flatMap(([room, { sessions }]) =>
+      Object.entries(sessions).map(([id, data]) => [room, id, data] as [string, string, KeyBackupData]),
+    )
+    .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1));
+}
+
+describe('what a Matrix web client needs of HTTP itself', () => {
+  let server: TestServer;
+  let token: string;
+  beforeAll(async () => {
+    server = await startTestServer();
+    const { client } = await createVerifiedAccount(server, 'web@example.com', 'web password');
+    token = (await client.logIn('web@example.com', 'web password')).state.token;
+  });
+  afterAll(async () => server.close());
+  const at = (path: string) => new URL(`/_matrix/client/v3${path}`, server.url);
+
+  it('answers a CORS preflight without authentication or logic, and CORS on answers and errors', async () => {
+    const preflight = await fetch(at('/room_keys/version'), {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('PUT');
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('Authorization');
+    const refused = await fetch(at('/room_keys/version'), { headers: { origin: 'https://app.example' } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('access-control-allow-origin')).toBe('*');
+    expect(await refused.json()).toEqual({ errcode: 'M_MISSING_TOKEN', error: 'Missing access token.' });
+  });
+
+  it('takes a JSON body sent without Content-Type or as text/plain, as the spec allows', async () => {
+    const body = JSON.stringify({
+      algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
+      auth_data: { public_key: toBase64(randomKey()) },
+    });
+    // A Uint8Array body gets no Content-Type from fetch.
+    const bare = await fetch(at('/room_keys/version'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: new TextEncoder().encode(body),
+    });
+    expect([bare.status, await bare.json()]).toEqual([200, { version: '1' }]);
+    const plain = await fetch(at('/room_keys/version'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
+      body,
+    });
+    expect([plain.status, await plain.json()]).toEqual([200, { version: '2' }]);
+    const notJson = await fetch(at('/room_keys/version'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
+      body: 'algorithm=x',
+    });
+    expect([notJson.status, ((await notJson.json()) as { errcode: string }).errcode]).toEqual([400, 'M_NOT_JSON']);
+  });
+});
+
+describe('a Matrix client’s ?access_token= in the server log', () => {
+  it('never reaches a log line: the URL is logged with the token replaced', async () => {
+    const lines: string[] = [];
+    const server = await startTestServer({ logLevel: 'info' }, { logStream: { write: (line) => lines.push(line) } });
+    try {
+      const email = 'logs@example.com';
+      const { client } = await createVerifiedAccount(server, email, 'logs password');
+      const session = await client.logIn(email, 'logs password');
+      const p = await matrixPeer(server.url, session.state.token, { useAuthorizationHeader: false });
+      try {
+        expect(await p.client.getKeyBackupVersion()).toBeNull();
+        const refused = await p.client.http
+          .authedRequest(Method.Get, '/room_keys/keys', { version: 'x' }, undefined, { prefix: ClientPrefix.V3 })
+          .catch((error: unknown) => error);
+        expect(refused).toBeInstanceOf(MatrixError);
+      } finally {
+        p.close();
+      }
+      const log = lines.join('\n');
+      expect(log).toContain('/_matrix/client/v3/room_keys/version?access_token=[redacted]');
+      expect(log).toContain('/_matrix/client/v3/room_keys/keys?version=x&access_token=[redacted]');
+      expect(log).not.toContain(session.state.token);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -489,6 +489,16 @@ class KyselyStore implements Store {
     });
   }
 
+  async backupVersionExisted(accountId: string, version: number) {
+    const row = await this.db
+      .selectFrom('backup_versions')
+      .select('version')
+      .where('account_id', '=', accountId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async bumpBackupVersion(accountId: string, version: number, etagDelta: number, countDelta: number) {
     await this.write(accountId, (db) =>
       db

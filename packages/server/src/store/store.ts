@@ -101,6 +101,8 @@ export interface Store {
   updateBackupAuthData(accountId: string, version: number, authData: string): Promise<void>;
   /** Marks the version deleted and removes its keys; true if it was live. */
   deleteBackupVersion(accountId: string, version: number): Promise<boolean>;
+  /** True if the account ever had this version, deleted or not (numbers are never reused). */
+  backupVersionExisted(accountId: string, version: number): Promise<boolean>;
   /** Adds to the version's etag and key count. */
   bumpBackupVersion(accountId: string, version: number, etagDelta: number, countDelta: number): Promise<void>;
   /** The stored keys among `pairs` ([room_id, session_id]) of one version. */

@@ -44,8 +44,9 @@ const CLIENT_V3 = '/client/v3';
 
 /**
  * Keys read from the database per step of an unpaged download (GET keys, GET keys/{roomId}). The
- * answer is streamed as it is read, so the server holds at most this many keys of it (about 1 MB)
- * however large the backup; a client reads as much as the backup holds.
+ * answer is streamed as it is read and read only as fast as the client takes it, so the server holds
+ * a few batches of it (the one being read, one queued, one in the socket's buffer: a few MB at 700 B a
+ * key) however large the backup; a client still receives all of it.
  */
 export const UNPAGED_BATCH = MAX_BACKUP_BATCH;
 
@@ -321,10 +322,17 @@ async function sendUnpaged(
   oneRoom: boolean,
 ): Promise<FastifyReply> {
   void reply.type('application/json; charset=utf-8');
-  return reply.send(Readable.from(unpagedJson(batches, oneRoom)));
+  // One chunk (one batch) queued at most: Readable.from's default would read 16 batches ahead of a slow client.
+  return reply.send(Readable.from(unpagedJson(batches, oneRoom), { highWaterMark: 1 }));
 }
 
 // ---- routes -------------------------------------------------------------------------------------
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
+  'access-control-allow-headers': 'X-Requested-With, Content-Type, Authorization',
+};
 
 interface MatrixRoute {
   summary: string;
@@ -349,6 +357,22 @@ export async function matrixBackupRoutes(app: FastifyInstance, opts: { ctx: Serv
   const { ctx } = opts;
   installMatrixErrors(app);
   const guard = matrixGuard(ctx);
+  // Spec ("API Standards"): clients should send Content-Type: application/json, "but this is not
+  // required". Here (in this plugin only) a body of any or no media type is parsed as JSON, with
+  // Fastify's own parser, and then meets the route's schema like any other.
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // Spec ("Web Browser Clients"): every endpoint answers CORS, and OPTIONS without running its logic,
+  // so a Matrix web client on another origin can use these routes. The token is a bearer token, never a
+  // cookie, so `*` lets no page act with credentials it does not already hold.
+  app.addHook('onRequest', async (_request, reply) => {
+    void reply.headers(CORS);
+  });
+  app.route({
+    method: 'OPTIONS',
+    url: '/*',
+    schema: { hide: true },
+    handler: async (_request, reply) => reply.status(204).send(),
+  });
 
   const add = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, spec: MatrixRoute) => {
     app.route({
@@ -418,11 +442,11 @@ export async function matrixBackupRoutes(app: FastifyInstance, opts: { ctx: Serv
   });
 
   add('DELETE', '/room_keys/version/:version', {
-    summary: 'Delete a backup version and its keys',
+    summary: 'Delete a backup version and its keys (again: still 200)',
     params: VersionParams,
     reply: Empty,
     handler: async ({ auth, params }: Req<Auth & { params: { version: string } }>) => {
-      await backup.deleteVersion(ctx, auth, ourVersion(params.version));
+      await backup.deleteVersion(ctx, auth, ourVersion(params.version), { deletedIsDone: true });
       return {};
     },
   });

@@ -80,10 +80,21 @@ export async function updateVersion(
   await ctx.store.updateBackupAuthData(auth.account.id, Number(version), JSON.stringify(body.auth_data));
 }
 
-export async function deleteVersion(ctx: ServerContext, auth: AuthenticatedSession, version: string) {
-  if (!(await ctx.store.deleteBackupVersion(auth.account.id, Number(version)))) {
-    throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
-  }
+/**
+ * Deletes a live version. With `deletedIsDone` (the Matrix API: "If the backup was previously deleted,
+ * the call should succeed rather than returning an error"), one deleted before is not an error either;
+ * a version that never existed always is.
+ */
+export async function deleteVersion(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  version: string,
+  options: { deletedIsDone?: boolean } = {},
+) {
+  if (await ctx.store.deleteBackupVersion(auth.account.id, Number(version))) return;
+  if (options.deletedIsDone === true && (await ctx.store.backupVersionExisted(auth.account.id, Number(version))))
+    return;
+  throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
 }
 
 /**
@@ -274,6 +285,9 @@ export async function deleteKeys(
 ) {
   return ctx.store.transaction(async (tx) => {
     const target = await liveVersion(tx, auth.account.id, version);
+    // The version row first, as uploads take it: on PostgreSQL a delete that locked key rows first and
+    // the version row last deadlocked against an upload (version row, then keys), a 500.
+    await tx.bumpBackupVersion(auth.account.id, target.version, 0, 0);
     const removed = await tx.deleteBackupKeys(auth.account.id, target.version, roomId, sessionId);
     await tx.bumpBackupVersion(auth.account.id, target.version, 1, -removed);
     const after = await liveVersion(tx, auth.account.id, version);
