@@ -525,6 +525,13 @@ export async function loginFinish(
   };
   const deviceToken = ctx.random(32);
   await ctx.store.transaction(async (tx) => {
+    // Read again under the account's lock: a password change that committed after finishOpaqueLogin's
+    // check would otherwise leave this session, made with the old password, alive after the change.
+    const current = await tx.findAccountById(account.id);
+    if (current === undefined) throw new LatchkeyError('LK_LOGIN_FAILED');
+    if (current.password_changed_at !== attempt.password_changed_at) {
+      throw new LatchkeyError('LK_LOGIN_ATTEMPT_INVALID');
+    }
     await tx.insertSession(session);
     if (attempt.device_token_id !== null) await tx.deleteDeviceToken(attempt.device_token_id);
     await tx.insertDeviceToken(
