@@ -171,7 +171,7 @@ describe('the web app in Chromium', () => {
     // A reload keeps the session (token in sessionStorage) but not the keys: unlock brings kB back.
     const saved = await a.page.evaluate(() => sessionStorage.getItem('latchkey.session'));
     expect(Object.keys(JSON.parse(saved ?? '{}')).sort()).toEqual(
-      ['accountId', 'email', 'expiresAt', 'keysChangedAt', 'sessionId', 'token'].sort(),
+      ['accountId', 'deviceToken', 'email', 'expiresAt', 'keysChangedAt', 'sessionId', 'token'].sort(),
     );
     await a.page.reload();
     await a.page.getByLabel('Password to unlock keys').fill(second);

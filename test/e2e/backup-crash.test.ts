@@ -89,8 +89,9 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
     const dying = server;
     const upload = backup.uploadPending((report) => {
       progress.push(report);
-      // Called once a batch is acknowledged and marked: kill before the next batch leaves the client.
-      if (exit === undefined && report.done < report.total) exit = dying.kill('SIGKILL');
+      // Called first with done 0 (the total, before anything is sent), then once a batch is acknowledged
+      // and marked: kill after the first acknowledged batch, before the next leaves the client.
+      if (exit === undefined && report.done > 0 && report.done < report.total) exit = dying.kill('SIGKILL');
     });
     const uploadError = await codeOf(upload);
     const exitStatus = await exit;
@@ -140,6 +141,7 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
     expect(seen.uploadError).toBe('LK_NETWORK');
     expect(seen.exitStatus).toEqual({ code: null, signal: 'SIGKILL' });
     expect(seen.progress.map(({ phase, done, total }) => ({ phase, done, total }))).toEqual([
+      { phase: 'upload', done: 0, total: TOTAL },
       { phase: 'upload', done: MAX_BACKUP_BATCH, total: TOTAL },
     ]);
 
