@@ -92,8 +92,13 @@ describe('a body over the limit, sent by fetch', () => {
     // The stream counts what fetch took from it: the server's reads plus what the sockets buffer.
     let produced = 0;
     const chunk = new Uint8Array(64 * 1024).fill(0x41);
+    // "Endless" up to 1 GiB, so the loop is bounded even if the server read it all; and each pull waits
+    // a macrotask, since a consumer that swallows chunks at once (undici writing into a socket the server
+    // has closed) would otherwise spin on microtasks and starve every timer, this test's timeout included.
     const endless = new ReadableStream<Uint8Array>({
-      pull(controller) {
+      async pull(controller) {
+        if (produced >= 1024 * 1024 * 1024) return controller.close();
+        await new Promise((resolve) => setImmediate(resolve));
         produced += chunk.length;
         controller.enqueue(chunk);
       },
