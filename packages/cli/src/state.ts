@@ -79,6 +79,11 @@ export function loadSession(path: string): SavedSession | undefined {
 
 /** Deletes the session file; true if there was one. */
 export function clearSession(path: string): boolean {
+  return removeIfPresent(path);
+}
+
+/** Deletes a file the CLI keeps (session, unlock seal); true if there was one. */
+export function removeIfPresent(path: string): boolean {
   try {
     rmSync(path);
     return true;

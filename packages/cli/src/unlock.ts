@@ -12,7 +12,7 @@ import {
   toBase64Url,
   utf8,
 } from '@latchkey/core';
-import { sessionFilePath } from './state.js';
+import { removeIfPresent, sessionFilePath } from './state.js';
 
 /**
  * `latchkey unlock`: kA and kB of one login, sealed (AES-256-GCM, our envelope) under a fresh random
@@ -135,13 +135,7 @@ export function openUnlocked(
 
 /** Deletes the sealed file; true if there was one. */
 export function lockFile(path: string): boolean {
-  try {
-    rmSync(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
+  return removeIfPresent(path);
 }
 
 function sessionKeyBytes(text: string): Uint8Array {
