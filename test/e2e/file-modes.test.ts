@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MAIN, type Running, start } from '../support/cli-process.js';
+import { type Running, serveCommand, start } from '../support/cli-process.js';
 import { freePort } from '../support/free-port.js';
 
 /**
@@ -21,26 +21,8 @@ const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);
 /** `latchkey serve` over `data` (not yet existing the first time), listening when it returns. */
 async function serve(data: string): Promise<{ serve: Running; url: string }> {
   const port = await freePort();
-  const running = start(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      MAIN,
-      'serve',
-      '--port',
-      String(port),
-      '--db',
-      `sqlite:${join(data, 'latchkey.db')}`,
-      '--master-key',
-      join(data, 'master.key'),
-      '--key-stretching',
-      'argon2id:m=1024,t=1,p=1',
-      '--log-level',
-      'warn',
-    ],
-    { LATCHKEY_HOME: join(data, '..', 'home'), LATCHKEY_SMTP_URL: '' },
-  );
+  const { argv, env } = serveCommand(data, port, ['--log-level', 'warn']);
+  const running = start(process.execPath, argv, env);
   const url = `http://127.0.0.1:${port}`;
   await running.waitFor(`Latchkey listening on ${url}`, 30_000);
   return { serve: running, url };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { LatchkeyClient } from '@latchkey/client';
 import { fromBase64Url, toBase64Url, toHex, utf8 } from '@latchkey/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MAIN, type Running, start } from '../support/cli-process.js';
+import { type Running, serveCommand, start } from '../support/cli-process.js';
 import { codeOf } from '../support/errors.js';
 import { freePort } from '../support/free-port.js';
 import { rawLogin } from '../support/raw-login.js';
@@ -29,25 +29,8 @@ async function startServe(extraArgs: readonly string[]): Promise<{ serve: Runnin
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-serve-logs-'));
   dirs.push(dir);
   const port = await freePort();
-  const args = [
-    'serve',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--db',
-    `sqlite:${join(dir, 'latchkey.db')}`,
-    '--master-key',
-    join(dir, 'master.key'),
-    '--key-stretching',
-    'argon2id:m=1024,t=1,p=1',
-    ...extraArgs,
-  ];
-  // An empty LATCHKEY_SMTP_URL counts as unset, whatever the caller's environment says.
-  const serve = start(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    LATCHKEY_HOME: join(dir, 'home'),
-    LATCHKEY_SMTP_URL: '',
-  });
+  const { argv, env } = serveCommand(join(dir, 'data'), port, extraArgs);
+  const serve = start(process.execPath, argv, env);
   return { serve, url: `http://127.0.0.1:${port}` };
 }
 

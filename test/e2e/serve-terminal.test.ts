@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatchkeyClient } from '@latchkey/client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MAIN, type Running, start } from '../support/cli-process.js';
+import { type Running, serveCommand, start } from '../support/cli-process.js';
 import { freePort } from '../support/free-port.js';
 import { startSmtpSink } from '../support/smtp.js';
 
@@ -26,29 +26,10 @@ async function serveOnTerminal(extraArgs: readonly string[]): Promise<{ serve: R
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-serve-tty-'));
   dirs.push(dir);
   const port = await freePort();
-  const command = [
-    process.execPath,
-    '--import',
-    'tsx',
-    MAIN,
-    'serve',
-    '--port',
-    String(port),
-    '--db',
-    `sqlite:${join(dir, 'latchkey.db')}`,
-    '--master-key',
-    join(dir, 'master.key'),
-    '--key-stretching',
-    'argon2id:m=1024,t=1,p=1',
-    ...extraArgs,
-  ]
-    .map(quote)
-    .join(' ');
+  const { argv, env } = serveCommand(join(dir, 'data'), port, extraArgs);
+  const command = [process.execPath, ...argv].map(quote).join(' ');
   // -q: no banner; -e: the command's exit status; -f: flush at once; /dev/null: no typescript file.
-  const serve = start('script', ['-qefc', command, '/dev/null'], {
-    LATCHKEY_HOME: join(dir, 'home'),
-    LATCHKEY_SMTP_URL: '',
-  });
+  const serve = start('script', ['-qefc', command, '/dev/null'], env);
   const url = `http://127.0.0.1:${port}`;
   await serve.waitFor(`Latchkey listening on ${url}`, 30_000);
   return { serve, url };

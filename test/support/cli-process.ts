@@ -114,3 +114,19 @@ export async function cliError(
 
 /** Answers for the prompts, one per line, as `--password-stdin` and piped stdin read them. */
 export const lines = (...answers: string[]) => answers.map((a) => `${a}\n`).join('');
+
+/**
+ * `latchkey serve` on 127.0.0.1:`port` over the data folder `data` (its SQLite file and master key),
+ * with the tests' cheap key stretching: the argv to run it with node, and the environment that keeps
+ * its home beside the data and its mail in the log (an empty LATCHKEY_SMTP_URL counts as unset).
+ */
+export function serveCommand(
+  data: string,
+  port: number,
+  extraArgs: readonly string[] = [],
+): { argv: string[]; env: NodeJS.ProcessEnv } {
+  const argv = ['--import', 'tsx', MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port)];
+  argv.push('--db', `sqlite:${join(data, 'latchkey.db')}`, '--master-key', join(data, 'master.key'));
+  argv.push('--key-stretching', 'argon2id:m=1024,t=1,p=1', ...extraArgs);
+  return { argv, env: { LATCHKEY_HOME: join(data, '..', 'home'), LATCHKEY_SMTP_URL: '' } };
+}
