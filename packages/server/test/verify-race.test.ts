@@ -103,7 +103,7 @@ describe.each(['sqlite', 'postgres'] as const)('verification racing a replacing 
       id: 'code-original',
       email: EMAIL,
       purpose: 'verify',
-      code_mac: macCode(masterKey, 'verify', EMAIL, CODE),
+      code_mac: macCode(masterKey, { purpose: 'verify', email: EMAIL, accountId: 'acc-original' }, CODE),
       attempts: 0,
       expires_at: NOW + 600_000,
     });
