@@ -144,9 +144,15 @@ describe('a verification code and a sign-up racing the one it was mailed for (po
       `code:addr:${FILLER_ADDRESS}`,
     ]);
     expect(locked.rows).toHaveLength(1);
+    let arrived = 0;
+    node1.app.server.on('request', (request: { headers: Record<string, unknown> }) => {
+      if (request.headers['x-forwarded-for'] === FILLER_ADDRESS) arrived++;
+    });
     const fillers = Array.from({ length: 2 * NODE_POOL_SIZE }, filler);
     await until(async () => (await waitingOnLocks()) === NODE_POOL_SIZE, "node 1's pool is all waiting");
-    await new Promise((resolve) => setTimeout(resolve, 500)); // the rest reach the pool's queue
+    await until(async () => arrived === fillers.length, 'every filler reached node 1');
+    // From its arrival a filler's first step is the bucket's count, which queues for a connection.
+    await new Promise((resolve) => setTimeout(resolve, 200));
 
     // 3. The victim's account commits; the connection it frees goes to a queued filler, so its code waits.
     await emailHolder.query('SELECT pg_advisory_unlock($1::bigint)', [emailLockKey(EMAIL)]);
