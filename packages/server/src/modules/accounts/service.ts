@@ -338,8 +338,9 @@ async function checkCode(
 
 /**
  * Why an attempt was not counted: a live code with no attempts left is burnt, anything else is no
- * code. Telling them apart says a code was mailed to the email lately; getting that far takes a mail
- * request and five guesses, each metered, which LK_EMAIL_TAKEN at sign-up already outbids.
+ * code. Telling them apart tells a stranger that the email has an account (a reset code was mailed to
+ * it); that costs a metered reset request and five guesses, dearer than the one metered sign-up whose
+ * LK_EMAIL_TAKEN already tells it of a verified account.
  */
 async function uncountedRefusal(ctx: ServerContext, email: string, purpose: CodeRow['purpose']) {
   const row = await ctx.store.findCode(email, purpose);
