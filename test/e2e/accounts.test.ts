@@ -66,7 +66,7 @@ describe('accounts over HTTP', () => {
     expect(await codeOf(client.logIn('nobody-here@example.com', 'the right one'))).toBe('LK_LOGIN_FAILED');
   });
 
-  it('burns a code after five wrong guesses', async () => {
+  it('burns a code after five wrong guesses: then the right one is refused too', async () => {
     const client = server.client();
     const before = server.smtp.messages.length;
     await client.signUp('guess@example.com', 'password one');
@@ -74,7 +74,7 @@ describe('accounts over HTTP', () => {
     const wrong = code === '00000000' ? '11111111' : '00000000';
     for (let i = 0; i < 5; i++)
       expect(await codeOf(client.verifyEmail('guess@example.com', wrong))).toBe('LK_CODE_INVALID');
-    expect(await codeOf(client.verifyEmail('guess@example.com', code))).toBe('LK_CODE_INVALID');
+    expect(await codeOf(client.verifyEmail('guess@example.com', code))).toBe('LK_CODE_ATTEMPTS_EXHAUSTED');
   });
 
   it('lists sessions, revokes one, and logs out wiping the keys', async () => {

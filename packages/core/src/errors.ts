@@ -38,6 +38,11 @@ export const ERRORS = {
   LK_ACCOUNT_UNVERIFIED: { status: 403, expose: true, message: 'Verify your email address first.' },
   LK_ACCOUNT_NOT_FOUND: { status: 404, expose: true, message: 'No such account.' },
   LK_CODE_INVALID: { status: 400, expose: true, message: 'That code is wrong, expired or already used.' },
+  LK_CODE_ATTEMPTS_EXHAUSTED: {
+    status: 400,
+    expose: true,
+    message: 'Too many attempts at this code: it no longer works, even when right. Ask for a new one.',
+  },
   LK_RESET_TOKEN_INVALID: {
     status: 400,
     expose: true,

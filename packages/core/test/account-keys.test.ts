@@ -115,7 +115,8 @@ describe('account-keys.json', () => {
   });
 
   it.each(byFunction('macCode'))('$name', (v) => {
-    expect(toHex(macCode(fromHex(v.masterKeyHex) as MasterKey, v.purpose, v.email, v.code))).toBe(v.macHex);
+    const binding = { purpose: v.purpose, email: v.email, accountId: v.accountId };
+    expect(toHex(macCode(fromHex(v.masterKeyHex) as MasterKey, binding, v.code))).toBe(v.macHex);
   });
 
   it.each(byFunction('deriveLocalStoreKeys'))('$name', (v) => {

@@ -91,10 +91,10 @@ const atRestKey = (masterKey: Buffer, purpose: string): Buffer =>
   hkdf(masterKey, NO_SALT, INFO_AT_REST_PREFIX + purpose, 32);
 const atRestAad = (purpose: string, rowId: string): Buffer => utf8(`${purpose}\u0000${rowId}`);
 
-function macCode(masterKey: Buffer, purpose: string, email: string, code: string): Buffer {
+function macCode(masterKey: Buffer, purpose: string, email: string, accountId: string, code: string): Buffer {
   const key = hkdf(masterKey, NO_SALT, INFO_CODE_MAC, 32);
   return createHmac('sha256', key)
-    .update(utf8(`${purpose}\u0000${email}\u0000${code}`))
+    .update(utf8(`${purpose}\u0000${email}\u0000${accountId}\u0000${code}`))
     .digest();
 }
 
@@ -176,6 +176,7 @@ export type AccountKeyVector =
       masterKeyHex: string;
       purpose: string;
       email: string;
+      accountId: string;
       code: string;
       macHex: string;
     }
@@ -400,18 +401,20 @@ function atRestVectors(): AccountKeyVector[] {
 
 function codeMacVectors(): AccountKeyVector[] {
   const masterKey = fixture('masterKey', 32);
+  // The same purpose, email and code for two accounts (issue 8: a code is bound to its account).
   const cases = [
-    { purpose: 'verify', email: 'alice@example.com', code: '01234567' },
-    { purpose: 'reset', email: 'alice@example.com', code: '01234567' },
-    { purpose: 'verify', email: 'josé@exämple.de', code: '00000000' },
-    { purpose: 'reset', email: 'bob@example.org', code: '99999999' },
+    { purpose: 'verify', email: 'alice@example.com', accountId: 'q2Jk0yK3Qn6Yl1x9bW5aEw', code: '01234567' },
+    { purpose: 'verify', email: 'alice@example.com', accountId: 'Zr8vN4Lm2TQ7pXc0aB3dKg', code: '01234567' },
+    { purpose: 'reset', email: 'alice@example.com', accountId: 'q2Jk0yK3Qn6Yl1x9bW5aEw', code: '01234567' },
+    { purpose: 'verify', email: 'josé@exämple.de', accountId: 'AAAAAAAAAAAAAAAAAAAAAA', code: '00000000' },
+    { purpose: 'reset', email: 'bob@example.org', accountId: '__________________-_-A', code: '99999999' },
   ];
   return cases.map((c) => ({
-    name: `macCode: ${c.purpose}, ${c.email}, ${c.code}`,
+    name: `macCode: ${c.purpose}, ${c.email}, ${c.accountId}, ${c.code}`,
     function: 'macCode',
     masterKeyHex: hex(masterKey),
     ...c,
-    macHex: hex(macCode(masterKey, c.purpose, c.email, c.code)),
+    macHex: hex(macCode(masterKey, c.purpose, c.email, c.accountId, c.code)),
   }));
 }
 

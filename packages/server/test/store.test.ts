@@ -588,8 +588,8 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
     it('count attempts and are deleted once', async () => {
       await store.replaceCode(code('c1', 'one@example.com', 'verify'));
       await store.replaceCode(code('c2', 'two@example.com', 'verify'));
-      await store.recordCodeAttempt('c1');
-      await store.recordCodeAttempt('c1');
+      expect((await store.countCodeAttempt('one@example.com', 'verify', NOW, 5))?.attempts).toBe(1);
+      expect((await store.countCodeAttempt('one@example.com', 'verify', NOW, 5))?.attempts).toBe(2);
       expect((await store.findCode('one@example.com', 'verify'))?.attempts).toBe(2);
       expect((await store.findCode('two@example.com', 'verify'))?.attempts).toBe(0);
 
@@ -597,6 +597,26 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       expect(await store.deleteCode('c1')).toBe(false);
       expect(await store.findCode('one@example.com', 'verify')).toBeUndefined();
       expect((await store.findCode('two@example.com', 'verify'))?.id).toBe('c2');
+    });
+
+    it('count an attempt only at a live code with attempts left (issue 8), however many come at once', async () => {
+      await store.replaceCode(code('c1', 'one@example.com', 'verify'));
+      await store.replaceCode(code('c-expired', 'two@example.com', 'verify', NOW));
+      const counted = await Promise.all(
+        Array.from({ length: 20 }, () => store.countCodeAttempt('one@example.com', 'verify', NOW, 5)),
+      );
+      expect(counted.map((row) => row?.attempts ?? 'refused').sort()).toEqual([
+        1,
+        2,
+        3,
+        4,
+        5,
+        ...Array.from({ length: 15 }, () => 'refused'),
+      ]);
+      expect((await store.findCode('one@example.com', 'verify'))?.attempts).toBe(5);
+      expect(await store.countCodeAttempt('two@example.com', 'verify', NOW, 5)).toBeUndefined();
+      expect((await store.findCode('two@example.com', 'verify'))?.attempts).toBe(0);
+      expect(await store.countCodeAttempt('one@example.com', 'reset', NOW, 5)).toBeUndefined();
     });
   });
 

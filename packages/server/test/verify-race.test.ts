@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LatchkeyError, type MasterKey, macCode } from '@latchkey/core';
+import { fromBase64Url, hashToken, LatchkeyError, type MasterKey, macCode } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../../../test/support/postgres.js';
 import type { ServerContext } from '../src/context.js';
-import { verifyEmail } from '../src/modules/accounts/service.js';
+import { resetVerify, verifyEmail } from '../src/modules/accounts/service.js';
 import { connect } from '../src/store/database.js';
 import { openStore } from '../src/store/kysely-store.js';
 import type { AccountRow } from '../src/store/schema.js';
@@ -103,7 +103,7 @@ describe.each(['sqlite', 'postgres'] as const)('verification racing a replacing 
       id: 'code-original',
       email: EMAIL,
       purpose: 'verify',
-      code_mac: macCode(masterKey, 'verify', EMAIL, CODE),
+      code_mac: macCode(masterKey, { purpose: 'verify', email: EMAIL, accountId: 'acc-original' }, CODE),
       attempts: 0,
       expires_at: NOW + 600_000,
     });
@@ -127,5 +127,38 @@ describe.each(['sqlite', 'postgres'] as const)('verification racing a replacing 
       expect(verified).toBe('LK_CODE_INVALID');
       expect(now).toMatchObject({ id: 'acc-replacing', verified_at: null });
     }
+  });
+
+  // Issue 8: the same race for a reset code (an unverified account can be reset, and replaced). The code
+  // was checked, then the account looked up by email apart: the token went to the replacing account.
+  it("never trades a reset code for a token of the account that replaced the code's own", async () => {
+    const left = await store.findAccountByEmail(EMAIL);
+    if (left !== undefined) await store.deleteAccount(left.id, EMAIL);
+    await store.insertAccount(account('acc-original'));
+    await store.replaceCode({
+      id: 'code-reset',
+      email: EMAIL,
+      purpose: 'reset',
+      code_mac: macCode(masterKey, { purpose: 'reset', email: EMAIL, accountId: 'acc-original' }, CODE),
+      attempts: 0,
+      expires_at: NOW + 600_000,
+    });
+    const signUps: Promise<unknown>[] = [];
+    const random = (length: number) => crypto.getRandomValues(new Uint8Array(length));
+    const ctx = { store: racedStore(store, signUps), masterKey, now: () => NOW, random } as unknown as ServerContext;
+
+    const traded = await resetVerify(ctx, EMAIL, CODE).then(
+      ({ resetToken }) => resetToken,
+      (error: unknown) => (error instanceof LatchkeyError ? error.code : error),
+    );
+    await Promise.all(signUps);
+    expect(signUps).toHaveLength(1);
+    expect(await store.findAccountByEmail(EMAIL)).toMatchObject({ id: 'acc-replacing' });
+    // Either order is an answer: the token issued first for the code's own account (and gone with it),
+    // or the code gone with its account. Never a token of the account that replaced it.
+    if (traded === 'LK_CODE_INVALID') return;
+    expect(typeof traded).toBe('string');
+    const token = await store.findResetToken(hashToken(fromBase64Url(String(traded), 'resetToken')), NOW);
+    expect(token?.account_id ?? 'gone with its account').not.toBe('acc-replacing');
   });
 });

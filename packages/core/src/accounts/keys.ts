@@ -102,13 +102,24 @@ function atRestAad(purpose: string, rowId: string): Uint8Array {
   return utf8(`${purpose}\u0000${rowId}`);
 }
 
+/** What a one-time code is for, and the one account it was mailed for. */
+export interface CodeBinding {
+  purpose: string;
+  email: string;
+  /** The account the code was mailed for: no other account on the same email can use it. */
+  accountId: string;
+}
+
 /**
  * The stored form of a short one-time code: HMAC under a master-derived key, so a stolen database
- * alone does not let anyone try all 10^8 codes offline.
+ * alone does not let anyone try all 10^8 codes offline. The MAC covers the account id as well as the
+ * purpose and email (issue 8): an unverified account is replaced by a new sign-up for its email, and a
+ * code mailed for the replaced account must not verify (or reset) the one that replaced it. No field
+ * holds a NUL (purposes are ours, emails refuse controls, ids are base64url), so the input splits one way.
  */
-export function macCode(masterKey: MasterKey, purpose: string, email: string, code: string): Uint8Array {
+export function macCode(masterKey: MasterKey, binding: CodeBinding, code: string): Uint8Array {
   const key = hkdfSha256(masterKey, EMPTY, INFO.codeMac, KEY_LENGTH);
-  return hmacSha256(key, utf8(`${purpose}\u0000${email}\u0000${code}`));
+  return hmacSha256(key, utf8(`${binding.purpose}\u0000${binding.email}\u0000${binding.accountId}\u0000${code}`));
 }
 
 /** The keys of a device's local keystore: one seals records, one turns record names into opaque ids. */

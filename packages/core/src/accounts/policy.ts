@@ -10,7 +10,10 @@ export const FRESH_AUTH_MS = 10 * 60 * 1000;
 export const LOGIN_ATTEMPT_TTL_MS = 2 * 60 * 1000;
 export const CODE_TTL_MS = 15 * 60 * 1000;
 export const RESET_TOKEN_TTL_MS = 15 * 60 * 1000;
-/** Wrong guesses a code survives before it is burnt. */
+/**
+ * Comparisons a one-time code allows, the right one included. Each is counted before it is made, and a
+ * code whose count is used up is burnt: refused even when right, until a new code replaces it.
+ */
 export const CODE_MAX_ATTEMPTS = 5;
 
 /** A limit on events: at most `max` within one fixed window of `windowMs`. */

@@ -347,12 +347,18 @@ class KyselyStore implements Store {
       .executeTakeFirst();
   }
 
-  async recordCodeAttempt(id: string) {
-    await this.db
+  countCodeAttempt(email: string, purpose: CodeRow['purpose'], now: number, maxAttempts: number) {
+    // One statement: the row lock PostgreSQL takes for the update makes concurrent counts queue and each
+    // re-check `attempts` against the committed value, so the limit holds however many arrive at once.
+    return this.db
       .updateTable('codes')
       .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
-      .where('id', '=', id)
-      .execute();
+      .where('email', '=', email)
+      .where('purpose', '=', purpose)
+      .where('expires_at', '>', now)
+      .where('attempts', '<', maxAttempts)
+      .returningAll()
+      .executeTakeFirst();
   }
 
   async deleteCode(id: string) {

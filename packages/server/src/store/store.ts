@@ -76,7 +76,18 @@ export interface Store {
   /** Stores a new code for (email, purpose), replacing any earlier one. */
   replaceCode(row: CodeRow): Promise<void>;
   findCode(email: string, purpose: CodeRow['purpose']): Promise<CodeRow | undefined>;
-  recordCodeAttempt(id: string): Promise<void>;
+  /**
+   * Counts one attempt at the live code of (email, purpose), in one conditional statement, and returns
+   * the code as counted; nothing, and nothing counted, if there is no unexpired code or its `maxAttempts`
+   * are used up. Counting comes before comparing (issue 8): concurrent guesses each take one of the
+   * attempts left, so no more than `maxAttempts` comparisons are ever made.
+   */
+  countCodeAttempt(
+    email: string,
+    purpose: CodeRow['purpose'],
+    now: number,
+    maxAttempts: number,
+  ): Promise<CodeRow | undefined>;
   deleteCode(id: string): Promise<boolean>;
 
   insertResetToken(row: ResetTokenRow): Promise<void>;

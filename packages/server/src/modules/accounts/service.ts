@@ -206,7 +206,7 @@ export async function register(
   kA.fill(0);
   // Awaited: every sign-up that gets this far mails a code, so the wait tells nothing, and the person
   // signing up learns if theirs could not be sent.
-  await ctx.mailer.send(await newCode(ctx, email, 'verify'));
+  await ctx.mailer.send(await newCode(ctx, { email, accountId: id }, 'verify'));
   return { accountId: id };
 }
 
@@ -218,22 +218,18 @@ export async function register(
 export async function resendVerification(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'verify', address);
-  ctx.outbox.post(() =>
-    newCodeIf(ctx, email, 'verify', (account) => account !== undefined && account.verified_at === null),
-  );
+  ctx.outbox.post(() => newCodeIf(ctx, email, 'verify', (account) => account.verified_at === null));
 }
 
 export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
-  const row = await checkCode(ctx, email, 'verify', code);
+  const checked = await checkCode(ctx, email, 'verify', code);
   // The code is burned and the account verified under the email's lock (issue 7). A sign-up replacing
   // the unverified account deletes its code under the same lock: either it went first and the code is
   // gone here, or it waits and then finds the account verified. Burned outside, the code of the account
   // it replaced would verify the new one, whose password its mailbox's owner never chose.
   await ctx.store.transaction(async (tx) => {
-    const account = await tx.findAccountByEmail(email);
-    // Deleting is the use: of two concurrent correct submissions only one deletes the row.
-    if (account === undefined || !(await tx.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
+    const account = await useCode(tx, email, checked);
     if (account.verified_at === null) await tx.markAccountVerified(account.id, ctx.now());
   });
 }
@@ -247,11 +243,13 @@ function newCodeIf(
   ctx: ServerContext,
   email: string,
   purpose: CodeRow['purpose'],
-  wanted: (account: AccountRow | undefined) => boolean,
+  wanted: (account: AccountRow) => boolean,
 ): Promise<MailMessage | undefined> {
-  return ctx.store.transaction(async (tx) =>
-    wanted(await tx.findAccountByEmail(email)) ? newCode(ctx, email, purpose, tx) : undefined,
-  );
+  return ctx.store.transaction(async (tx) => {
+    const account = await tx.findAccountByEmail(email);
+    if (account === undefined || !wanted(account)) return undefined;
+    return newCode(ctx, { email, accountId: account.id }, purpose, tx);
+  });
 }
 
 const MAIL_TEXT: Record<CodeRow['purpose'], { subject: string; lead: string }> = {
@@ -280,12 +278,12 @@ function enforceEmailCodeSendLimit(ctx: ServerContext, email: string, purpose: C
 }
 
 /**
- * Stores a new code (replacing any earlier one of the purpose) and returns the mail that carries it;
- * the caller counted the send and sends it.
+ * Stores a new code for one account (replacing any earlier one of the purpose for its email) and
+ * returns the mail that carries it; the caller counted the send and sends it.
  */
 async function newCode(
   ctx: ServerContext,
-  email: string,
+  { email, accountId }: { email: string; accountId: string },
   purpose: CodeRow['purpose'],
   store: Store = ctx.store,
 ): Promise<MailMessage> {
@@ -294,7 +292,7 @@ async function newCode(
     id: newId(ctx),
     email,
     purpose,
-    code_mac: macCode(ctx.masterKey, purpose, email, code),
+    code_mac: macCode(ctx.masterKey, { purpose, email, accountId }, code),
     attempts: 0,
     expires_at: ctx.now() + CODE_TTL_MS,
   });
@@ -307,35 +305,61 @@ async function newCode(
   };
 }
 
-/** Checks and burns a one-time code. Wrong guesses count; the fifth burns the code. */
-async function consumeCode(
-  ctx: ServerContext,
-  email: string,
-  purpose: CodeRow['purpose'],
-  code: string,
-): Promise<void> {
-  const row = await checkCode(ctx, email, purpose, code);
-  // Deleting is the use: of two concurrent correct submissions only one deletes the row.
-  if (!(await ctx.store.deleteCode(row.id))) throw new LatchkeyError('LK_CODE_INVALID');
+/** A code that matched, and the account it was mailed for. */
+interface CheckedCode {
+  row: CodeRow;
+  account: AccountRow;
 }
 
-/** Checks a one-time code without burning it (the caller does, by deleting the row). Wrong guesses count. */
+/**
+ * Checks a one-time code without using it (the caller does, with {@link useCode}). A code allows
+ * CODE_MAX_ATTEMPTS comparisons, the right one included, and each is counted before it is made, in
+ * one conditional statement (issue 8): however many guesses arrive at once, no more are compared.
+ * Once they are used up the code is burnt: it stays, counted out, until it expires or a new code
+ * replaces it, and every submission, the right code too, is `LK_CODE_ATTEMPTS_EXHAUSTED`.
+ *
+ * The MAC is computed for the account the email names now (issue 8): a code mailed for an account
+ * that a new sign-up replaced does not match the account that replaced it.
+ */
 async function checkCode(
   ctx: ServerContext,
   email: string,
   purpose: CodeRow['purpose'],
   code: string,
-): Promise<CodeRow> {
+): Promise<CheckedCode> {
+  const row = await ctx.store.countCodeAttempt(email, purpose, ctx.now(), CODE_MAX_ATTEMPTS);
+  if (row === undefined) throw await uncountedRefusal(ctx, email, purpose);
+  const account = await ctx.store.findAccountByEmail(email);
+  if (account === undefined) throw new LatchkeyError('LK_CODE_INVALID');
+  const expected = macCode(ctx.masterKey, { purpose, email, accountId: account.id }, code);
+  if (!constantTimeEqual(expected, row.code_mac)) throw new LatchkeyError('LK_CODE_INVALID');
+  return { row, account };
+}
+
+/**
+ * Why an attempt was not counted: a live code with no attempts left is burnt, anything else is no
+ * code. Telling them apart tells a stranger that the email has an account (a reset code was mailed to
+ * it); that costs a metered reset request and five guesses, dearer than the one metered sign-up whose
+ * LK_EMAIL_TAKEN already tells it of a verified account.
+ */
+async function uncountedRefusal(ctx: ServerContext, email: string, purpose: CodeRow['purpose']) {
   const row = await ctx.store.findCode(email, purpose);
-  if (row === undefined || row.expires_at <= ctx.now() || row.attempts >= CODE_MAX_ATTEMPTS) {
+  const burnt = row !== undefined && row.expires_at > ctx.now() && row.attempts >= CODE_MAX_ATTEMPTS;
+  return new LatchkeyError(burnt ? 'LK_CODE_ATTEMPTS_EXHAUSTED' : 'LK_CODE_INVALID');
+}
+
+/**
+ * Uses a checked code, in the caller's transaction, and returns its account as read there (under the
+ * email's lock). Deleting is the use: of two concurrent right submissions only one deletes the row.
+ * The email must still name the account the code was checked for; if a sign-up replaced it since, the
+ * code went with it.
+ */
+async function useCode(tx: Store, email: string, checked: CheckedCode): Promise<AccountRow> {
+  const account = await tx.findAccountByEmail(email);
+  if (account?.id !== checked.account.id || !(await tx.deleteCode(checked.row.id))) {
     throw new LatchkeyError('LK_CODE_INVALID');
   }
-  if (!constantTimeEqual(macCode(ctx.masterKey, purpose, email, code), row.code_mac)) {
-    if (row.attempts + 1 >= CODE_MAX_ATTEMPTS) await ctx.store.deleteCode(row.id);
-    else await ctx.store.recordCodeAttempt(row.id);
-    throw new LatchkeyError('LK_CODE_INVALID');
-  }
-  return row;
+  return account;
 }
 
 // ---- login and re-authentication ----------------------------------------------------------------
@@ -675,17 +699,19 @@ export async function passwordChangeFinish(
 export async function resetStart(ctx: ServerContext, rawEmail: string, address: string): Promise<void> {
   const email = normalizeEmail(rawEmail);
   await enforceCodeSendLimits(ctx, email, 'reset', address);
-  ctx.outbox.post(() => newCodeIf(ctx, email, 'reset', (account) => account !== undefined));
+  ctx.outbox.post(() => newCodeIf(ctx, email, 'reset', () => true));
 }
 
+/** Trades a reset code for a reset token of the account the code was mailed for, in one transaction. */
 export async function resetVerify(ctx: ServerContext, rawEmail: string, code: string) {
   const email = normalizeEmail(rawEmail);
-  await consumeCode(ctx, email, 'reset', code);
-  const account = await ctx.store.findAccountByEmail(email);
-  if (account === undefined) throw new LatchkeyError('LK_CODE_INVALID');
+  const checked = await checkCode(ctx, email, 'reset', code);
   const token = ctx.random(32);
   const expiresAt = ctx.now() + RESET_TOKEN_TTL_MS;
-  await ctx.store.insertResetToken({ token_hash: hashToken(token), account_id: account.id, expires_at: expiresAt });
+  await ctx.store.transaction(async (tx) => {
+    const account = await useCode(tx, email, checked);
+    await tx.insertResetToken({ token_hash: hashToken(token), account_id: account.id, expires_at: expiresAt });
+  });
   return { resetToken: toBase64Url(token), expiresAt };
 }
 
