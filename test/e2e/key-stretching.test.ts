@@ -1,11 +1,20 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type KeyStretchingConfig, LatchkeyClient, Session } from '@latchkey/client';
+import { ERRORS } from '@latchkey/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cli, cliError, cliJson, lines } from '../support/cli-process.js';
 import { snapshotDatabase } from '../support/db-snapshot.js';
 import { asyncLatchkeyErrorOf } from '../support/errors.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import {
+  createVerifiedAccount,
+  startTestServer,
+  TEST_KEY_STRETCHING_SPEC,
+  type TestServer,
+} from '../support/server.js';
 
 /**
  * Issue 8: the SDK used to take whatever Argon2id setting `GET /v1/config` advertised. The attacker
@@ -179,5 +188,44 @@ describe('a server (or a man in the middle) advertising key stretching the clien
     expect(process.memoryUsage().arrayBuffers - heap).toBeLessThan(64 * 1024 * 1024);
     expect(proxy.seen).toEqual(['GET /v1/config']);
     expect(snapshotDatabase(database())).toEqual(before);
+  });
+});
+
+describe('the CLI against a server on a setting below the floor', () => {
+  let server: TestServer;
+  const homes: string[] = [];
+  const newHome = () => {
+    const home = mkdtempSync(join(tmpdir(), 'latchkey-kdf-'));
+    homes.push(home);
+    return home;
+  };
+  const signUp = ['account', 'signup', 'cli-kdf@example.com', '--no-verify', '--server'];
+  const passwords = lines(PASSWORD, PASSWORD);
+
+  beforeAll(async () => {
+    // The test servers' own cheap setting, 1 MiB × 1: far below the floor.
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.close();
+    for (const home of homes) rmSync(home, { recursive: true, force: true });
+  });
+
+  it('says why it refuses, with LK_KDF_TOO_WEAK, and creates nothing, unless LATCHKEY_KEY_STRETCHING pins it', async () => {
+    const before = snapshotDatabase(join(server.dir, 'latchkey.db'));
+    const unpinned = { LATCHKEY_KEY_STRETCHING: '' };
+    const refused = await cli([...signUp, server.url], newHome(), passwords, unpinned);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`error LK_KDF_TOO_WEAK: ${ERRORS.LK_KDF_TOO_WEAK.message}`);
+    expect((await cliError([...signUp, server.url], newHome(), passwords, unpinned)).code).toBe('LK_KDF_TOO_WEAK');
+    const other = { LATCHKEY_KEY_STRETCHING: 'memory-constrained' };
+    expect((await cliError([...signUp, server.url], newHome(), passwords, other)).code).toBe('LK_KDF_MISMATCH');
+    const typo = { LATCHKEY_KEY_STRETCHING: 'argon2id:m=1024' };
+    expect((await cliError([...signUp, server.url], newHome(), passwords, typo)).code).toBe('LK_KDF_INVALID');
+    expect(snapshotDatabase(join(server.dir, 'latchkey.db'))).toEqual(before);
+
+    // Pinned to exactly the server's setting (the variable `latchkey serve` reads), it signs up.
+    const pinned = { LATCHKEY_KEY_STRETCHING: TEST_KEY_STRETCHING_SPEC };
+    expect(await cliJson([...signUp, server.url], newHome(), passwords, pinned)).toMatchObject({ verified: false });
   });
 });
