@@ -57,8 +57,13 @@ export class LatchkeyClient {
    * is stretched or anything else is sent, so a refused setting costs nothing and leaks nothing.
    */
   async keyStretching(): Promise<KeyStretchingConfig> {
-    this.config ??= this.transport.request<ServerConfig>('GET', '/v1/config');
-    return checkKeyStretching((await this.config).keyStretching, this.options.keyStretching);
+    this.config ??= this.transport.request<ServerConfig>('GET', '/v1/config').catch((error: unknown) => {
+      // Not kept: one failed fetch (a network blip) must not fail every later use of this client.
+      this.config = undefined;
+      throw error;
+    });
+    const advertised: unknown = (await this.config)?.keyStretching;
+    return checkKeyStretching(advertised, this.options.keyStretching);
   }
 
   /**
