@@ -6,6 +6,7 @@ import { type BackupPage, decryptFromBackup, fromUtf8 } from '@latchkey/core';
 import * as wasm from '@matrix-org/matrix-sdk-crypto-wasm';
 import { nodeMatrixCrypto } from '../packages/client/src/platform/node-crypto.js';
 import { makeRoomKeys } from '../test/support/room-keys.js';
+import { TEST_KEY_STRETCHING } from '../test/support/server.js';
 import { type BenchRow, infoRow } from './support/bench.js';
 import { startBenchServer } from './support/server-child.js';
 
@@ -24,7 +25,7 @@ export async function run(): Promise<BenchRow[]> {
   const server = await startBenchServer();
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-backup-'));
   try {
-    const client = new LatchkeyClient({ serverUrl: server.url });
+    const client = new LatchkeyClient({ serverUrl: server.url, keyStretching: TEST_KEY_STRETCHING });
     const email = 'backup-bench@example.com';
     const password = 'backup bench password';
     await client.signUp(email, password);

@@ -65,7 +65,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 async function measureEndToEnd(): Promise<EndToEnd> {
   const server = await startBenchServer();
   try {
-    const client = new LatchkeyClient({ serverUrl: server.url });
+    const client = new LatchkeyClient({ serverUrl: server.url, keyStretching: TEST_KEY_STRETCHING });
     await createAccounts(server, client);
     const logIn = async (email: string) => void (await client.logIn(email, PASSWORD, { deviceName: 'bench' }));
     await runPool(loginPlan(WARMUP_LOGINS), CONCURRENCY, logIn);

@@ -8,8 +8,15 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
  * their own); `#platform` inside the SDK resolves to its browser file through the `browser` condition.
  * @serenity-kit/opaque ships its wasm inline as base64, so no wasm plugin or asset handling is needed.
  */
+/**
+ * The OPAQUE key stretching the app pins, from the same LATCHKEY_KEY_STRETCHING the server reads
+ * (`npm start` builds with the server's environment): empty pins nothing, and the SDK's bounds apply.
+ */
+const keyStretching = process.env.LATCHKEY_KEY_STRETCHING ?? '';
+
 export default defineConfig({
   root: here('.'),
+  define: { __LATCHKEY_KEY_STRETCHING__: JSON.stringify(keyStretching) },
   base: './',
   resolve: {
     alias: {

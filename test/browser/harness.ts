@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { build } from 'vite';
+import { TEST_KEY_STRETCHING_SPEC } from '../support/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Debian's own Chromium: nothing is downloaded (no `playwright install`). */
@@ -24,15 +25,26 @@ export function requireChromium(): void {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
 }
 
-/** The production build of the app, exactly as `npm run build:web` makes it, into a private directory. */
-export async function buildWebApp(): Promise<string> {
+/**
+ * The production build of the app, exactly as `npm run build:web` makes it, into a private directory:
+ * built, as an operator of a server on a non-default setting must, with LATCHKEY_KEY_STRETCHING set to
+ * the test servers' cheap one, which the app then pins (unpinned, the SDK would refuse it).
+ */
+export async function buildWebApp(keyStretching = TEST_KEY_STRETCHING_SPEC): Promise<string> {
   const webDir = mkdtempSync(join(tmpdir(), 'latchkey-web-'));
-  await build({
-    configFile: join(ROOT, 'packages/web/vite.config.ts'),
-    mode: 'production',
-    logLevel: 'warn',
-    build: { outDir: webDir, emptyOutDir: true },
-  });
+  const before = process.env.LATCHKEY_KEY_STRETCHING;
+  process.env.LATCHKEY_KEY_STRETCHING = keyStretching;
+  try {
+    await build({
+      configFile: join(ROOT, 'packages/web/vite.config.ts'),
+      mode: 'production',
+      logLevel: 'warn',
+      build: { outDir: webDir, emptyOutDir: true },
+    });
+  } finally {
+    if (before === undefined) delete process.env.LATCHKEY_KEY_STRETCHING;
+    else process.env.LATCHKEY_KEY_STRETCHING = before;
+  }
   return webDir;
 }
 

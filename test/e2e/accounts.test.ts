@@ -457,7 +457,7 @@ describe('code mails sent after the answer', () => {
       logStream: { write: (line) => logLines.push(line) },
     });
     url = await app.listen({ host: '127.0.0.1', port: 0 });
-    const client = new LatchkeyClient({ serverUrl: url });
+    const client = new LatchkeyClient({ serverUrl: url, keyStretching: TEST_KEY_STRETCHING });
     await client.signUp('verified@example.com', PASSWORD);
     await client.verifyEmail('verified@example.com', codeIn(sent.at(-1)));
     await client.signUp('unverified@example.com', PASSWORD);
@@ -497,7 +497,7 @@ describe('code mails sent after the answer', () => {
   });
 
   it('answers reset and resend alike when the mail fails, logging the failure without the code', async () => {
-    const client = new LatchkeyClient({ serverUrl: url });
+    const client = new LatchkeyClient({ serverUrl: url, keyStretching: TEST_KEY_STRETCHING });
     await client.signUp('still-unverified@example.com', PASSWORD);
     mode = 'fail';
     const reset = await postJson(url, '/v1/account/reset/start', { email: 'verified@example.com' });

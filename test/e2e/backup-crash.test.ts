@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { codeOf } from '../support/errors.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { makeRoomKeys } from '../support/room-keys.js';
+import { TEST_KEY_STRETCHING } from '../support/server.js';
 import { type ExitStatus, type ServerProcess, startServerProcess } from '../support/server-process.js';
 
 /**
@@ -70,6 +71,7 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
     server = await startServerProcess({ config });
     const client = new LatchkeyClient({
       serverUrl: server.url,
+      keyStretching: TEST_KEY_STRETCHING,
       fetch: (input, init) => {
         const requested = new URL(input instanceof Request ? input.url : input);
         return fetch(new URL(`${requested.pathname}${requested.search}`, (server as ServerProcess).url), init);
@@ -220,6 +222,7 @@ describe.each([
     server = await startServerProcess({ config, script: diesScript });
     const client = new LatchkeyClient({
       serverUrl: server.url,
+      keyStretching: TEST_KEY_STRETCHING,
       fetch: (input, init) => {
         const requested = new URL(input instanceof Request ? input.url : input);
         return fetch(new URL(`${requested.pathname}${requested.search}`, server.url), init);

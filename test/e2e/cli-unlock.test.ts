@@ -4,7 +4,12 @@ import { dirname, join } from 'node:path';
 import { fromBase64Url, toBase64, toBase64Url, toHex } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliError, cliJson, lines, MAIN, start } from '../support/cli-process.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import {
+  createVerifiedAccount,
+  startTestServer,
+  TEST_KEY_STRETCHING_SPEC,
+  type TestServer,
+} from '../support/server.js';
 
 /**
  * `latchkey unlock` (as Bitwarden's `bw unlock`): the password once, then LATCHKEY_SESSION opens the
@@ -87,7 +92,7 @@ describe('latchkey unlock and lock', () => {
     const shell = start(
       'sh',
       ['-c', `eval "$(${node} unlock --password-stdin)" && ${node} backup status --json </dev/null`],
-      { LATCHKEY_HOME: h },
+      { LATCHKEY_HOME: h, LATCHKEY_KEY_STRETCHING: TEST_KEY_STRETCHING_SPEC },
     );
     shell.child.stdin.end(lines(password));
     const done = await shell.done;

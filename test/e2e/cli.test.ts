@@ -8,7 +8,12 @@ import { BIN, cli, cliError, cliJson, lines, MAIN, ROOT, start, startCli } from 
 import { snapshotDatabase } from '../support/db-snapshot.js';
 import { codeOf } from '../support/errors.js';
 import { freePort } from '../support/free-port.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import {
+  createVerifiedAccount,
+  startTestServer,
+  TEST_KEY_STRETCHING_SPEC,
+  type TestServer,
+} from '../support/server.js';
 
 /** The LK_* code of a `--json` command that must fail with exit status 1. */
 const cliErrorCodeOf = async (...args: Parameters<typeof cliError>) => (await cliError(...args)).code;
@@ -380,7 +385,7 @@ describe('the latchkey CLI', () => {
     await createVerifiedAccount(server, 'tty@example.com', 'terminal password');
     // script(1) gives the CLI a real pseudo-terminal; what it prints is what a person would see.
     const command = `'${process.execPath}' --import tsx '${MAIN}' account login --server '${server.url}'`;
-    const env = { LATCHKEY_HOME: home, TERM: 'dumb' };
+    const env = { LATCHKEY_HOME: home, TERM: 'dumb', LATCHKEY_KEY_STRETCHING: TEST_KEY_STRETCHING_SPEC };
     const tty = start('script', ['-qfec', command, '/dev/null'], env);
     await tty.waitFor('Email: ');
     tty.child.stdin.write('tty@example.com\r');

@@ -32,7 +32,11 @@ const ATTACKERS = 1_000;
 
 /** A client whose requests leave from `address`. */
 function clientFrom(server: TestServer, address: string): LatchkeyClient {
-  return new LatchkeyClient({ serverUrl: server.url, fetch: fetchFrom(address) });
+  return new LatchkeyClient({
+    serverUrl: server.url,
+    keyStretching: server.config.keyStretching,
+    fetch: fetchFrom(address),
+  });
 }
 
 /** Runs `work` for 0..count-1, at most `width` at a time. */

@@ -9,6 +9,7 @@ import { codeOf } from '../support/errors.js';
 import { freePort } from '../support/free-port.js';
 import { rawLogin } from '../support/raw-login.js';
 import { type Secret, spellings } from '../support/secret-search.js';
+import { TEST_KEY_STRETCHING } from '../support/server.js';
 
 /**
  * `latchkey serve` as people run it, through its output streams: stdout carries the command's result
@@ -94,7 +95,7 @@ describe('latchkey serve: its output streams', () => {
     const canary = globalThis.crypto.getRandomValues(new Uint8Array(24));
     try {
       await serve.waitFor(`Latchkey listening on ${url}`, 30_000);
-      const client = new LatchkeyClient({ serverUrl: url });
+      const client = new LatchkeyClient({ serverUrl: url, keyStretching: TEST_KEY_STRETCHING });
 
       // The default mailer: the code is read from the server's log, as its operator would.
       await client.signUp(EMAIL, first);

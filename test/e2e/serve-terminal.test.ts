@@ -5,6 +5,7 @@ import { LatchkeyClient } from '@latchkey/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Running, serveCommand, start } from '../support/cli-process.js';
 import { freePort } from '../support/free-port.js';
+import { TEST_KEY_STRETCHING } from '../support/server.js';
 import { startSmtpSink } from '../support/smtp.js';
 
 /**
@@ -46,7 +47,7 @@ describe('latchkey serve on a terminal', () => {
     const email = 'tty-reader@example.com';
     const { serve, url } = await serveOnTerminal([]);
     try {
-      const client = new LatchkeyClient({ serverUrl: url });
+      const client = new LatchkeyClient({ serverUrl: url, keyStretching: TEST_KEY_STRETCHING });
       await client.signUp(email, 'a terminal password');
       await serve.waitFor(`Mail to ${email}`);
       await serve.waitFor('└');
@@ -69,7 +70,7 @@ describe('latchkey serve on a terminal', () => {
     const sink = await startSmtpSink();
     const { serve, url } = await serveOnTerminal(['--smtp', sink.url]);
     try {
-      const client = new LatchkeyClient({ serverUrl: url });
+      const client = new LatchkeyClient({ serverUrl: url, keyStretching: TEST_KEY_STRETCHING });
       await client.signUp(email, 'a terminal password');
       const code = await sink.codeFor(email);
       await client.verifyEmail(email, code);

@@ -2,6 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { TEST_KEY_STRETCHING_SPEC } from './server.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The CLI's entry, run through tsx as `npm run latchkey` does. */
@@ -68,9 +69,17 @@ export function start(command: string, args: readonly string[], env: NodeJS.Proc
   return { child, output: () => ({ stdout, stderr }), waitFor, done };
 }
 
-/** The CLI as `npm run latchkey` runs it, with `home` as its LATCHKEY_HOME (and `env` besides). */
+/**
+ * The CLI as `npm run latchkey` runs it, with `home` as its LATCHKEY_HOME (and `env` besides). Its
+ * client commands expect the test servers' cheap key stretching (LATCHKEY_KEY_STRETCHING pins it),
+ * unless `env` says otherwise.
+ */
 export function startCli(args: readonly string[], home: string, env: NodeJS.ProcessEnv = {}): Running {
-  return start(process.execPath, ['--import', 'tsx', MAIN, ...args], { ...env, LATCHKEY_HOME: home });
+  return start(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    LATCHKEY_KEY_STRETCHING: TEST_KEY_STRETCHING_SPEC,
+    ...env,
+    LATCHKEY_HOME: home,
+  });
 }
 
 /** Runs one command with `stdin` piped in (then closed) and returns how it ended. */

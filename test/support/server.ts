@@ -11,6 +11,12 @@ import { type SmtpSink, startSmtpSink } from './smtp.js';
  * same; only Argon2id's cost differs. One test keeps the production default.
  */
 export const TEST_KEY_STRETCHING = { 'argon2id-custom': { memory: 1024, iterations: 1, parallelism: 1 } } as const;
+/**
+ * The same, as `LATCHKEY_KEY_STRETCHING` spells it: the CLI and the web app pin it from there, for the
+ * SDK refuses a setting this cheap from a server unless the app pinned it.
+ */
+export const TEST_KEY_STRETCHING_SPEC = (({ memory, iterations, parallelism }) =>
+  `argon2id:m=${memory},t=${iterations},p=${parallelism}`)(TEST_KEY_STRETCHING['argon2id-custom']);
 
 export interface TestServer {
   url: string;
@@ -63,7 +69,8 @@ export async function startTestServer(
     smtp,
     dir,
     config,
-    client: () => new LatchkeyClient({ serverUrl: address }),
+    // Pinned, as an app that runs a non-default setting must: unpinned, the SDK refuses the cheap one.
+    client: () => new LatchkeyClient({ serverUrl: address, keyStretching: config.keyStretching }),
     async close() {
       await app.close();
       await smtp.close();

@@ -1,5 +1,6 @@
 import {
   type AccountId,
+  checkKeyStretching,
   checkPassword,
   deriveSessionSecrets,
   type ExportKey,
@@ -27,7 +28,13 @@ import { Transport } from './transport.js';
 export interface ClientOptions {
   /** The server's base URL, for example `http://127.0.0.1:8470`. */
   serverUrl: string;
-  /** Overrides the server's advertised OPAQUE key stretching (every client of an account must agree). */
+  /**
+   * Pins the OPAQUE key stretching (Argon2id) this app expects the server to advertise: any other
+   * setting, weaker or stronger, is refused with `LK_KDF_MISMATCH`. Without a pin the SDK takes what
+   * the server advertises if it lies between RFC 9106's memory-constrained option and 2 GiB
+   * (`LK_KDF_TOO_WEAK`, `LK_KDF_TOO_COSTLY`; see `checkKeyStretching` in core). A pin is the app's own
+   * choice, so it is not held to those bounds: pin a cheap setting only for tests.
+   */
   keyStretching?: KeyStretchingConfig;
   fetch?: typeof fetch;
 }
@@ -44,11 +51,19 @@ export class LatchkeyClient {
     this.transport = new Transport(options.serverUrl, options.fetch);
   }
 
-  /** The OPAQUE key stretching to use: the option if given, else what the server advertises. */
+  /**
+   * The OPAQUE key stretching the server advertises, once {@link checkKeyStretching} has accepted it
+   * (against the pin, if the app set one). Every use of the setting reads it here, before the password
+   * is stretched or anything else is sent, so a refused setting costs nothing and leaks nothing.
+   */
   async keyStretching(): Promise<KeyStretchingConfig> {
-    if (this.options.keyStretching !== undefined) return this.options.keyStretching;
-    this.config ??= this.transport.request<ServerConfig>('GET', '/v1/config');
-    return (await this.config).keyStretching;
+    this.config ??= this.transport.request<ServerConfig>('GET', '/v1/config').catch((error: unknown) => {
+      // Not kept: one failed fetch (a network blip) must not fail every later use of this client.
+      this.config = undefined;
+      throw error;
+    });
+    const advertised: unknown = (await this.config)?.keyStretching;
+    return checkKeyStretching(advertised, this.options.keyStretching);
   }
 
   /**
@@ -140,6 +155,8 @@ export class LatchkeyClient {
    */
   async completeReset(email: string, code: string, newPassword: string): Promise<{ keysChangedAt: number }> {
     checkPassword(newPassword);
+    // Checked before the code is sent: a refused setting must not spend it.
+    await this.keyStretching();
     const { resetToken } = await this.transport.request<{ resetToken: string }>('POST', '/v1/account/reset/verify', {
       body: { email: normalizeEmail(email), code: code.trim() },
     });

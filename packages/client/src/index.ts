@@ -10,8 +10,8 @@
  * ```
  */
 
-export type { RoomKey, RoomKeyMeta } from '@latchkey/core';
-export { type ErrorCode, isErrorCode, LatchkeyError } from '@latchkey/core';
+export type { KeyStretchingConfig, RoomKey, RoomKeyMeta } from '@latchkey/core';
+export { type ErrorCode, isErrorCode, LatchkeyError, parseKeyStretching } from '@latchkey/core';
 export { exportRoomKeys, importRoomKeys, type KeyFileOptions, type KeyFileProgress } from './backup/export-file.js';
 export {
   BACKUP_SECRET,

@@ -126,6 +126,33 @@ export const ERRORS = {
   },
   LK_NETWORK: { status: 503, expose: true, message: 'The server could not be reached.' },
   LK_SERVER_PROTOCOL: { status: 502, expose: true, message: 'The server answered something unexpected.' },
+  // The server's advertised OPAQUE key stretching (Argon2id), refused before anything is stretched or sent.
+  LK_KDF_TOO_WEAK: {
+    status: 502,
+    expose: true,
+    message:
+      'The server asks for password stretching weaker than the minimum (Argon2id, 64 MiB, 3 passes), which ' +
+      'would make the password easy to crack; nothing was sent. The server may be misconfigured or impersonated.',
+  },
+  LK_KDF_TOO_COSTLY: {
+    status: 502,
+    expose: true,
+    message:
+      'The server asks for password stretching costlier than this device allows (at most 2 GiB of memory); ' +
+      'nothing was sent. The server may be misconfigured or impersonated.',
+  },
+  LK_KDF_MISMATCH: {
+    status: 502,
+    expose: true,
+    message:
+      'The server asks for password stretching other than the one this app expects; nothing was sent. ' +
+      'The server may have been reconfigured or impersonated.',
+  },
+  LK_KDF_INVALID: {
+    status: 502,
+    expose: true,
+    message: 'The password stretching setting is not a valid Argon2id setting.',
+  },
 
   // Server start-up (never sent to a client): a setting or the master key file is unusable.
   LK_CONFIG_INVALID: { status: 500, expose: false, message: 'The server configuration is invalid.' },

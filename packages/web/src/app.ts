@@ -1,4 +1,12 @@
-import { LatchkeyClient, LatchkeyError, LocalKeystore, type Session, type SessionState } from '@latchkey/client';
+import {
+  type KeyStretchingConfig,
+  LatchkeyClient,
+  LatchkeyError,
+  LocalKeystore,
+  parseKeyStretching,
+  type Session,
+  type SessionState,
+} from '@latchkey/client';
 import { type Device, Uploads } from './uploads.js';
 
 /** Where the bearer token survives a reload. Keys never go here: a reload forgets kA and kB. */
@@ -42,9 +50,22 @@ export function keystoreName(accountId: string): string {
   return `latchkey-keystore-${accountId}`;
 }
 
+/** Replaced by the build (vite.config.ts) with LATCHKEY_KEY_STRETCHING as it was set then, or ''. */
+declare const __LATCHKEY_KEY_STRETCHING__: string | undefined;
+
+/**
+ * The key stretching this build expects its server to advertise, if the build pinned one: the SDK
+ * then refuses any other (`LK_KDF_MISMATCH`). Unpinned, it takes what the server advertises within its
+ * bounds (at least RFC 9106's memory-constrained option), so a cheaper server needs a pinned build.
+ */
+function pinnedKeyStretching(): { keyStretching?: KeyStretchingConfig } {
+  const spec = typeof __LATCHKEY_KEY_STRETCHING__ === 'string' ? __LATCHKEY_KEY_STRETCHING__ : '';
+  return spec === '' ? {} : { keyStretching: parseKeyStretching(spec) };
+}
+
 /** Builds the app state; the server is always the page's own origin. */
 export function createApp(go: App['go']): App {
-  const client = new LatchkeyClient({ serverUrl: location.origin });
+  const client = new LatchkeyClient({ serverUrl: location.origin, ...pinnedKeyStretching() });
   // The keystore belongs to the session that opened it: another session (or none) closes it.
   let open: { session: Session; keystore: Promise<LocalKeystore> } | undefined;
   // The background upload, like the keystore it reads, belongs to one session.

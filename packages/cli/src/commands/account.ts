@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { LatchkeyClient, type Session } from '@latchkey/client';
-import { checkPassword, LatchkeyError, normalizeEmail, type SessionSummary } from '@latchkey/core';
+import { checkPassword, LatchkeyError, normalizeEmail, parseKeyStretching, type SessionSummary } from '@latchkey/core';
 import { type Command, type CommandContext, columns, type OptionSpec, usageError } from '../command.js';
 import { formatTime } from '../output.js';
 import { checkServer } from '../reach.js';
@@ -31,6 +31,19 @@ export const STDIN_NOTE =
   'Passwords are read without echo on a terminal; when stdin is not a terminal, each answer is the\n' +
   'next line of stdin, in the order the prompts would ask.';
 
+/**
+ * A client of `serverUrl`. With `LATCHKEY_KEY_STRETCHING` set (the variable `latchkey serve` reads),
+ * it expects exactly that setting from the server; without it, the SDK's bounds apply (at least RFC
+ * 9106's memory-constrained option), so a server on a cheaper setting is refused unless pinned here.
+ */
+export function clientFor(env: NodeJS.ProcessEnv, serverUrl: string): LatchkeyClient {
+  const pinned = env.LATCHKEY_KEY_STRETCHING || undefined;
+  return new LatchkeyClient({
+    serverUrl,
+    ...(pinned === undefined ? {} : { keyStretching: parseKeyStretching(pinned) }),
+  });
+}
+
 /** The server named on the command line or in the environment, if any. */
 function explicitServer(ctx: CommandContext): string | undefined {
   const text = ctx.args.string('server') ?? (ctx.env.LATCHKEY_SERVER || undefined);
@@ -55,7 +68,7 @@ function checkServerUrl(text: string): string {
 async function connect(ctx: CommandContext): Promise<{ client: LatchkeyClient; server: string }> {
   const server = explicitServer(ctx) ?? DEFAULT_SERVER;
   await checkServer(server);
-  return { client: new LatchkeyClient({ serverUrl: server }), server };
+  return { client: clientFor(ctx.env, server), server };
 }
 
 /** The saved session, resumed (without keys); `LK_NOT_LOGGED_IN` without one. */
@@ -70,7 +83,7 @@ export function resumeSession(ctx: CommandContext): { session: Session; saved: S
       `The saved session is for ${saved.server}, not ${server}; log in there.`,
     );
   }
-  const client = new LatchkeyClient({ serverUrl: saved.server });
+  const client = clientFor(ctx.env, saved.server);
   return { session: client.resume({ ...saved }), saved, path };
 }
 

@@ -1,10 +1,10 @@
-import { type KeyBackup, LatchkeyClient, type LocalKeystore, Session } from '@latchkey/client';
+import { type KeyBackup, type LocalKeystore, Session } from '@latchkey/client';
 import { LatchkeyError } from '@latchkey/core';
 import type { CommandContext } from '../command.js';
 import type { SavedSession } from '../state.js';
 import { keystoreFilePath } from '../state.js';
 import { openUnlocked, sessionKeyOf, unlockedFilePath } from '../unlock.js';
-import { resumeReachable } from './account.js';
+import { clientFor, resumeReachable } from './account.js';
 
 /** The saved session with kA and kB in memory, this device's keystore open, and its key backup. */
 export interface UnlockedDevice {
@@ -32,7 +32,7 @@ export async function withUnlockedDevice<T>(
     const { kA, kB } = openUnlocked(unlockedFilePath(ctx.env), sessionKey, saved, Date.now());
     // The same saved session, with the keys the unlock sealed; no password check is needed to read
     // or write the backup, only to prove who is asking (the bearer token does that).
-    session = new Session(new LatchkeyClient({ serverUrl: saved.server }), { ...saved }, { kA, kB });
+    session = new Session(clientFor(ctx.env, saved.server), { ...saved }, { kA, kB });
   }
   try {
     if (sessionKey === undefined) await session.reauthenticate(await ctx.prompt.secret('Password: '));
