@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
@@ -172,6 +172,16 @@ describe('the web app under its Content-Security-Policy', () => {
     } finally {
       await context.close();
     }
+  });
+
+  it('is built with no inline script, style or data: URL for the policy to refuse', () => {
+    const html = readFileSync(join(webDir, 'index.html'), 'utf8');
+    const scripts = [...html.matchAll(/<script\b[^>]*>/g)].map(([tag]) => tag);
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const tag of scripts) expect(tag).toMatch(/\ssrc="\.\/assets\/[^"]+\.js"/);
+    expect(html).not.toMatch(/<style\b|\sstyle=|\son[a-z]+=|data:/i);
+    const css = readdirSync(join(webDir, 'assets')).filter((name) => name.endsWith('.css'));
+    for (const name of css) expect(readFileSync(join(webDir, 'assets', name), 'utf8')).not.toContain('data:');
   });
 
   it('still does its work: a login (OPAQUE in wasm) shows the account, with no violation at all', async () => {
