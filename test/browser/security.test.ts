@@ -239,7 +239,7 @@ describe('the API documentation at /docs', () => {
 });
 
 describe('the SDK from a third-party web app', () => {
-  it('works from a listed origin: signs up, verifies, logs in, and holds the same kB as a login in Node', async () => {
+  it('works from a listed origin: signs up, verifies, reads the code of a refusal, logs in, and holds the same kB as in Node', async () => {
     const email = 'third-party@example.com';
     const { context, page, errors } = await openPage();
     try {
@@ -263,12 +263,18 @@ describe('the SDK from a third-party web app', () => {
           };
           const client = new LatchkeyClient({ serverUrl });
           await client.verifyEmail(email, code);
+          // The server's refusals reach the page too, as their codes, not as a failed fetch.
+          const wrong = await client.logIn(email, `${password}!`).then(
+            () => 'logged in',
+            (error: { code?: string }) => error.code,
+          );
           const session = await client.logIn(email, password);
           const account = await session.account();
-          return { accountId: session.accountId, email: account.email, kB: Array.from(session.kB) };
+          return { wrong, accountId: session.accountId, email: account.email, kB: Array.from(session.kB) };
         },
         { serverUrl: server.url, email, password: PASSWORD, code },
       );
+      expect(inPage.wrong).toBe('LK_LOGIN_FAILED');
       expect(inPage.accountId).toBe(signedUp);
       expect(inPage.email).toBe(email);
       const inNode = await server.client().logIn(email, PASSWORD);

@@ -189,6 +189,11 @@ describe('CORS', () => {
     expect(listed.status).toBe(200);
     expect(listed.headers.get('access-control-allow-origin')).toBe(LISTED);
     expect(listed.headers.get('vary')).toMatch(/origin/i);
+    // Errors too, or the SDK in that page would read no LK_* code, only a failed fetch.
+    const refused = await call('/v1/account', { headers: { origin: LISTED } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('access-control-allow-origin')).toBe(LISTED);
+    expect(((await refused.json()) as { code: string }).code).toBe('LK_UNAUTHORIZED');
     const unlisted = await call('/v1/account', { headers: { origin: UNLISTED, authorization: `Bearer ${token}` } });
     expect(unlisted.headers.get('access-control-allow-origin')).toBeNull();
     expect(unlisted.headers.get('vary')).toMatch(/origin/i);

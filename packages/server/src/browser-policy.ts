@@ -14,7 +14,8 @@ const CONTENT_SECURITY_POLICY = {
   // WebAssembly compilation and nothing else (no eval, no new Function).
   'script-src': ["'self'", "'wasm-unsafe-eval'"],
   'script-src-attr': ["'none'"],
-  // The app's stylesheet is a file; an injected <style> could still exfiltrate by selectors.
+  // The app's only styles are its stylesheet file; an injected <style> could read values out of the
+  // page by attribute selectors that fetch a URL per match.
   'style-src': ["'self'"],
   'object-src': ["'none'"],
   'base-uri': ["'none'"],
