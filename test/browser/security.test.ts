@@ -7,6 +7,7 @@ import { fromBase64Url, toBase64Url } from '@latchkey/core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { snapshotDatabase } from '../support/db-snapshot.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 import { buildWebApp, launchChromium, logIn } from './harness.js';
 
@@ -292,6 +293,8 @@ describe('the SDK from a third-party web app', () => {
     try {
       await page.goto(`${unlistedApp.origin}/`);
       await page.waitForFunction(() => 'LatchkeyClient' in window);
+      const database = join(server.dir, 'latchkey.db');
+      const stored = snapshotDatabase(database);
       const before = server.smtp.messages.length;
       const failure = await page.evaluate(
         async ({ serverUrl, email, password }) => {
@@ -312,9 +315,9 @@ describe('the SDK from a third-party web app', () => {
       expect(failure?.message).toContain(unlistedApp.origin);
       expect(failure?.message).toContain('LATCHKEY_CORS_ORIGINS');
       expect(failure?.details).toEqual({ reason: 'Failed to fetch', pageOrigin: unlistedApp.origin });
-      // The preflight was refused, so the sign-up itself was never sent: no account, no mail.
+      // The preflight was refused, so the sign-up itself was never sent: not a row changed, no code mailed.
+      expect(snapshotDatabase(database)).toEqual(stored);
       expect(server.smtp.messages.slice(before).filter((mail) => mail.to.includes(email))).toEqual([]);
-      await expect(server.client().signUp(email, PASSWORD)).resolves.toMatchObject({ accountId: expect.any(String) });
       expect(errors).toEqual([]);
     } finally {
       await context.close();
