@@ -30,5 +30,8 @@ export default defineConfig({
     target: 'es2022',
     // The OPAQUE wasm (~430 kB of base64) is one chunk by nature; warn only well above it.
     chunkSizeWarningLimit: 1500,
+    // Every asset a file of its own: the server's CSP refuses data: URLs, which Vite would otherwise
+    // make of any asset under 4 kB.
+    assetsInlineLimit: 0,
   },
 });

@@ -206,6 +206,7 @@ describe('latchkey serve: environment and flags', () => {
       ['LATCHKEY_PORT', 'eighty'],
       ['LATCHKEY_TRUST_PROXY', 'true'],
       ['LATCHKEY_DB', 'mysql://root:hunter2@db/latchkey'],
+      ['LATCHKEY_CORS_ORIGINS', 'https://app.example/'],
     ] as const) {
       const done = await serve(['--json'], { ...baseEnv(dir, port), [name]: value }).done;
       expect(done.code, done.stdout + done.stderr).toBe(1);
@@ -225,12 +226,45 @@ describe('latchkey serve: environment and flags', () => {
       ['--port', '99999'],
       ['--log-level', 'loud'],
       ['--db', ''],
+      ['--cors-origins', '*'],
     ]) {
       const done = await serve([...args, '--json'], baseEnv(dir, port)).done;
       expect(done.code, done.stdout + done.stderr).toBe(2);
       const { error } = JSON.parse(done.stdout) as { error: { code: string; message: string } };
       expect(error.code).toBe('LK_USAGE');
       expect(error.message.startsWith(args[0] as string)).toBe(true);
+    }
+  });
+
+  it('lets in the origins of LATCHKEY_CORS_ORIGINS, or of --cors-origins over it', async () => {
+    const preflightFrom = (url: string, origin: string) =>
+      fetch(`${url}/v1/account`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+      });
+    for (const [args, allowed, refused] of [
+      [[], 'https://env.example', 'https://flag.example'],
+      [['--cors-origins', 'https://flag.example'], 'https://flag.example', 'https://env.example'],
+    ] as const) {
+      const dir = newDir();
+      const port = await freePort();
+      const running = serve([...args, '--json'], {
+        ...baseEnv(dir, port),
+        LATCHKEY_CORS_ORIGINS: 'https://env.example',
+      });
+      try {
+        const url = `http://127.0.0.1:${port}`;
+        await running.waitFor(`"url":"${url}"`, 30_000);
+        const yes = await preflightFrom(url, allowed);
+        expect(yes.status).toBe(204);
+        expect(yes.headers.get('access-control-allow-origin')).toBe(allowed);
+        const no = await preflightFrom(url, refused);
+        expect(no.status).toBe(404);
+        expect(no.headers.get('access-control-allow-origin')).toBeNull();
+        await stop(running);
+      } finally {
+        running.child.kill('SIGKILL');
+      }
     }
   });
 

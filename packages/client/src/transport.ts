@@ -27,8 +27,7 @@ export class Transport {
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       });
     } catch (cause) {
-      const reason = networkReason(cause);
-      throw new LatchkeyError('LK_NETWORK', `Could not reach ${this.serverUrl} (${reason}).`, { reason });
+      throw this.unreachable(cause);
     }
     const text = await response.text();
     let payload: unknown;
@@ -50,6 +49,32 @@ export class Transport {
     }
     return payload as T;
   }
+
+  /**
+   * `LK_NETWORK` for a fetch that failed. A browser refusing a cross-origin answer (CORS) fails the
+   * same way as a server that is down, with no more said to the page, so from a page on another origin
+   * the error names that origin and the server setting that lets it in.
+   */
+  private unreachable(cause: unknown): LatchkeyError {
+    const reason = networkReason(cause);
+    const pageOrigin = crossPageOrigin(this.serverUrl);
+    if (pageOrigin === undefined) {
+      return new LatchkeyError('LK_NETWORK', `Could not reach ${this.serverUrl} (${reason}).`, { reason });
+    }
+    return new LatchkeyError(
+      'LK_NETWORK',
+      `Could not reach ${this.serverUrl} (${reason}). The server may be down, or it may not allow this page's ` +
+        `origin ${pageOrigin}: its operator lists allowed origins in LATCHKEY_CORS_ORIGINS (CORS).`,
+      { reason, pageOrigin },
+    );
+  }
+}
+
+/** The page's origin when the SDK runs in a web page on an origin other than the server's. */
+function crossPageOrigin(serverUrl: string): string | undefined {
+  const origin = (globalThis as { location?: { origin?: unknown } }).location?.origin;
+  if (typeof origin !== 'string' || origin === 'null' || !URL.canParse(serverUrl)) return undefined;
+  return new URL(serverUrl).origin === origin ? undefined : origin;
 }
 
 /**

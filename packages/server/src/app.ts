@@ -7,6 +7,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import { MAX_ID_LENGTH, ServerConfigResponse } from '@latchkey/core';
 import { Type } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify';
+import { registerBrowserPolicy, swaggerUiCsp } from './browser-policy.js';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { frameworkErrors, installErrorHandling, refuseWhileClosing } from './http-errors.js';
@@ -86,6 +87,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     frameworkErrors,
   });
   installErrorHandling(app);
+  // First of all hooks, so that every answer (a refusal while closing included) carries the headers.
+  await registerBrowserPolicy(app, config.corsOrigins);
   refuseWhileClosing(app);
   // JSON only: Fastify's built-in text/plain parser would hand a string to routes (and a route with no
   // body schema would run on it); without it, other media types get LK_UNSUPPORTED_MEDIA_TYPE.
@@ -123,7 +126,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', ...swaggerUiCsp });
 
   const r = route(app, ctx);
   r.get('/health', {

@@ -24,6 +24,12 @@ export interface ServerConfig {
    * keys the per-address rate limits, so behind a proxy without this every user shares one bucket.
    */
   trustProxy: false | string[];
+  /**
+   * The web origins (`https://app.example`) whose pages may call the API with the SDK (CORS). None by
+   * default: only the server's own web app, on its own origin, can. The Matrix routes answer any
+   * origin, as their spec asks.
+   */
+  corsOrigins: string[];
   bodyLimitBytes: number;
   /** The login limits and why they are as they are: LOGIN_RATE_LIMITS in @latchkey/core. */
   rateLimits: {
@@ -54,6 +60,7 @@ export const DEFAULTS: ServerConfig = {
   keyStretching: 'memory-constrained',
   logLevel: 'info',
   trustProxy: false,
+  corsOrigins: [],
   bodyLimitBytes: 64 * 1024,
   rateLimits: {
     loginPerAddress: LOGIN_RATE_LIMITS.startsPerAddress,
@@ -78,6 +85,7 @@ const FROM_ENV: ReadonlyArray<readonly [string, (text: string) => Partial<Server
   ['LATCHKEY_KEY_STRETCHING', (text) => ({ keyStretching: parseKeyStretching(text) })],
   ['LATCHKEY_LOG_LEVEL', (text) => ({ logLevel: parseLogLevel(text) })],
   ['LATCHKEY_TRUST_PROXY', (text) => ({ trustProxy: parseTrustProxy(text) })],
+  ['LATCHKEY_CORS_ORIGINS', (text) => ({ corsOrigins: parseCorsOrigins(text) })],
 ];
 
 /**
@@ -214,4 +222,37 @@ function isProxyEntry(entry: string): boolean {
   // A zone index (fe80::1%eth0) is refused: proxy-addr does not read it.
   if (family === 0 || address.includes('%') || extra !== undefined) return false;
   return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}
+
+/**
+ * A comma-separated list of web origins, each exactly as a browser sends it in `Origin`: `http` or
+ * `https`, a host, a port only when not the scheme's default, and nothing after. The match is by
+ * equal strings, so an entry written any other way (a path, a trailing slash, capitals) could never
+ * match and is refused with the form that would. `*` and `null` are refused: the list exists so that
+ * only chosen apps hold a user's session in their pages, and `null` is every sandboxed frame and file.
+ */
+export function parseCorsOrigins(text: string): string[] {
+  const entries = text.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    const problem = originProblem(entry);
+    if (problem !== undefined) throw invalid(problem);
+  }
+  return [...new Set(entries)];
+}
+
+function originProblem(entry: string): string | undefined {
+  if (entry === '*') return '* would let every web page call the API; list the origins of your apps';
+  const url = URL.canParse(entry) ? new URL(entry) : undefined;
+  // Named by its origin alone: what comes before the @ is a password.
+  if (url !== undefined && (url.username !== '' || url.password !== '')) {
+    return `an origin carries no user name or password (did you mean ${url.origin}?)`;
+  }
+  const notAnOrigin = `${JSON.stringify(entry)} is not a web origin`;
+  if (url === undefined) return `${notAnOrigin}: write scheme://host[:port], such as https://app.example`;
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return `${notAnOrigin}: the scheme must be http or https, not ${url.protocol}`;
+  }
+  if (entry !== url.origin)
+    return `${notAnOrigin}: scheme://host[:port] and nothing more (did you mean ${url.origin}?)`;
+  return undefined;
 }

@@ -1,5 +1,6 @@
 import { ERRORS, type ErrorCode, LatchkeyError } from '@latchkey/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { lockDownBareAnswer } from './browser-policy.js';
 
 /** Fastify's own error codes that are the client's fault, mapped to ours. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -107,6 +108,7 @@ export function refuseWhileClosing(app: FastifyInstance): void {
  */
 export function frameworkErrors(_error: FastifyError, _request: unknown, reply: FastifyReply): void {
   const error = new LatchkeyError('LK_VALIDATION', 'The request URL is malformed.');
+  lockDownBareAnswer(reply);
   void reply
     .status(error.status)
     .header('content-type', 'application/json; charset=utf-8')

@@ -6,6 +6,7 @@ import { latchkeyErrorOf } from '../../../test/support/errors.js';
 import {
   DEFAULTS,
   loadConfig,
+  parseCorsOrigins,
   parseKeyStretching,
   parsePort,
   parseTrustProxy,
@@ -25,6 +26,7 @@ const VARIABLES = [
   'LATCHKEY_KEY_STRETCHING',
   'LATCHKEY_LOG_LEVEL',
   'LATCHKEY_TRUST_PROXY',
+  'LATCHKEY_CORS_ORIGINS',
 ] as const;
 
 describe('loadConfig', () => {
@@ -41,6 +43,7 @@ describe('loadConfig', () => {
       keyStretching: 'memory-constrained',
       logLevel: 'info',
       trustProxy: false,
+      corsOrigins: [],
     });
   });
 
@@ -76,6 +79,12 @@ describe('loadConfig', () => {
       'LATCHKEY_TRUST_PROXY',
       '10.0.0.5, 172.16.0.0/12,fd00::/8 ,::1,loopback',
       { trustProxy: ['10.0.0.5', '172.16.0.0/12', 'fd00::/8', '::1', 'loopback'] },
+    ],
+    ['LATCHKEY_CORS_ORIGINS', 'https://app.example', { corsOrigins: ['https://app.example'] }],
+    [
+      'LATCHKEY_CORS_ORIGINS',
+      'https://app.example, http://127.0.0.1:5173,http://[::1]:8080',
+      { corsOrigins: ['https://app.example', 'http://127.0.0.1:5173', 'http://[::1]:8080'] },
     ],
   ];
   it.each(parsed)('reads %s=%j', (name, text, expected) => {
@@ -115,6 +124,9 @@ describe('loadConfig', () => {
     ['LATCHKEY_TRUST_PROXY', 'true'],
     ['LATCHKEY_TRUST_PROXY', '1'],
     ['LATCHKEY_TRUST_PROXY', 'proxy.example.com'],
+    ['LATCHKEY_CORS_ORIGINS', '*'],
+    ['LATCHKEY_CORS_ORIGINS', 'https://app.example/callback'],
+    ['LATCHKEY_CORS_ORIGINS', 'https://user:hunter2@app.example'],
   ];
   it.each(refused)('refuses %s=%j with LK_CONFIG_INVALID naming the variable', (name, text) => {
     const error = latchkeyErrorOf(() => loadConfig({ [name]: text }));
@@ -167,6 +179,39 @@ describe('parseTrustProxy', () => {
     'localhost',
   ])('refuses %j with LK_CONFIG_INVALID', (text) => {
     expect(latchkeyErrorOf(() => parseTrustProxy(text)).code).toBe('LK_CONFIG_INVALID');
+  });
+});
+
+describe('parseCorsOrigins', () => {
+  it('reads origins exactly as a browser sends them in Origin, once each', () => {
+    expect(parseCorsOrigins('https://a.example:8443,https://b.example, https://a.example:8443')).toEqual([
+      'https://a.example:8443',
+      'https://b.example',
+    ]);
+  });
+
+  it.each([
+    ['*', /every web page/],
+    ['null', /scheme:\/\/host/],
+    ['', /scheme:\/\/host/],
+    ['https://a.example,', /scheme:\/\/host/],
+    ['app.example', /scheme:\/\/host/],
+    ['ftp://app.example', /http or https/],
+    ['file:///srv/app', /http or https/],
+    ['chrome-extension://abcdef', /http or https/],
+    ['https://app.example/', /did you mean https:\/\/app\.example\?/],
+    ['https://app.example/path', /did you mean https:\/\/app\.example\?/],
+    ['https://app.example?x=1', /did you mean https:\/\/app\.example\?/],
+    ['https://app.example#top', /did you mean https:\/\/app\.example\?/],
+    ['https://APP.example', /did you mean https:\/\/app\.example\?/],
+    ['https://app.example:443', /did you mean https:\/\/app\.example\?/],
+    ['http://app.example:80', /did you mean http:\/\/app\.example\?/],
+    ['https://user:hunter2@app.example', /no user name or password/],
+  ])('refuses %j with LK_CONFIG_INVALID saying why', (text, why) => {
+    const error = latchkeyErrorOf(() => parseCorsOrigins(text));
+    expect(error.code).toBe('LK_CONFIG_INVALID');
+    expect(error.message).toMatch(why);
+    expect(error.message).not.toContain('hunter2');
   });
 });
 

@@ -38,6 +38,11 @@ const FLAGS = {
     value: 'LIST',
     description: 'proxies (addresses, CIDRs) whose X-Forwarded-For names the client; only behind one (default false)',
   },
+  'cors-origins': {
+    env: 'LATCHKEY_CORS_ORIGINS',
+    value: 'LIST',
+    description: 'web origins (https://app.example) whose pages may call the API with the SDK (default none)',
+  },
 } as const;
 
 export const serveCommand: Command = {
