@@ -26,3 +26,4 @@ export * from './protocol/common.js';
 export * from './scoped-keys/derive.js';
 export * from './scoped-keys/keys-jwe.js';
 export * from './scoped-keys/keys-jwk.js';
+export * from './scoped-keys/registration.js';

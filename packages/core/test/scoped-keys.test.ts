@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import {
   appKeyScope,
+  appKeyScopeRegistration,
   checkKeysJwe,
   createKeysJwkPair,
   decryptScopedKeys,
@@ -14,6 +15,8 @@ import {
   type KA,
   type KB,
   KEYS_JWE_MAX_LENGTH,
+  type KeyScopeRegistration,
+  mayRequestKeyScope,
   openKeysJwe,
   parseKeysJwk,
   type ScopedKeyJwk,
@@ -158,6 +161,32 @@ describe('key classes, kinds and rotation', () => {
   });
 });
 
+describe('who may ask for a key-bearing scope', () => {
+  const service: KeyScopeRegistration = {
+    kind: 'service',
+    identifier: 'https://latchkey.example/scopes/notes',
+    keyClass: 'kB',
+    allowedClientIds: ['notes-web', 'notes-cli'],
+  };
+
+  it('grants an app scope to its own client only', () => {
+    const own = appKeyScopeRegistration('notes-web');
+    expect(own).toEqual({ kind: 'app', identifier: 'app_key:notes-web', keyClass: 'kB', clientId: 'notes-web' });
+    expect(mayRequestKeyScope(own, 'notes-web')).toBe(true);
+    expect(mayRequestKeyScope(own, 'notes-cli')).toBe(false);
+  });
+
+  it("refuses an app registration that names another client's app scope", () => {
+    const stolen: KeyScopeRegistration = { ...appKeyScopeRegistration('evil'), identifier: appKeyScope('notes-web') };
+    expect(mayRequestKeyScope(stolen, 'evil')).toBe(false);
+  });
+
+  it('grants a service scope to the clients it lists, and no other', () => {
+    expect(mayRequestKeyScope(service, 'notes-cli')).toBe(true);
+    expect(mayRequestKeyScope(service, 'photos-web')).toBe(false);
+  });
+});
+
 describe('keys_jwk', () => {
   it.each(jwkValid.map((v) => [v.name, v] as const))('accepts %s', (_name, v) => {
     expect(parseKeysJwk(v.keysJwk)).toEqual(v.expect);
@@ -240,6 +269,18 @@ describe('keys_jwe', () => {
     const offCurve = jwkFailures.find((v) => v.error === 'LK_KEYS_JWK_BAD_POINT') as { keysJwk: string };
     expect((await asyncLatchkeyErrorOf(encryptScopedKeys(offCurve.keysJwk, [keyFor(e2e.identifier)]))).code).toBe(
       'LK_KEYS_JWK_BAD_POINT',
+    );
+  });
+
+  it('refuses to decrypt with a key of another curve as LK_KEYS_JWE_DECRYPT_FAILED, not a jose error', async () => {
+    const p384 = { kty: 'EC', crv: 'P-384', x: 'AAAA', y: 'AAAA', d: 'AAAA' } as JWK;
+    expect((await asyncLatchkeyErrorOf(openKeysJwe(e2e.keysJwe, p384))).code).toBe('LK_KEYS_JWE_DECRYPT_FAILED');
+  });
+
+  it('refuses to bundle a key whose scope is not a scope token', async () => {
+    const key = { ...keyFor(e2e.identifier), scope: '__proto__' };
+    expect((await asyncLatchkeyErrorOf(encryptScopedKeys(e2e.keysJwk, [key]))).code).toBe(
+      'LK_SCOPED_KEY_INPUT_INVALID',
     );
   });
 

@@ -1,7 +1,7 @@
 import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { fromBase64Url, fromUtf8, utf8 } from '../encoding.js';
 import { LatchkeyError } from '../errors.js';
-import type { ScopedKeyJwk } from './derive.js';
+import { checkScopeIdentifier, type ScopedKeyJwk } from './derive.js';
 import { encodeKeysJwk, type PublicP256Jwk, parseKeysJwk } from './keys-jwk.js';
 
 /**
@@ -81,8 +81,10 @@ export function checkKeysJwe(keysJwe: string): void {
 
 function bundleOf(keys: readonly ScopedKeyJwk[]): ScopedKeysBundle {
   if (keys.length === 0) throw bundleInvalid('no keys');
-  const bundle: ScopedKeysBundle = {};
+  // No prototype: a scope named like an Object.prototype member stays a plain entry.
+  const bundle: ScopedKeysBundle = Object.create(null);
   for (const { kty, scope, k, kid } of keys) {
+    checkScopeIdentifier(scope);
     if (Object.hasOwn(bundle, scope)) throw bundleInvalid(`scope ${scope} twice`);
     bundle[scope] = { kty, scope, k, kid };
   }
@@ -115,8 +117,8 @@ export async function encryptScopedKeys(keysJwk: string, keys: readonly ScopedKe
  */
 export async function openKeysJwe(keysJwe: string, privateKey: CryptoKey | JWK): Promise<Uint8Array> {
   checkKeysJwe(keysJwe);
-  const key = privateKey instanceof CryptoKey ? privateKey : await importJWK(privateKey, ALG);
   try {
+    const key = privateKey instanceof CryptoKey ? privateKey : await importJWK(privateKey, ALG);
     const { plaintext } = await compactDecrypt(keysJwe, key, {
       keyManagementAlgorithms: [ALG],
       contentEncryptionAlgorithms: [ENC],
@@ -177,7 +179,7 @@ export async function decryptScopedKeys(
   if (scopes.length !== expected.size || !scopes.every((scope) => expected.has(scope))) {
     throw bundleInvalid('not the scopes asked for');
   }
-  const bundle: ScopedKeysBundle = {};
+  const bundle: ScopedKeysBundle = Object.create(null);
   for (const scope of scopes) bundle[scope] = checkEntry(scope, (parsed as Record<string, unknown>)[scope]);
   return bundle;
 }
