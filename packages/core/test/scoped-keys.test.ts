@@ -3,6 +3,7 @@ import {
   appKeyScope,
   appKeyScopeRegistration,
   checkKeysJwe,
+  createKeysJwe,
   createKeysJwkPair,
   decryptScopedKeys,
   deriveFxaScopedKey,
@@ -19,6 +20,7 @@ import {
   mayRequestKeyScope,
   openKeysJwe,
   parseKeysJwk,
+  parseScopedKeyData,
   type ScopedKeyJwk,
   type ScopedKeyMetadata,
   scopedKeyRotationTimestamp,
@@ -340,5 +342,74 @@ describe('keys_jwe', () => {
     expect((await asyncLatchkeyErrorOf(decryptScopedKeys(jwe, pair.privateKey, [key.scope]))).code).toBe(
       'LK_SCOPED_KEYS_BUNDLE_INVALID',
     );
+  });
+});
+
+describe('the consent step: server metadata to keys_jwe', () => {
+  const account = { uid: fromHex(e2e.uidHex), kA: fromHex('ab'.repeat(32)) as KA, kB: fromHex(e2e.kBHex) as KB };
+  const notes = 'https://latchkey.example/scopes/notes';
+  const data = {
+    [e2e.identifier]: {
+      identifier: e2e.identifier,
+      keyRotationSecret: e2e.keyRotationSecretHex,
+      keyRotationTimestamp: e2e.keyRotationTimestamp,
+    },
+    [notes]: {
+      identifier: notes,
+      keyRotationSecret: '0'.repeat(64),
+      keyRotationTimestamp: 1700000000000,
+      keyClass: 'kA',
+    },
+  };
+  const requested = ['openid', e2e.identifier, notes];
+
+  it("reads FxA's scoped-key-data shape (kB by default) and our kA class", () => {
+    expect(parseScopedKeyData(data, requested)).toEqual([
+      {
+        identifier: e2e.identifier,
+        keyRotationSecret: fromHex(e2e.keyRotationSecretHex),
+        keyRotationTimestamp: e2e.keyRotationTimestamp,
+        keyClass: 'kB',
+      },
+      { identifier: notes, keyRotationSecret: new Uint8Array(32), keyRotationTimestamp: 1700000000000, keyClass: 'kA' },
+    ]);
+  });
+
+  it('makes a keys_jwe the relier opens to the spec key and the kA-class key', async () => {
+    const pair = await createKeysJwkPair();
+    const jwe = await createKeysJwe(account, parseScopedKeyData(data, requested), pair.keysJwk);
+    const bundle = await decryptScopedKeys(jwe, pair.privateKey, [e2e.identifier, notes]);
+    expect(bundle[e2e.identifier]?.k).toBe('Kkbk1_Q0oCcTmggeDH6880bQrxin2RLu5D00NcJazdQ');
+    expect(bundle[notes]).toEqual(
+      deriveFxaScopedKey({
+        inputKey: account.kA,
+        uid: account.uid,
+        identifier: notes,
+        keyRotationSecret: new Uint8Array(32),
+        keyRotationTimestamp: 1700000000000,
+      }),
+    );
+  });
+
+  it('checks keys_jwk before deriving anything', async () => {
+    const bad = jwkFailures.find((v) => v.error === 'LK_KEYS_JWK_PRIVATE') as { keysJwk: string };
+    expect((await asyncLatchkeyErrorOf(createKeysJwe(account, [], bad.keysJwk))).code).toBe('LK_KEYS_JWK_PRIVATE');
+  });
+
+  const entry = data[e2e.identifier] as Record<string, unknown>;
+  it.each([
+    ['not an object', []],
+    [
+      'a scope that was not requested',
+      { 'https://other.example/scope': { ...entry, identifier: 'https://other.example/scope' } },
+    ],
+    ['an identifier differing from its scope', { [e2e.identifier]: { ...entry, identifier: notes } }],
+    ['a secret in upper-case hex', { [e2e.identifier]: { ...entry, keyRotationSecret: 'AB'.repeat(32) } }],
+    ['a secret of 31 bytes', { [e2e.identifier]: { ...entry, keyRotationSecret: 'ab'.repeat(31) } }],
+    ['a timestamp in seconds', { [e2e.identifier]: { ...entry, keyRotationTimestamp: 1510726317 } }],
+    ['a timestamp as a string', { [e2e.identifier]: { ...entry, keyRotationTimestamp: '1510726317000' } }],
+    ['an unknown key class', { [e2e.identifier]: { ...entry, keyClass: 'kC' } }],
+  ])('refuses metadata with %s', (_name, bad) => {
+    expect(latchkeyErrorOf(() => parseScopedKeyData(bad, requested)).code).toBe('LK_SCOPED_KEY_INPUT_INVALID');
   });
 });

@@ -116,7 +116,8 @@ export function checkScopeIdentifier(identifier: string): void {
   }
 }
 
-function checkTimestamp(timestamp: number): void {
+/** Throws `LK_SCOPED_KEY_INPUT_INVALID` unless `timestamp` is a 13-digit integer of milliseconds, as FxA takes. */
+export function checkKeyRotationTimestamp(timestamp: number): void {
   if (!Number.isSafeInteger(timestamp) || timestamp < MIN_TIMESTAMP_MS || timestamp > MAX_TIMESTAMP_MS) {
     throw invalid('keyRotationTimestamp must be a 13-digit integer number of milliseconds.');
   }
@@ -126,7 +127,7 @@ function checkFxaInput(input: FxaScopedKeyInput): void {
   checkLength(input.inputKey, ROOT_KEY_LENGTH, 'The input key');
   checkLength(input.uid, UID_LENGTH, 'uid');
   checkLength(input.keyRotationSecret, KEY_ROTATION_SECRET_LENGTH, 'keyRotationSecret');
-  checkTimestamp(input.keyRotationTimestamp);
+  checkKeyRotationTimestamp(input.keyRotationTimestamp);
   checkScopeIdentifier(input.identifier);
 }
 
