@@ -17,6 +17,7 @@ import {
   type KB,
   KEYS_JWE_MAX_LENGTH,
   type KeyScopeRegistration,
+  LatchkeyError,
   mayRequestKeyScope,
   openKeysJwe,
   parseKeysJwk,
@@ -27,6 +28,7 @@ import {
   toBase64Url,
   toHex,
 } from '@latchkey/core';
+import fc from 'fast-check';
 import { CompactEncrypt, importJWK, type JWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { asyncLatchkeyErrorOf, latchkeyErrorOf } from '../../../test/support/errors.js';
@@ -411,5 +413,62 @@ describe('the consent step: server metadata to keys_jwe', () => {
     ['an unknown key class', { [e2e.identifier]: { ...entry, keyClass: 'kC' } }],
   ])('refuses metadata with %s', (_name, bad) => {
     expect(latchkeyErrorOf(() => parseScopedKeyData(bad, requested)).code).toBe('LK_SCOPED_KEY_INPUT_INVALID');
+  });
+});
+
+describe('hostile input tables (property tests)', () => {
+  const codeOf = (action: () => unknown): string | undefined => {
+    try {
+      action();
+      return undefined;
+    } catch (error) {
+      if (error instanceof LatchkeyError) return error.code;
+      throw error;
+    }
+  };
+
+  it('parseKeysJwk answers any string or any JSON with a keys_jwk code, never a raw error', () => {
+    const asParam = fc.jsonValue().map((value) => toBase64Url(new TextEncoder().encode(JSON.stringify(value))));
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 1100 }), asParam), (text) => {
+        const code = codeOf(() => parseKeysJwk(text));
+        expect(code === undefined || code.startsWith('LK_KEYS_JWK_')).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('every fresh key pair round-trips through encodeKeysJwk and parseKeysJwk', async () => {
+    for (let i = 0; i < 20; i++) {
+      const pair = await createKeysJwkPair();
+      expect(parseKeysJwk(encodeKeysJwk(pair.publicJwk))).toEqual(pair.publicJwk);
+    }
+  });
+
+  it('checkKeysJwe answers any string with a keys_jwe code, never a raw error', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 1100 }), (text) => {
+        const code = codeOf(() => checkKeysJwe(text));
+        expect(code === undefined || code.startsWith('LK_KEYS_JWE_')).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('any one-character change to the spec keys_jwe is refused with a keys_jwe code', async () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ';
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat({ max: e2e.keysJwe.length - 1 }),
+        fc.constantFrom(...alphabet),
+        async (at: number, char: string) => {
+          fc.pre(e2e.keysJwe[at] !== char);
+          const altered = e2e.keysJwe.slice(0, at) + char + e2e.keysJwe.slice(at + 1);
+          const error = await asyncLatchkeyErrorOf(openKeysJwe(altered, e2e.relierPrivateJwk));
+          expect(error.code).toMatch(/^LK_KEYS_JWE_/);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -22,7 +22,9 @@ export const LEGACY_SYNC_SCOPES: readonly string[] = [
   'https://identity.thunderbird.net/apps/sync',
 ];
 
+/** The account id's bytes (our ids are base64url of 16 random bytes, as FxA's uid is 16 bytes). */
 export const UID_LENGTH = 16;
+/** kA and kB. */
 export const ROOT_KEY_LENGTH = 32;
 export const KEY_ROTATION_SECRET_LENGTH = 32;
 /** kSfp (16) ‖ kS (32): fingerprint and key come out of one HKDF call, so the fingerprint says nothing of the key. */
