@@ -179,6 +179,53 @@ export const ERRORS = {
     expose: true,
     message: 'LATCHKEY_SESSION does not open the unlocked keys; run `latchkey unlock` again.',
   },
+
+  // Scoped keys for OAuth apps (issue 9, FxA's format): derivation inputs, keys_jwk and keys_jwe.
+  LK_SCOPED_KEY_INPUT_INVALID: {
+    status: 400,
+    expose: true,
+    message: 'The scoped key inputs are unusable (identifier, key lengths, rotation secret or 13-digit timestamp).',
+  },
+  LK_KEYS_JWK_MALFORMED: {
+    status: 400,
+    expose: true,
+    message: 'keys_jwk must be unpadded base64url of a JSON object, at most 1,024 characters.',
+  },
+  LK_KEYS_JWK_UNSUPPORTED: {
+    status: 400,
+    expose: true,
+    message: 'keys_jwk must be an EC P-256 public key for ECDH-ES with only the usual JWK members.',
+  },
+  LK_KEYS_JWK_PRIVATE: {
+    status: 400,
+    expose: true,
+    message: 'keys_jwk carries private or secret key material; send the public key only.',
+  },
+  LK_KEYS_JWK_BAD_POINT: {
+    status: 400,
+    expose: true,
+    message: 'keys_jwk x and y must be 32-byte base64url coordinates of a point on P-256.',
+  },
+  LK_KEYS_JWE_TOO_LARGE: {
+    status: 400,
+    expose: true,
+    message: 'keys_jwe is longer than 1,024 characters; request fewer key-bearing scopes at once.',
+  },
+  LK_KEYS_JWE_MALFORMED: {
+    status: 400,
+    expose: true,
+    message: 'keys_jwe must be a compact JWE with alg ECDH-ES, enc A256GCM and an empty encrypted key.',
+  },
+  LK_KEYS_JWE_DECRYPT_FAILED: {
+    status: 400,
+    expose: true,
+    message: 'keys_jwe does not decrypt with this key pair (another flow, or tampered with).',
+  },
+  LK_SCOPED_KEYS_BUNDLE_INVALID: {
+    status: 400,
+    expose: true,
+    message: 'The decrypted scoped keys are not the keys of the scopes asked for.',
+  },
 } as const satisfies Record<string, { status: number; expose: boolean; message: string }>;
 
 /** A stable error code, `LK_*`. */

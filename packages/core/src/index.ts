@@ -24,3 +24,8 @@ export * from './matrix/secret-storage.js';
 export * from './protocol/accounts.js';
 export * from './protocol/backup.js';
 export * from './protocol/common.js';
+export * from './scoped-keys/consent.js';
+export * from './scoped-keys/derive.js';
+export * from './scoped-keys/keys-jwe.js';
+export * from './scoped-keys/keys-jwk.js';
+export * from './scoped-keys/registration.js';

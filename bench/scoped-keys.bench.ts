@@ -1,0 +1,120 @@
+import { createRequire } from 'node:module';
+import {
+  createKeysJwkPair,
+  decryptScopedKeys,
+  deriveScopedKey,
+  encryptScopedKeys,
+  type KA,
+  type KB,
+  type ScopedKeyJwk,
+  type ScopedKeyMetadata,
+  toHex,
+} from '@latchkey/core';
+import { type BenchRow, costRow } from './support/bench.js';
+
+/**
+ * Issue 9: the consent side's cost per key-bearing scope (derive the scoped key, encrypt it to the
+ * app's keys_jwk as keys_jwe), ours (noble HKDF + jose on WebCrypto) against Mozilla's own
+ * fxa-crypto-relier 2.7.0 (node-hkdf + node-jose: ScopedKeys.deriveScopedKey + DeriverUtils.encryptBundle)
+ * on the same inputs in the same run; then each half alone, and the relier's decryption.
+ */
+const MAX_ROUNDS = Number(process.env.LATCHKEY_BENCH_SCOPED_ROUNDS ?? 2000);
+/** node-jose's ECDH runs in JavaScript and takes tens of ms a call, so each figure gets a time budget too. */
+const MIN_ROUNDS = 30;
+const BUDGET_MS = 3000;
+const WARMUP = 20;
+const MAX_RATIO = 1.5;
+
+const require = createRequire(import.meta.url);
+interface FxaScopedKeys {
+  deriveScopedKey(options: Record<string, unknown>): Promise<ScopedKeyJwk>;
+}
+interface FxaDeriverUtils {
+  encryptBundle(keysJwk: string, bundle: string): Promise<string>;
+}
+interface FxaKeyUtils {
+  createApplicationKeyPair(): Promise<{ jwkPublicKey: Record<string, string> }>;
+  decryptBundle(keysJwe: string): Promise<Record<string, ScopedKeyJwk>>;
+}
+const deriver = require('fxa-crypto-relier/src/deriver') as {
+  ScopedKeys: new () => FxaScopedKeys;
+  DeriverUtils: new () => FxaDeriverUtils;
+};
+const relier = require('fxa-crypto-relier/src/relier') as { KeyUtils: new () => FxaKeyUtils };
+
+const account = {
+  uid: crypto.getRandomValues(new Uint8Array(16)),
+  kA: crypto.getRandomValues(new Uint8Array(32)) as KA,
+  kB: crypto.getRandomValues(new Uint8Array(32)) as KB,
+};
+const metadata: ScopedKeyMetadata = {
+  identifier: 'https://latchkey.example/scopes/notes',
+  keyRotationSecret: new Uint8Array(32),
+  keyRotationTimestamp: Date.now(),
+  keyClass: 'kB',
+};
+const fxaOptions = {
+  inputKey: toHex(account.kB),
+  uid: toHex(account.uid),
+  identifier: metadata.identifier,
+  keyRotationSecret: toHex(metadata.keyRotationSecret),
+  keyRotationTimestamp: metadata.keyRotationTimestamp,
+};
+
+/**
+ * Microseconds per call of `work`, after a warm-up, calls one after another (as a consent page makes
+ * them): at least MIN_ROUNDS calls, then more until BUDGET_MS or MAX_ROUNDS.
+ */
+async function microsPerCall(work: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < WARMUP; i++) await work();
+  const start = performance.now();
+  let rounds = 0;
+  while (rounds < MIN_ROUNDS || (rounds < MAX_ROUNDS && performance.now() - start < BUDGET_MS)) {
+    await work();
+    rounds++;
+  }
+  return ((performance.now() - start) * 1000) / rounds;
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const scopedKeys = new deriver.ScopedKeys();
+  const deriverUtils = new deriver.DeriverUtils();
+  const pair = await createKeysJwkPair();
+  const bundleOf = (key: ScopedKeyJwk) => JSON.stringify({ [key.scope]: key });
+
+  // Same inputs, same key: both libraries must agree before either is timed.
+  const ours = deriveScopedKey(account, metadata);
+  const theirs = await scopedKeys.deriveScopedKey(fxaOptions);
+  if (JSON.stringify(ours) !== JSON.stringify(theirs)) throw new Error('the two derivations disagree');
+
+  const oursBoth = await microsPerCall(() => encryptScopedKeys(pair.keysJwk, [deriveScopedKey(account, metadata)]));
+  const peerBoth = await microsPerCall(async () =>
+    deriverUtils.encryptBundle(pair.keysJwk, bundleOf(await scopedKeys.deriveScopedKey(fxaOptions))),
+  );
+  const oursDerive = await microsPerCall(async () => deriveScopedKey(account, metadata));
+  const peerDerive = await microsPerCall(() => scopedKeys.deriveScopedKey(fxaOptions));
+  const oursJwe = await microsPerCall(() => encryptScopedKeys(pair.keysJwk, [ours]));
+  const peerJwe = await microsPerCall(() => deriverUtils.encryptBundle(pair.keysJwk, bundleOf(ours)));
+
+  // The relier's side: each library decrypts a keys_jwe made for its own key pair by our consent side.
+  const keyUtils = new relier.KeyUtils();
+  const { jwkPublicKey } = await keyUtils.createApplicationKeyPair();
+  const forPeer = await encryptScopedKeys(Buffer.from(JSON.stringify(jwkPublicKey)).toString('base64url'), [ours]);
+  const forUs = await encryptScopedKeys(pair.keysJwk, [ours]);
+  const oursOpen = await microsPerCall(() => decryptScopedKeys(forUs, pair.privateKey, [ours.scope]));
+  const peerOpen = await microsPerCall(() => keyUtils.decryptBundle(forPeer));
+
+  const peerName = 'fxa-crypto-relier 2.7.0';
+  return [
+    costRow(`consent side per scope: derive + keys_jwe, ours / ${peerName}`, oursBoth, peerBoth, 'µs/scope', MAX_RATIO),
+    costRow(`scoped key derivation, ours / ${peerName} deriveScopedKey`, oursDerive, peerDerive, 'µs/key', MAX_RATIO),
+    costRow(
+      `keys_jwe encryption (jose), ours / ${peerName} encryptBundle (node-jose)`,
+      oursJwe,
+      peerJwe,
+      'µs/jwe',
+      MAX_RATIO,
+    ),
+    costRow(`relier keys_jwe decryption, ours / ${peerName} decryptBundle`, oursOpen, peerOpen, 'µs/jwe', MAX_RATIO),
+  ];
+}
