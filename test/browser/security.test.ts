@@ -8,7 +8,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snapshotDatabase } from '../support/db-snapshot.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { createVerifiedAccount, startTestServer, TEST_KEY_STRETCHING, type TestServer } from '../support/server.js';
 import { buildWebApp, launchChromium, logIn } from './harness.js';
 
 /**
@@ -248,21 +248,21 @@ describe('the SDK from a third-party web app', () => {
       await page.waitForFunction(() => 'LatchkeyClient' in window);
       const before = server.smtp.messages.length;
       const signedUp = await page.evaluate(
-        async ({ serverUrl, email, password }) => {
+        async ({ serverUrl, keyStretching, email, password }) => {
           const { LatchkeyClient } = window as unknown as {
             LatchkeyClient: typeof import('@latchkey/client').LatchkeyClient;
           };
-          return (await new LatchkeyClient({ serverUrl }).signUp(email, password)).accountId;
+          return (await new LatchkeyClient({ serverUrl, keyStretching }).signUp(email, password)).accountId;
         },
-        { serverUrl: server.url, email, password: PASSWORD },
+        { serverUrl: server.url, keyStretching: TEST_KEY_STRETCHING, email, password: PASSWORD },
       );
       const code = await server.smtp.codeFor(email, { after: before });
       const inPage = await page.evaluate(
-        async ({ serverUrl, email, password, code }) => {
+        async ({ serverUrl, keyStretching, email, password, code }) => {
           const { LatchkeyClient } = window as unknown as {
             LatchkeyClient: typeof import('@latchkey/client').LatchkeyClient;
           };
-          const client = new LatchkeyClient({ serverUrl });
+          const client = new LatchkeyClient({ serverUrl, keyStretching });
           await client.verifyEmail(email, code);
           // The server's refusals reach the page too, as their codes, not as a failed fetch.
           const wrong = await client.logIn(email, `${password}!`).then(
@@ -273,7 +273,7 @@ describe('the SDK from a third-party web app', () => {
           const account = await session.account();
           return { wrong, accountId: session.accountId, email: account.email, kB: Array.from(session.kB) };
         },
-        { serverUrl: server.url, email, password: PASSWORD, code },
+        { serverUrl: server.url, keyStretching: TEST_KEY_STRETCHING, email, password: PASSWORD, code },
       );
       expect(inPage.wrong).toBe('LK_LOGIN_FAILED');
       expect(inPage.accountId).toBe(signedUp);
@@ -297,19 +297,19 @@ describe('the SDK from a third-party web app', () => {
       const stored = snapshotDatabase(database);
       const before = server.smtp.messages.length;
       const failure = await page.evaluate(
-        async ({ serverUrl, email, password }) => {
+        async ({ serverUrl, keyStretching, email, password }) => {
           const { LatchkeyClient } = window as unknown as {
             LatchkeyClient: typeof import('@latchkey/client').LatchkeyClient;
           };
           try {
-            await new LatchkeyClient({ serverUrl }).signUp(email, password);
+            await new LatchkeyClient({ serverUrl, keyStretching }).signUp(email, password);
             return undefined;
           } catch (error) {
             const { code, message, details } = error as { code: string; message: string; details: unknown };
             return { code, message, details };
           }
         },
-        { serverUrl: server.url, email, password: PASSWORD },
+        { serverUrl: server.url, keyStretching: TEST_KEY_STRETCHING, email, password: PASSWORD },
       );
       expect(failure?.code).toBe('LK_NETWORK');
       expect(failure?.message).toContain(unlistedApp.origin);
