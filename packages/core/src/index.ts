@@ -3,6 +3,7 @@
  * Everything takes bytes, time and randomness as inputs.
  */
 
+export * from './accounts/credentials.js';
 export * from './accounts/keys.js';
 export * from './accounts/policy.js';
 export * from './backup/better-key.js';
