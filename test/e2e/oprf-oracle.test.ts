@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type ExportKey, fromBase64Url, type KB, type MasterKey, utf8, wrapKB } from '@latchkey/core';
+import {
+  type ExportKey,
+  fromBase64Url,
+  type KB,
+  LOGIN_RATE_LIMITS,
+  type MasterKey,
+  utf8,
+  wrapKB,
+} from '@latchkey/core';
 import { connect, DEFAULTS, openStore, type ServerConfig } from '@latchkey/server';
 import { expand } from '@noble/hashes/hkdf.js';
 import { sha512 } from '@noble/hashes/sha2.js';
@@ -223,6 +231,21 @@ describe.each(BACKENDS)('registration is no OPRF oracle on %s', (_name, freshDat
     );
     // And the victim, whose email all this was aimed at, logs in as before.
     await server.client().logIn(email, VICTIM_PASSWORD);
+  });
+
+  it('register/start from one address is limited whatever the emails, like a login start', async () => {
+    // The login start's flood guard, which the issue asks register/start to share.
+    const { max } = LOGIN_RATE_LIMITS.startsPerAddress;
+    const { registrationRequest } = opaque.client.startRegistration({ password: VICTIM_PASSWORD });
+    const statuses = [];
+    for (let i = 0; i <= max; i += 1) {
+      const started = await postFrom('127.8.0.3', server.url, '/v1/account/register/start', {
+        email: `someone-${i}@example.com`,
+        registrationRequest,
+      });
+      statuses.push(started.status === 200 ? 200 : `${started.status} ${String(started.body.code)}`);
+    }
+    expect(statuses).toEqual([...Array.from({ length: max }, () => 200), '429 LK_RATE_LIMITED']);
   });
 
   it('register/start evaluates under a fresh key each time, never one an email keeps', async () => {
