@@ -349,6 +349,25 @@ const ROWS: Row[] = [
     },
   },
   {
+    // One ticket names one credential identifier (issue 8), and two accounts may never share one: the
+    // replays replace the unverified account under the email's lock, and the unique index never fires.
+    name: 'register/finish replaying one ticket',
+    async setup(env) {
+      const email = env.email('regticket');
+      const body = await signUpBody(env.server, email);
+      return {
+        requests: times(req('POST /v1/account/register/finish', { body })),
+        async check(answers) {
+          expectOnly(answers, 'LK_EMAIL_TAKEN');
+          expect(okCount(answers)).toBeGreaterThan(0);
+          const rows = await env.query('SELECT credential_id FROM accounts WHERE email = $1', [email]);
+          expect(rows).toHaveLength(1);
+          expect(rows[0]?.['credential_id']).toMatch(/^cid:[A-Za-z0-9_-]{43}$/);
+        },
+      };
+    },
+  },
+  {
     name: 'register/finish over an unverified account',
     async setup(env) {
       const { email } = await unverifiedAccount(env, 'regover');
