@@ -38,6 +38,8 @@ await serveOverIpc({
       loginPerAccount: GENEROUS,
       loginPerDevice: GENEROUS,
       reauthPerSession: GENEROUS,
+      registerPerAddress: GENEROUS,
+      registerPerEmail: GENEROUS,
       codeSendsPerEmail: GENEROUS,
       codeSendsPerAddress: GENEROUS,
     },

@@ -76,6 +76,8 @@ describe.each(['sqlite', 'postgres'] as const)('email codes under a flood of gue
         reauthPerSession: unlimited,
         codeSendsPerEmail: unlimited,
         codeSendsPerAddress: unlimited,
+        registerPerAddress: unlimited,
+        registerPerEmail: unlimited,
       },
     });
     [query, closeQuery] = await backends[backend](server);

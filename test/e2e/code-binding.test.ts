@@ -37,6 +37,8 @@ const rateLimits = {
   reauthPerSession: unlimited,
   codeSendsPerEmail: unlimited,
   codeSendsPerAddress: unlimited,
+  registerPerAddress: unlimited,
+  registerPerEmail: unlimited,
 };
 
 interface Answer {

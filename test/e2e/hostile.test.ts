@@ -79,10 +79,10 @@ async function call<T>(server: TestServer, method: string, path: string, body?: 
 /** An OPAQUE registration through `path`: a record and a fresh kB wrapped under the new export key. */
 async function registration(server: TestServer, path: string, fields: Record<string, string>) {
   const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: PASSWORD });
-  const { registrationResponse } = await call<{ registrationResponse: string }>(server, 'POST', path, {
-    ...fields,
-    registrationRequest,
-  });
+  const { registrationResponse, registrationTicket } = await call<{
+    registrationResponse: string;
+    registrationTicket: string;
+  }>(server, 'POST', path, { ...fields, registrationRequest });
   const { registrationRecord, exportKey } = opaque.client.finishRegistration({
     clientRegistrationState,
     registrationResponse,
@@ -90,7 +90,7 @@ async function registration(server: TestServer, path: string, fields: Record<str
     keyStretching: TEST_KEY_STRETCHING,
   });
   const wrapped = wrapKB(random(32) as KB, fromBase64Url(exportKey) as ExportKey, random(12));
-  return { registrationRecord, wrapKB: b64(wrapped) };
+  return { registrationRecord, wrapKB: b64(wrapped), registrationTicket };
 }
 
 /** KE1 → KE2 through `path`, and the honest KE3 for it: what a replay or a mix-up reuses. */
@@ -146,8 +146,10 @@ type Attempt = { loginId: string; finishLoginRequest: string };
 interface Fixtures {
   registrationRequest: string;
   ke1: string;
-  /** A well-formed record and wrapKB, from a registration whose finish is never sent. */
-  valid: { registrationRecord: string; wrapKB: string };
+  /** A well-formed record, wrapKB and ticket, from newcomer@example.com's sign-up start; never finished. */
+  valid: { registrationRecord: string; wrapKB: string; registrationTicket: string };
+  /** The same from a sign-up start for owner@example.com, whose verified account makes it LK_EMAIL_TAKEN. */
+  validForOwner: { registrationRecord: string; wrapKB: string; registrationTicket: string };
   owner: { token: string; sessionId: string };
   other: { token: string; sessionId: string };
   /** Logout and deletion rows use this account, so a row that wrongly succeeds spares the owner. */
@@ -193,6 +195,7 @@ async function prepareFixtures(server: TestServer): Promise<Fixtures> {
     registrationRequest: opaque.client.startRegistration({ password: PASSWORD }).registrationRequest,
     ke1: opaque.client.startLogin({ password: PASSWORD }).startLoginRequest,
     valid: await registration(server, '/v1/account/register/start', { email: 'newcomer@example.com' }),
+    validForOwner: await registration(server, '/v1/account/register/start', { email: 'owner@example.com' }),
     owner: owner.state,
     other: other.state,
     doomed: doomed.state.token,
@@ -276,7 +279,9 @@ type OpaqueMessage = 'registrationRequest' | 'registrationRecord' | 'ke1' | 'ke3
 /** How a body field is attacked beyond its JSON shape. */
 type Field =
   | { kind: 'email' | 'wrapKB' | 'code' | 'resetToken' | 'deviceToken' | 'loginId' | 'plain' }
-  | { kind: 'opaque'; message: OpaqueMessage };
+  | { kind: 'opaque'; message: OpaqueMessage }
+  /** `unknown`: what a well-formed ticket no registration start sealed gets (issue 8). */
+  | { kind: 'registrationTicket'; unknown: ErrorCode };
 
 /** A hand-written row for one endpoint: another URL, body, token or clock than the endpoint's own. */
 interface Case {
@@ -575,6 +580,17 @@ function semanticRows(endpoint: Endpoint, documented: Documented, name: string, 
       rows.push(...base64Rows(endpoint, documented, name));
       add('unknown', b64(random(32)), 'LK_RESET_TOKEN_INVALID');
       break;
+    case 'registrationTicket': {
+      rows.push(...base64Rows(endpoint, documented, name));
+      const valid = fromBase64Url(fx.valid.registrationTicket);
+      add('of random bytes', b64(random(valid.length)), field.unknown);
+      add(
+        'with one bit flipped',
+        b64(valid.map((byte, i) => (i === valid.length - 1 ? byte ^ 1 : byte))),
+        field.unknown,
+      );
+      break;
+    }
     case 'deviceToken':
       // An unknown device token is no refusal: the login goes on as an unknown client's.
       rows.push(...base64Rows(endpoint, documented, name));
@@ -658,11 +674,21 @@ function accountEndpoints(fx: Fixtures): Endpoint[] {
       route: 'POST /v1/account/register/finish',
       url: '/v1/account/register/finish',
       body: { email: 'newcomer@example.com', ...fx.valid },
-      fields: { email, registrationRecord: opaqueField('registrationRecord'), wrapKB: { kind: 'wrapKB' } },
+      fields: {
+        email,
+        registrationRecord: opaqueField('registrationRecord'),
+        wrapKB: { kind: 'wrapKB' },
+        registrationTicket: { kind: 'registrationTicket', unknown: 'LK_REGISTRATION_TICKET_INVALID' },
+      },
       cases: [
         {
+          name: "another email's ticket (a start for one email cannot finish another's sign-up)",
+          body: { email: 'newcomer@example.com', ...fx.validForOwner },
+          code: 'LK_REGISTRATION_TICKET_INVALID',
+        },
+        {
           name: 'an email a verified account holds',
-          body: { email: 'Owner@Example.com', ...fx.valid },
+          body: { email: 'Owner@Example.com', ...fx.validForOwner },
           code: 'LK_EMAIL_TAKEN',
           changes: {
             // Only the counter moves: the set-up's sign-ups made the address's row in this (frozen) window.
@@ -768,8 +794,19 @@ function accountEndpoints(fx: Fixtures): Endpoint[] {
       url: '/v1/account/password/finish',
       token: fx.owner.token,
       body: { ...fx.valid },
-      fields: { registrationRecord: opaqueField('registrationRecord'), wrapKB: { kind: 'wrapKB' } },
-      cases: [staleCase('without a fresh password check')],
+      fields: {
+        registrationRecord: opaqueField('registrationRecord'),
+        wrapKB: { kind: 'wrapKB' },
+        registrationTicket: { kind: 'registrationTicket', unknown: 'LK_REGISTRATION_TICKET_INVALID' },
+      },
+      cases: [
+        staleCase('without a fresh password check'),
+        {
+          name: "a sign-up's ticket, not one from this account's password/start",
+          body: { ...fx.valid },
+          code: 'LK_REGISTRATION_TICKET_INVALID',
+        },
+      ],
     },
     {
       route: 'POST /v1/account/reset/start',
@@ -801,8 +838,18 @@ function accountEndpoints(fx: Fixtures): Endpoint[] {
         resetToken: { kind: 'resetToken' },
         registrationRecord: opaqueField('registrationRecord'),
         wrapKB: { kind: 'wrapKB' },
+        // The ticket opens only for the token's account, so with the base's unknown token it never gets there.
+        registrationTicket: { kind: 'registrationTicket', unknown: 'LK_RESET_TOKEN_INVALID' },
       },
-      cases: resetTokenCases(fx, fx.valid),
+      cases: [
+        ...resetTokenCases(fx, fx.valid),
+        {
+          // Refused inside the transaction that takes the token, so the token is not spent on it.
+          name: "a live token with a sign-up's ticket, not one from this token's reset/register",
+          body: { resetToken: fx.liveResetToken, ...fx.valid },
+          code: 'LK_REGISTRATION_TICKET_INVALID',
+        },
+      ],
     },
   ];
 }

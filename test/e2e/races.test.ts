@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { ERRORS, type ExportKey, fromBase64Url, isErrorCode, type KB, toBase64Url, wrapKB } from '@latchkey/core';
+import {
+  ERRORS,
+  type ExportKey,
+  fromBase64Url,
+  isErrorCode,
+  type KB,
+  type RegistrationStart,
+  toBase64Url,
+  wrapKB,
+} from '@latchkey/core';
 import * as opaque from '@serenity-kit/opaque';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
@@ -184,7 +193,7 @@ interface Account {
 /** An OPAQUE registration through `route` (sign-up, password change or reset): a record and a wrapped kB. */
 async function registration(server: TestServer, request: Req, password = PASSWORD) {
   const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password });
-  const { registrationResponse } = await must<{ registrationResponse: string }>(server, {
+  const { registrationResponse, registrationTicket } = await must<RegistrationStart>(server, {
     ...request,
     body: { ...(request.body as object), registrationRequest },
   });
@@ -195,7 +204,7 @@ async function registration(server: TestServer, request: Req, password = PASSWOR
     keyStretching: TEST_KEY_STRETCHING,
   });
   const wrapped = wrapKB(random(32) as KB, fromBase64Url(exportKey) as ExportKey, random(12));
-  return { registrationRecord, wrapKB: b64(wrapped) };
+  return { registrationRecord, wrapKB: b64(wrapped), registrationTicket };
 }
 
 /** A sign-up's finish body for `email`, made but not sent. */
@@ -335,6 +344,25 @@ const ROWS: Row[] = [
           const rows = await accountRows(env, email);
           expect(rows).toHaveLength(1);
           expect(rows[0]?.verified_at).toBeNull();
+        },
+      };
+    },
+  },
+  {
+    // One ticket names one credential identifier (issue 8), and two accounts may never share one: the
+    // replays replace the unverified account under the email's lock, and the unique index never fires.
+    name: 'register/finish replaying one ticket',
+    async setup(env) {
+      const email = env.email('regticket');
+      const body = await signUpBody(env.server, email);
+      return {
+        requests: times(req('POST /v1/account/register/finish', { body })),
+        async check(answers) {
+          expectOnly(answers, 'LK_EMAIL_TAKEN');
+          expect(okCount(answers)).toBeGreaterThan(0);
+          const rows = await env.query('SELECT credential_id FROM accounts WHERE email = $1', [email]);
+          expect(rows).toHaveLength(1);
+          expect(rows[0]?.['credential_id']).toMatch(/^cid:[A-Za-z0-9_-]{43}$/);
         },
       };
     },
@@ -1053,6 +1081,8 @@ describe.each(['sqlite', 'postgres'] as const)('races on %s', (backend) => {
         loginPerAccountAddress: unlimited,
         loginPerDevice: unlimited,
         reauthPerSession: unlimited,
+        registerPerAddress: unlimited,
+        registerPerEmail: unlimited,
         codeSendsPerEmail: unlimited,
         codeSendsPerAddress: unlimited,
       },

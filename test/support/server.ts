@@ -51,8 +51,13 @@ export async function startTestServer(
     masterKeyFile: join(dir, 'master.key'),
     keyStretching: TEST_KEY_STRETCHING,
     logLevel: 'silent',
-    // Every test signs its accounts up from 127.0.0.1: the per-address mail limit is tested on its own.
-    rateLimits: { ...DEFAULTS.rateLimits, codeSendsPerAddress: { max: 100_000, windowMs: 60_000 } },
+    // Every test signs its accounts up from 127.0.0.1: the per-address mail and registration limits
+    // are tested on their own.
+    rateLimits: {
+      ...DEFAULTS.rateLimits,
+      codeSendsPerAddress: { max: 100_000, windowMs: 60_000 },
+      registerPerAddress: { max: 100_000, windowMs: 60_000 },
+    },
     ...overrides,
   };
   const app = await buildApp({

@@ -14,6 +14,7 @@ import {
   normalizeEmail,
   openKeysBundle,
   type ReauthFinishResult,
+  type RegistrationStart,
   type ServerConfig,
   type SessionKey,
   toBase64Url,
@@ -74,14 +75,17 @@ export class LatchkeyClient {
     checkPassword(password);
     const normalized = normalizeEmail(email);
     const kB = randomBytes(32) as KB;
-    const { registrationRecord, wrapped } = await this.register(password, kB, (registrationRequest) =>
-      this.transport.request<{ registrationResponse: string }>('POST', '/v1/account/register/start', {
-        body: { email: normalized, registrationRequest },
-      }),
+    const { registrationRecord, wrapped, registrationTicket } = await this.register(
+      password,
+      kB,
+      (registrationRequest) =>
+        this.transport.request<RegistrationStart>('POST', '/v1/account/register/start', {
+          body: { email: normalized, registrationRequest },
+        }),
     );
     kB.fill(0);
     const result = await this.transport.request<{ accountId: string }>('POST', '/v1/account/register/finish', {
-      body: { email: normalized, registrationRecord, wrapKB: toBase64Url(wrapped) },
+      body: { email: normalized, registrationRecord, wrapKB: toBase64Url(wrapped), registrationTicket },
     });
     return { accountId: result.accountId as AccountId };
   }
@@ -161,34 +165,41 @@ export class LatchkeyClient {
       body: { email: normalizeEmail(email), code: code.trim() },
     });
     const kB = randomBytes(32) as KB;
-    const { registrationRecord, wrapped } = await this.register(newPassword, kB, (registrationRequest) =>
-      this.transport.request<{ registrationResponse: string }>('POST', '/v1/account/reset/register', {
-        body: { resetToken, registrationRequest },
-      }),
+    const { registrationRecord, wrapped, registrationTicket } = await this.register(
+      newPassword,
+      kB,
+      (registrationRequest) =>
+        this.transport.request<RegistrationStart>('POST', '/v1/account/reset/register', {
+          body: { resetToken, registrationRequest },
+        }),
     );
     kB.fill(0);
     return this.transport.request<{ keysChangedAt: number }>('POST', '/v1/account/reset/finish', {
-      body: { resetToken, registrationRecord, wrapKB: toBase64Url(wrapped) },
+      body: { resetToken, registrationRecord, wrapKB: toBase64Url(wrapped), registrationTicket },
     });
   }
 
-  /** OPAQUE registration for `password`, returning the record and kB wrapped under the new export key. */
+  /**
+   * OPAQUE registration for `password`, returning the record, kB wrapped under the new export key, and
+   * the server's ticket for the finish (it names the credential identifier the record was made under).
+   */
   async register(
     password: string,
     kB: KB,
-    exchange: (registrationRequest: string) => Promise<{ registrationResponse: string }>,
-  ): Promise<{ registrationRecord: string; wrapped: Uint8Array }> {
+    exchange: (registrationRequest: string) => Promise<RegistrationStart>,
+  ): Promise<{ registrationRecord: string; wrapped: Uint8Array; registrationTicket: string }> {
     await opaque.ready;
     const keyStretching = await this.keyStretching();
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password });
-    const { registrationResponse } = await exchange(registrationRequest);
+    const { registrationResponse, registrationTicket } = await exchange(registrationRequest);
     const { registrationRecord, exportKey } = opaque.client.finishRegistration({
       clientRegistrationState,
       registrationResponse,
       password,
       keyStretching,
     });
-    return { registrationRecord, wrapped: wrapKB(kB, fromBase64Url(exportKey) as ExportKey, randomBytes(12)) };
+    const wrapped = wrapKB(kB, fromBase64Url(exportKey) as ExportKey, randomBytes(12));
+    return { registrationRecord, wrapped, registrationTicket };
   }
 
   /**

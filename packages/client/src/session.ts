@@ -8,6 +8,7 @@ import {
   LatchkeyError,
   type LoginStartResult,
   type ReauthFinishResult,
+  type RegistrationStart,
   type SessionSummary,
   sha256Digest,
   toBase64Url,
@@ -195,12 +196,16 @@ export class Session {
   async changePassword(oldPassword: string, newPassword: string): Promise<{ revokedSessions: number }> {
     checkPassword(newPassword);
     await this.reauthenticate(oldPassword);
-    const { registrationRecord, wrapped } = await this.client.register(newPassword, this.kB, (registrationRequest) =>
-      this.request<{ registrationResponse: string }>('POST', '/v1/account/password/start', { registrationRequest }),
+    const { registrationRecord, wrapped, registrationTicket } = await this.client.register(
+      newPassword,
+      this.kB,
+      (registrationRequest) =>
+        this.request<RegistrationStart>('POST', '/v1/account/password/start', { registrationRequest }),
     );
     return this.request<{ revokedSessions: number }>('POST', '/v1/account/password/finish', {
       registrationRecord,
       wrapKB: toBase64Url(wrapped),
+      registrationTicket,
     });
   }
 

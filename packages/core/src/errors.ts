@@ -48,6 +48,12 @@ export const ERRORS = {
     expose: true,
     message: 'The reset token is wrong, expired or already used; request a new code.',
   },
+  LK_REGISTRATION_TICKET_INVALID: {
+    status: 400,
+    expose: true,
+    message:
+      'The registration ticket is not from this registration start, or has expired; start the registration again.',
+  },
   LK_WRAPPED_KEY_INVALID: { status: 400, expose: true, message: 'The wrapped key envelope is malformed.' },
 
   // Matrix formats: recovery keys, key backup, secret storage, key export files.

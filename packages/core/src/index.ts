@@ -3,6 +3,7 @@
  * Everything takes bytes, time and randomness as inputs.
  */
 
+export * from './accounts/credentials.js';
 export * from './accounts/key-stretching.js';
 export * from './accounts/keys.js';
 export * from './accounts/policy.js';

@@ -1,5 +1,11 @@
 import { isIP } from 'node:net';
-import { type KeyStretchingConfig, LatchkeyError, LOGIN_RATE_LIMITS, type RateLimit } from '@latchkey/core';
+import {
+  type KeyStretchingConfig,
+  LatchkeyError,
+  LOGIN_RATE_LIMITS,
+  type RateLimit,
+  REGISTRATION_RATE_LIMITS,
+} from '@latchkey/core';
 
 /** Limits on attempts, each a count within a fixed window. */
 export type { RateLimit };
@@ -43,6 +49,10 @@ export interface ServerConfig {
     loginPerDevice: RateLimit;
     /** Unproven reauthentications of one session. */
     reauthPerSession: RateLimit;
+    /** Registration starts from one address (a flood guard). */
+    registerPerAddress: RateLimit;
+    /** Registration starts for one email. */
+    registerPerEmail: RateLimit;
     codeSendsPerEmail: RateLimit;
     /** Code mails asked for from one address, whatever the emails: one client cannot mail the world. */
     codeSendsPerAddress: RateLimit;
@@ -68,6 +78,8 @@ export const DEFAULTS: ServerConfig = {
     loginPerAccount: LOGIN_RATE_LIMITS.guessesPerAccount,
     loginPerDevice: LOGIN_RATE_LIMITS.guessesPerDevice,
     reauthPerSession: LOGIN_RATE_LIMITS.reauthPerSession,
+    registerPerAddress: REGISTRATION_RATE_LIMITS.startsPerAddress,
+    registerPerEmail: REGISTRATION_RATE_LIMITS.startsPerEmail,
     codeSendsPerEmail: { max: 5, windowMs: 60 * 60_000 },
     codeSendsPerAddress: { max: 50, windowMs: 60 * 60_000 },
   },

@@ -46,6 +46,7 @@ describe.each(['sqlite', 'postgres'] as const)('unpaged reads and version delete
       email: 'one@example.com',
       verified_at: NOW,
       created_at: NOW,
+      credential_id: 'cid:acc-1',
       opaque_record: bytes('record'),
       wrap_kb: bytes('wrapKB'),
       ka_sealed: bytes('kA'),

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BackupUploadBody, isBetterBackupKey } from '@latchkey/core';
-import { sql } from 'kysely';
+import { type Kysely, type MigrationProvider, Migrator, sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../../../test/support/postgres.js';
 import type { ServerContext } from '../src/context.js';
@@ -10,6 +10,11 @@ import type { AuthenticatedSession } from '../src/modules/accounts/service.js';
 import { deleteKeys, uploadKeys } from '../src/modules/backup/service.js';
 import { type Connection, connect } from '../src/store/database.js';
 import { openStore } from '../src/store/kysely-store.js';
+import type { ColumnTypes } from '../src/store/migrate.js';
+import * as m001 from '../src/store/migrations/001_accounts.js';
+import * as m002 from '../src/store/migrations/002_backup.js';
+import * as m003 from '../src/store/migrations/003_login_credentials_and_indexes.js';
+import * as m004 from '../src/store/migrations/004_device_tokens.js';
 import type {
   AccountRow,
   BackupKeyRow,
@@ -64,6 +69,7 @@ function account(id: string, email: string, overrides: Partial<AccountRow> = {})
     email,
     verified_at: null,
     created_at: NOW,
+    credential_id: `cid:${id}`,
     opaque_record: bytesFor(`record ${id}`),
     wrap_kb: bytesFor(`wrapKB ${id}`),
     ka_sealed: bytesFor(`kA ${id}`),
@@ -214,6 +220,26 @@ async function appliedMigrations(connection: Connection): Promise<string[]> {
   return rows.map((row) => row.name);
 }
 
+/** A database as a server before migration 005 left it: migrations 001 to 004 only. */
+async function migrateBefore005(connection: Connection): Promise<void> {
+  const types: ColumnTypes =
+    connection.dialect === 'postgres' ? { bytes: 'bytea', time: 'bigint' } : { bytes: 'blob', time: 'integer' };
+  const before = {
+    '001_accounts': m001,
+    '002_backup': m002,
+    '003_login_credentials_and_indexes': m003,
+    '004_device_tokens': m004,
+  };
+  const provider: MigrationProvider = {
+    getMigrations: async () =>
+      Object.fromEntries(
+        Object.entries(before).map(([name, m]) => [name, { up: (db: Kysely<unknown>) => m.up(db, types) }]),
+      ),
+  };
+  const { error } = await new Migrator({ db: connection.db as Kysely<unknown>, provider }).migrateToLatest();
+  if (error !== undefined) throw error;
+}
+
 const databaseUrlFor = {
   sqlite: (dir: string, name: string) => Promise.resolve(`sqlite:${join(dir, `${name}.db`)}`),
   postgres: (_dir: string, name: string) => createTestDatabase(inject('postgresUrl'), `store_${name}`),
@@ -258,6 +284,32 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
     });
   });
 
+  describe('migration 005', () => {
+    it('gives each account made before it its email as credential identifier, the one its record was made under', async () => {
+      const legacyUrl = await databaseUrlFor[backend](dir, `legacy${counter}`);
+      const before = connect(legacyUrl);
+      await migrateBefore005(before);
+      const { credential_id: _none, ...legacyRow } = account('acc-old', 'old@example.com');
+      // The accounts table as it was before 005: no credential_id column.
+      const legacyDb = before.db as unknown as Kysely<{ accounts: Omit<AccountRow, 'credential_id'> }>;
+      await legacyDb.insertInto('accounts').values(legacyRow).execute();
+      await before.db.destroy();
+
+      const after = await openStore(connect(legacyUrl));
+      try {
+        expect((await after.findAccountById('acc-old'))?.credential_id).toBe('old@example.com');
+        // Accounts made after it keep the identifier they were given; two accounts can never share one.
+        await after.insertAccount(account('acc-new', 'new@example.com'));
+        expect((await after.findAccountById('acc-new'))?.credential_id).toBe('cid:acc-new');
+        await expect(
+          after.insertAccount({ ...account('acc-twin', 'twin@example.com'), credential_id: 'cid:acc-new' }),
+        ).rejects.toThrow();
+      } finally {
+        await after.close();
+      }
+    });
+  });
+
   describe('accounts', () => {
     it('inserts and finds an account by email and by id, with every column intact', async () => {
       const row = account('acc-1', 'one@example.com');
@@ -293,6 +345,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       const before2 = plain((await store.findAccountById('acc-2')) as AccountRow);
 
       await store.updateCredentials('acc-1', {
+        credentialId: 'cid:acc-1-new',
         opaqueRecord: bytes(1, 0, 2),
         wrapKB: bytes(0xff, 0, 0xff),
         passwordChangedAt: NOW + 10,
@@ -305,6 +358,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       expectBytes(changed.ka_sealed, bytesFor('kA acc-1'));
 
       await store.updateCredentials('acc-1', {
+        credentialId: 'cid:acc-1-new',
         opaqueRecord: bytes(3),
         wrapKB: bytes(4),
         passwordChangedAt: NOW + 20,
@@ -335,7 +389,12 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       await store.replaceCode(code('c-nobody', 'nobody@example.com', 'reset'));
       const before = await snapshot(connection);
 
-      await store.updateCredentials('acc-1', { opaqueRecord: bytes(1), wrapKB: bytes(2), passwordChangedAt: NOW + 1 });
+      await store.updateCredentials('acc-1', {
+        credentialId: 'cid:acc-1-new',
+        opaqueRecord: bytes(1),
+        wrapKB: bytes(2),
+        passwordChangedAt: NOW + 1,
+      });
 
       const after = await snapshot(connection);
       const ended = (table: string, row: Record<string, unknown>) =>
@@ -362,7 +421,12 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       const before = await snapshot(connection);
       // A password change racing the account's deletion: the client of a deleted account hears so.
       await expect(
-        store.updateCredentials('acc-missing', { opaqueRecord: bytes(1), wrapKB: bytes(2), passwordChangedAt: NOW }),
+        store.updateCredentials('acc-missing', {
+          credentialId: 'cid:acc-missing-new',
+          opaqueRecord: bytes(1),
+          wrapKB: bytes(2),
+          passwordChangedAt: NOW,
+        }),
       ).rejects.toMatchObject({ code: 'LK_UNAUTHORIZED' });
       expect(await snapshot(connection)).toEqual(before);
     });
@@ -696,7 +760,12 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       await store.insertDeviceToken(deviceToken('other', 'acc-1', { session_id: 'other' }), 10);
       await store.insertDeviceToken(deviceToken('orphan', 'acc-1', { session_id: null }), 10);
       await store.insertDeviceToken(deviceToken('elsewhere', 'acc-2', { session_id: 'changer' }), 10);
-      const change = { opaqueRecord: bytes(1), wrapKB: bytes(2), passwordChangedAt: NOW + 1 };
+      const change = {
+        credentialId: 'cid:acc-1-new',
+        opaqueRecord: bytes(1),
+        wrapKB: bytes(2),
+        passwordChangedAt: NOW + 1,
+      };
       await store.updateCredentials('acc-1', { ...change, keepDeviceTokensOf: 'changer' });
       const live = async () =>
         (await sql<{ id: string }>`SELECT id FROM device_tokens ORDER BY id`.execute(connection.db)).rows.map(
@@ -1226,7 +1295,12 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
       await tx.putBackupKeys([backupKey('acc-new', version, '!r', 's')]);
       await tx.bumpBackupVersion('acc-new', version, 1, 1);
       await tx.putAccountData({ account_id: 'acc-new', type: 'm.secret_storage.default_key', content: '{}' });
-      await tx.updateCredentials('acc-old', { opaqueRecord: bytes(1), wrapKB: bytes(2), passwordChangedAt: NOW + 1 });
+      await tx.updateCredentials('acc-old', {
+        credentialId: 'cid:acc-old-new',
+        opaqueRecord: bytes(1),
+        wrapKB: bytes(2),
+        passwordChangedAt: NOW + 1,
+      });
       await tx.deleteSessions('acc-old');
       await tx.deleteAccount('acc-gone', 'gone@example.com');
     }

@@ -31,6 +31,7 @@ function account(id: string): AccountRow {
     email: EMAIL,
     verified_at: null,
     created_at: NOW,
+    credential_id: `cid:${id}`,
     opaque_record: bytes,
     wrap_kb: bytes,
     ka_sealed: bytes,

@@ -18,6 +18,7 @@ export const INFO = {
   localStoreCheck: 'latchkey/v1/local-store-check',
   secretStorageFromKB: 'latchkey/v1/secret-storage-kb',
   backupSigning: 'latchkey/v1/backup-signing',
+  fakeCredential: 'latchkey/v1/fake-credential-identifier',
 } as const;
 
 export const KEY_LENGTH = 32;

@@ -71,6 +71,19 @@ export const LOGIN_RATE_LIMITS = {
 } as const satisfies Record<string, RateLimit>;
 
 /**
+ * Registration starts. Each one evaluates the server's OPRF (RFC 9807 §10.2: what offline guessing
+ * needs), so they are metered like login starts. Since issue 8 a start evaluates under a fresh random
+ * credential identifier and no longer reaches an existing account's OPRF key, so these limits are a
+ * second line, not the fix: a flood guard per address, and a bound per email.
+ */
+export const REGISTRATION_RATE_LIMITS = {
+  /** Starts from one address, whatever the email: the same flood guard as a login start's. */
+  startsPerAddress: LOGIN_RATE_LIMITS.startsPerAddress,
+  /** Starts for one email from everyone: as many as the account's own login guesses (a person needs one). */
+  startsPerEmail: LOGIN_RATE_LIMITS.guessesPerAccount,
+} as const satisfies Record<string, RateLimit>;
+
+/**
  * The login limits a guess is counted in: a known device's own, or an unknown client's two. The
  * account's comes first: under an attack from many addresses it is the one that refuses, and a
  * refusal by the first limit counted costs one hit taken back instead of two.

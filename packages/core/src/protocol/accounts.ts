@@ -30,15 +30,26 @@ export const RegisterStartRequest = Type.Object(
   { email: Email, registrationRequest: OpaqueMessage('OPAQUE RegistrationRequest.') },
   strict,
 );
+/**
+ * The credential identifier a registration start evaluated the OPRF under, sealed by the server: the
+ * finish hands it back, so the record is stored under the identifier it was made with (issue 8).
+ */
+export const RegistrationTicket = Bytes(256, 'From the registration start; hand it back at the finish.');
+
 export const RegisterStartResponse = Type.Object(
-  { registrationResponse: OpaqueMessage('OPAQUE RegistrationResponse.') },
+  { registrationResponse: OpaqueMessage('OPAQUE RegistrationResponse.'), registrationTicket: RegistrationTicket },
   strict,
 );
 
 export const WrappedKB = Bytes(128, 'kB sealed under a key derived from the OPAQUE export key.');
 
 export const RegisterFinishRequest = Type.Object(
-  { email: Email, registrationRecord: OpaqueMessage('OPAQUE RegistrationRecord.'), wrapKB: WrappedKB },
+  {
+    email: Email,
+    registrationRecord: OpaqueMessage('OPAQUE RegistrationRecord.'),
+    wrapKB: WrappedKB,
+    registrationTicket: RegistrationTicket,
+  },
   strict,
 );
 export const RegisterFinishResponse = Type.Object(
@@ -135,7 +146,11 @@ export const PasswordStartRequest = Type.Object(
   strict,
 );
 export const PasswordFinishRequest = Type.Object(
-  { registrationRecord: OpaqueMessage('OPAQUE RegistrationRecord.'), wrapKB: WrappedKB },
+  {
+    registrationRecord: OpaqueMessage('OPAQUE RegistrationRecord.'),
+    wrapKB: WrappedKB,
+    registrationTicket: RegistrationTicket,
+  },
   strict,
 );
 export const PasswordFinishResponse = Type.Object({ revokedSessions: Type.Integer() }, strict);
@@ -147,7 +162,12 @@ export const ResetRegisterRequest = Type.Object(
   strict,
 );
 export const ResetFinishRequest = Type.Object(
-  { resetToken: ResetToken, registrationRecord: OpaqueMessage('OPAQUE RegistrationRecord.'), wrapKB: WrappedKB },
+  {
+    resetToken: ResetToken,
+    registrationRecord: OpaqueMessage('OPAQUE RegistrationRecord.'),
+    wrapKB: WrappedKB,
+    registrationTicket: RegistrationTicket,
+  },
   strict,
 );
 export const ResetFinishResponse = Type.Object({ keysChangedAt: Timestamp }, strict);
@@ -155,6 +175,7 @@ export const ResetFinishResponse = Type.Object({ keysChangedAt: Timestamp }, str
 export type KeyStretchingConfig = Static<typeof KeyStretching>;
 export type ServerConfig = Static<typeof ServerConfigResponse>;
 export type RegisterStartBody = Static<typeof RegisterStartRequest>;
+export type RegistrationStart = Static<typeof RegisterStartResponse>;
 export type RegisterFinishBody = Static<typeof RegisterFinishRequest>;
 export type LoginStartBody = Static<typeof LoginStartRequest>;
 export type LoginStartResult = Static<typeof LoginStartResponse>;

@@ -172,6 +172,7 @@ class KyselyStore implements Store {
   async updateCredentials(
     id: string,
     change: {
+      credentialId: string;
       opaqueRecord: Uint8Array;
       wrapKB: Uint8Array;
       passwordChangedAt: number;
@@ -183,6 +184,7 @@ class KyselyStore implements Store {
       const updated = await db
         .updateTable('accounts')
         .set({
+          credential_id: change.credentialId,
           opaque_record: change.opaqueRecord,
           wrap_kb: change.wrapKB,
           password_changed_at: change.passwordChangedAt,

@@ -21,6 +21,13 @@ export const rateLimitBucket = {
   loginByDevice: (deviceTokenId: string) => `login:device:${deviceTokenId}`,
   /** Unproven reauthentications of one session. */
   reauthBySession: (sessionId: string) => `reauth:session:${sessionId}`,
+  /** Registration starts from one address, whatever the email (a flood guard). */
+  registerByAddress: (address: string) => `register:addr:${addressBucketKey(address)}`,
+  /**
+   * Registration starts for one email. Not removed with an account: a start names no account, and
+   * deleting one must not reset the count.
+   */
+  registerByEmail: (email: string) => `register:email:${email}`,
   codeSends: (purpose: CodeRow['purpose'], email: string) => `code:${purpose}:${email}`,
   codeSendsByAddress: (address: string) => `code:addr:${addressBucketKey(address)}`,
 } as const;

@@ -7,6 +7,11 @@ export interface AccountRow {
   email: string;
   verified_at: number | null;
   created_at: number;
+  /**
+   * The OPAQUE credential identifier the record was made under (RFC 9807 §4): random since migration
+   * 005, the email for accounts made before it. Never taken from a request.
+   */
+  credential_id: string;
   opaque_record: Uint8Array;
   wrap_kb: Uint8Array;
   ka_sealed: Uint8Array;

@@ -36,6 +36,7 @@ export interface Store {
   updateCredentials(
     id: string,
     change: {
+      credentialId: string;
       opaqueRecord: Uint8Array;
       wrapKB: Uint8Array;
       passwordChangedAt: number;

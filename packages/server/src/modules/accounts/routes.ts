@@ -7,7 +7,6 @@ import {
   LoginFinishResponse,
   LoginStartRequest,
   LoginStartResponse,
-  normalizeEmail,
   PasswordFinishRequest,
   PasswordFinishResponse,
   PasswordStartRequest,
@@ -45,9 +44,8 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     summary: 'OPAQUE registration, step 1',
     body: RegisterStartRequest,
     reply: RegisterStartResponse,
-    handler: async ({ body }: Body<{ email: string; registrationRequest: string }>) => ({
-      registrationResponse: accounts.registrationResponse(ctx, normalizeEmail(body.email), body.registrationRequest),
-    }),
+    handler: async ({ body, ip }: Body<{ email: string; registrationRequest: string }> & { ip: string }) =>
+      accounts.signUpStart(ctx, body.email, body.registrationRequest, ip),
   });
 
   r.post('/v1/account/register/finish', {
@@ -58,8 +56,11 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     handler: async ({
       body,
       ip,
-    }: Body<{ email: string; registrationRecord: string; wrapKB: string }> & { ip: string }) => {
-      const { accountId } = await accounts.register(ctx, body.email, body.registrationRecord, body.wrapKB, ip);
+    }: Body<{ email: string; registrationRecord: string; wrapKB: string; registrationTicket: string }> & {
+      ip: string;
+    }) => {
+      const { email, registrationRecord, wrapKB, registrationTicket } = body;
+      const { accountId } = await accounts.register(ctx, email, registrationRecord, wrapKB, registrationTicket, ip);
       return { accountId, verificationRequired: true };
     },
   });
@@ -192,9 +193,8 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     body: PasswordStartRequest,
     reply: RegisterStartResponse,
     guarded: true,
-    handler: async ({ body }: Body<{ registrationRequest: string }>, auth) => ({
-      registrationResponse: accounts.passwordChangeStart(ctx, auth, body.registrationRequest),
-    }),
+    handler: async ({ body }: Body<{ registrationRequest: string }>, auth) =>
+      accounts.passwordChangeStart(ctx, auth, body.registrationRequest),
   });
 
   r.post('/v1/account/password/finish', {
@@ -203,8 +203,17 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     body: PasswordFinishRequest,
     reply: PasswordFinishResponse,
     guarded: true,
-    handler: async ({ body }: Body<{ registrationRecord: string; wrapKB: string }>, auth) => ({
-      revokedSessions: await accounts.passwordChangeFinish(ctx, auth, body.registrationRecord, body.wrapKB),
+    handler: async (
+      { body }: Body<{ registrationRecord: string; wrapKB: string; registrationTicket: string }>,
+      auth,
+    ) => ({
+      revokedSessions: await accounts.passwordChangeFinish(
+        ctx,
+        auth,
+        body.registrationRecord,
+        body.wrapKB,
+        body.registrationTicket,
+      ),
     }),
   });
 
@@ -233,9 +242,8 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     summary: 'Reset, OPAQUE registration step 1',
     body: ResetRegisterRequest,
     reply: RegisterStartResponse,
-    handler: async ({ body }: Body<{ resetToken: string; registrationRequest: string }>) => ({
-      registrationResponse: await accounts.resetRegister(ctx, body.resetToken, body.registrationRequest),
-    }),
+    handler: async ({ body }: Body<{ resetToken: string; registrationRequest: string }>) =>
+      accounts.resetRegister(ctx, body.resetToken, body.registrationRequest),
   });
 
   r.post('/v1/account/reset/finish', {
@@ -243,7 +251,9 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     summary: 'Reset, step 2: new record and new kB, kA kept, every session ended',
     body: ResetFinishRequest,
     reply: ResetFinishResponse,
-    handler: async ({ body }: Body<{ resetToken: string; registrationRecord: string; wrapKB: string }>) =>
-      accounts.resetFinish(ctx, body.resetToken, body.registrationRecord, body.wrapKB),
+    handler: async ({
+      body,
+    }: Body<{ resetToken: string; registrationRecord: string; wrapKB: string; registrationTicket: string }>) =>
+      accounts.resetFinish(ctx, body.resetToken, body.registrationRecord, body.wrapKB, body.registrationTicket),
   });
 }

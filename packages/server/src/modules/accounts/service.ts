@@ -4,8 +4,10 @@ import {
   codeFromRandom,
   constantTimeEqual,
   DEVICE_TOKEN_LIFETIME_MS,
+  decodeRegistrationTicket,
   deriveSessionSecrets,
   FRESH_AUTH_MS,
+  fakeCredentialIdentifier,
   fromBase64Url,
   fromUtf8,
   hashToken,
@@ -17,13 +19,18 @@ import {
   loginGuessLimits,
   MAX_DEVICE_TOKENS_PER_ACCOUNT,
   macCode,
+  newCredentialIdentifier,
   normalizeEmail,
   openAtRest,
+  openRegistrationTicket,
+  REGISTRATION_TICKET_TTL_MS,
   RESET_TOKEN_TTL_MS,
+  type RegistrationBinding,
   SESSION_LIFETIME_MS,
   type SessionKey,
   sealAtRest,
   sealKeysBundle,
+  sealRegistrationTicket,
   toBase64Url,
   utf8,
   WRAPPED_KB_LENGTH,
@@ -148,17 +155,58 @@ function storedGuessHits(text: string | null): GuessHit[] {
 
 // ---- registration and email verification -------------------------------------------------------
 
-export function registrationResponse(ctx: ServerContext, email: string, registrationRequest: string): string {
-  checkOpaqueMessage(registrationRequest, 'registrationRequest');
-  return opaqueStep(
+/**
+ * OPAQUE registration, step 1, for any registration (sign-up, password change, reset): the OPRF is
+ * evaluated under a fresh random credential identifier, never an existing account's (issue 8), and
+ * the identifier goes back sealed in a ticket bound to `binding`, for the finish to store the record
+ * under. So a registration start for someone else's email reaches no key of theirs, and the answer is
+ * the same whether or not the email has an account.
+ */
+function startRegistration(ctx: ServerContext, binding: RegistrationBinding, registrationRequest: string) {
+  checkRegistrationRequest(registrationRequest);
+  const credentialId = newCredentialIdentifier(ctx.random(32));
+  const { registrationResponse } = opaqueStep(
     () =>
       opaque.server.createRegistrationResponse({
         serverSetup: ctx.opaqueSetup,
-        userIdentifier: email,
+        userIdentifier: credentialId,
         registrationRequest,
-      }).registrationResponse,
+      }),
     'LK_OPAQUE_MESSAGE_INVALID',
   );
+  const expiresAt = ctx.now() + REGISTRATION_TICKET_TTL_MS;
+  const registrationTicket = sealRegistrationTicket(ctx.masterKey, binding, credentialId, expiresAt, ctx.random(12));
+  return { registrationResponse, registrationTicket };
+}
+
+/**
+ * Refuses a registration request that is not one before anything is counted: RFC 9807 §5.1 with
+ * ristretto255, the blinded element alone, which must be a group element.
+ */
+function checkRegistrationRequest(text: string): void {
+  const bytes = fromBase64Url(checkOpaqueMessage(text, 'registrationRequest'), 'registrationRequest');
+  if (!isRistretto255Element(bytes)) {
+    throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', 'registrationRequest is no valid group element.');
+  }
+}
+
+/** The credential identifier a registration start sealed for `binding`; anything else is refused. */
+function ticketCredentialId(ctx: ServerContext, binding: RegistrationBinding, ticket: string): string {
+  return openRegistrationTicket(ctx.masterKey, binding, ticket, ctx.now());
+}
+
+/**
+ * Sign-up, step 1. Counted like a login start (a flood guard per address, a bound per email), though
+ * since issue 8 it evaluates no account's key: it is still an OPRF evaluation for anyone who asks.
+ * Nothing is looked up, so the answer tells nothing about the email.
+ */
+export async function signUpStart(ctx: ServerContext, rawEmail: string, registrationRequest: string, address: string) {
+  const email = normalizeEmail(rawEmail);
+  checkRegistrationRequest(registrationRequest);
+  const limits = ctx.config.rateLimits;
+  await enforceRateLimit(ctx, rateLimitBucket.registerByAddress(address), limits.registerPerAddress);
+  await enforceRateLimit(ctx, rateLimitBucket.registerByEmail(email), limits.registerPerEmail);
+  return startRegistration(ctx, { purpose: 'sign-up', email }, registrationRequest);
 }
 
 /**
@@ -171,11 +219,13 @@ export async function register(
   rawEmail: string,
   registrationRecord: string,
   wrapKBText: string,
+  registrationTicket: string,
   address: string,
 ): Promise<{ accountId: string }> {
   const email = normalizeEmail(rawEmail);
   const record = checkRegistrationRecord(registrationRecord);
   const wrapped = checkWrappedKB(wrapKBText);
+  const credentialId = ticketCredentialId(ctx, { purpose: 'sign-up', email }, registrationTicket);
   const now = ctx.now();
   const id = newId(ctx);
   // LK_EMAIL_TAKEN tells whether an email has a verified account, so asking is metered: the asking
@@ -196,6 +246,7 @@ export async function register(
       email,
       verified_at: null,
       created_at: now,
+      credential_id: credentialId,
       opaque_record: record,
       wrap_kb: wrapped,
       ka_sealed: sealAtRest(ctx.masterKey, 'kA', id, kA, ctx.random(12)),
@@ -388,14 +439,16 @@ function checkStartLoginRequest(text: string): void {
 
 /**
  * OPAQUE KE1 → KE2, once the guess is counted (the caller counted it and takes it back if this
- * throws). For an unknown email a fake KE2 is made, so the answer does not reveal the account.
+ * throws), under the account's credential identifier. For an unknown email a fake KE2 is made under a
+ * fake identifier stable for that email, so the answer does not reveal the account.
  */
 async function startOpaqueLogin(ctx: ServerContext, start: LoginStart) {
+  const credentialId = start.account?.credential_id ?? fakeCredentialIdentifier(ctx.masterKey, start.email);
   const { serverLoginState, loginResponse } = opaqueStep(
     () =>
       opaque.server.startLogin({
         serverSetup: ctx.opaqueSetup,
-        userIdentifier: start.email,
+        userIdentifier: credentialId,
         registrationRecord: start.account === undefined ? null : toBase64Url(start.account.opaque_record),
         startLoginRequest: start.startLoginRequest,
       }),
@@ -666,9 +719,14 @@ export async function revokeSession(
 
 // ---- password change, reset, deletion -----------------------------------------------------------
 
+/**
+ * Password change, step 1: only inside a session whose password was checked lately, and under a new
+ * random credential identifier that the finish swaps in with the new record; the account's current
+ * key is never evaluated for anyone but its own login.
+ */
 export function passwordChangeStart(ctx: ServerContext, auth: AuthenticatedSession, registrationRequest: string) {
   requireFreshAuth(ctx, auth);
-  return registrationResponse(ctx, auth.account.email, registrationRequest);
+  return startRegistration(ctx, { purpose: 're-register', accountId: auth.account.id }, registrationRequest);
 }
 
 /** New OPAQUE record and a new wrapKB of the same kB, in one transaction; every other session ends. */
@@ -677,12 +735,16 @@ export async function passwordChangeFinish(
   auth: AuthenticatedSession,
   registrationRecord: string,
   wrapKBText: string,
+  registrationTicket: string,
 ): Promise<number> {
   requireFreshAuth(ctx, auth);
   const record = checkRegistrationRecord(registrationRecord);
   const wrapped = checkWrappedKB(wrapKBText);
+  const binding = { purpose: 're-register', accountId: auth.account.id } as const;
+  const credentialId = ticketCredentialId(ctx, binding, registrationTicket);
   return ctx.store.transaction(async (tx) => {
     await tx.updateCredentials(auth.account.id, {
+      credentialId,
       opaqueRecord: record,
       wrapKB: wrapped,
       passwordChangedAt: ctx.now(),
@@ -722,9 +784,10 @@ async function accountForResetToken(ctx: ServerContext, resetToken: string): Pro
   return account;
 }
 
+/** Reset, step 1: only with a reset token (the mailed code's), under a new random credential identifier. */
 export async function resetRegister(ctx: ServerContext, resetToken: string, registrationRequest: string) {
   const account = await accountForResetToken(ctx, resetToken);
-  return registrationResponse(ctx, account.email, registrationRequest);
+  return startRegistration(ctx, { purpose: 're-register', accountId: account.id }, registrationRequest);
 }
 
 /**
@@ -736,16 +799,21 @@ export async function resetFinish(
   resetToken: string,
   registrationRecord: string,
   wrapKBText: string,
+  registrationTicket: string,
 ) {
   const record = checkRegistrationRecord(registrationRecord);
   const wrapped = checkWrappedKB(wrapKBText);
   const tokenHash = hashToken(fromBase64Url(resetToken, 'resetToken'));
+  decodeRegistrationTicket(registrationTicket); // malformed input is refused before the token is looked at
   const now = ctx.now();
   await ctx.store.transaction(async (tx) => {
     const row = await tx.takeResetToken(tokenHash, now);
     const account = row === undefined ? undefined : await tx.findAccountById(row.account_id);
     if (account === undefined) throw new LatchkeyError('LK_RESET_TOKEN_INVALID');
+    // Opened inside: a bad ticket rolls the transaction back, so the reset token is not spent on it.
+    const credentialId = ticketCredentialId(ctx, { purpose: 're-register', accountId: account.id }, registrationTicket);
     await tx.updateCredentials(account.id, {
+      credentialId,
       opaqueRecord: record,
       wrapKB: wrapped,
       passwordChangedAt: now,
