@@ -67,7 +67,7 @@ async function signUpBody(server: TestServer, email: string, password: string) {
   });
   const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
   const wrapped = wrapKB(random(32) as KB, fromBase64Url(exportKey) as ExportKey, random(12));
-  return { email, registrationRecord, wrapKB: toBase64Url(wrapped) };
+  return { email, registrationRecord, wrapKB: toBase64Url(wrapped), registrationTicket: start.body.registrationTicket };
 }
 
 /** The advisory lock the store takes on an email (kysely-store.ts, emailLockKey), spelled out again. */
