@@ -22,6 +22,7 @@ export {
   type EnableOptions,
   KeyBackup,
   type ProgressListener,
+  type RecoveryKeyCheck,
   type RecoverySecret,
 } from './backup/key-backup.js';
 export { type ClientOptions, LatchkeyClient } from './client.js';

@@ -52,6 +52,12 @@ export type BackupProgress = KeyProgress<'upload' | 'import'>;
 
 export type ProgressListener = (progress: BackupProgress) => void;
 
+/**
+ * What {@link KeyBackup.verifyRecoveryKey} can tell of a recovery key: this account's, not this
+ * account's, or not knowable because the key description it would match carries no key check.
+ */
+export type RecoveryKeyCheck = 'valid' | 'invalid' | 'cannot-check';
+
 /** How to reach the backup key on a device that has nothing else. */
 export type RecoverySecret = { recoveryKey: string } | { passphrase: string } | { trustedDevice: true };
 
@@ -325,11 +331,14 @@ export class KeyBackup {
   }
 
   /**
-   * True when `recoveryKey` is this account's current recovery key (checked against the key check of
-   * its description; nothing is decrypted). A malformed key is `LK_BAD_RECOVERY_KEY` with
-   * `details.reason`; an account without a recovery key is `LK_NO_RECOVERY_METHOD`.
+   * Whether `recoveryKey` is this account's current recovery key, checked against the key check of its
+   * description; nothing is decrypted. `'cannot-check'` when a description it could be has no key check
+   * (no `iv`/`mac`): the spec lets such a description accept every key, so a server that strips them
+   * would otherwise pass any key (or fail the right one). A restore still checks the secret's own MAC.
+   * A malformed key is `LK_BAD_RECOVERY_KEY` with `details.reason`; an account without a recovery key
+   * is `LK_NO_RECOVERY_METHOD`.
    */
-  async verifyRecoveryKey(recoveryKey: string): Promise<boolean> {
+  async verifyRecoveryKey(recoveryKey: string): Promise<RecoveryKeyCheck> {
     const storageKey = decodeRecoveryKey(recoveryKey);
     try {
       const list = await this.secrets.keys();
@@ -340,10 +349,10 @@ export class KeyBackup {
       // The keys the backup key is stored under (a Matrix client's have random ids), else the default.
       const holders =
         item !== undefined ? Object.keys(item.encrypted) : list.default_key === null ? [] : [list.default_key];
-      return recoveryCandidates(list, holders).some((id) => {
-        const description = list.keys[id] as StorageKeyDescriptionBody;
-        return hasKeyCheck(description) && checkStorageKey(this.crypto, storageKey, description);
-      });
+      const descriptions = recoveryCandidates(list, holders).map((id) => list.keys[id] as StorageKeyDescriptionBody);
+      const checkable = descriptions.filter(hasKeyCheck);
+      if (checkable.some((description) => checkStorageKey(this.crypto, storageKey, description))) return 'valid';
+      return checkable.length < descriptions.length ? 'cannot-check' : 'invalid';
     } finally {
       storageKey.fill(0);
     }
