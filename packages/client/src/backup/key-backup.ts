@@ -1,6 +1,7 @@
 import {
   type BackupAuthDataBody,
   type BackupPage,
+  type BackupRefusal,
   type BackupVersionInfoBody,
   canonicalJson,
   checkStorageKey,
@@ -21,7 +22,7 @@ import {
   type MatrixCrypto,
   type PassphraseInfo,
   type RoomKey,
-  roomKeyFromPlaintext,
+  roomKeyFromBackup,
   type SecretItemBody,
   type StorageKeyDescriptionBody,
   type StorageKeyListBody,
@@ -51,6 +52,21 @@ export const DEFAULT_PASSPHRASE_ITERATIONS = 500_000;
 export type BackupProgress = KeyProgress<'upload' | 'import'>;
 
 export type ProgressListener = (progress: BackupProgress) => void;
+
+/** What a restore did: keys seen, stored here, that did not decrypt, and that were refused (and why). */
+export interface RestoreResult {
+  version: string;
+  /** Every key of the backup. */
+  total: number;
+  /** Keys stored on this device (the rest were held already, as well or better, or refused). */
+  imported: number;
+  /** Keys that did not decrypt or were not Megolm keys at all. */
+  failed: number;
+  /** Keys filed under a room or session that is not their own: never imported. */
+  refused: number;
+  /** How many were refused for each reason (`LK_BACKUP_KEY_REFUSED`'s `details.reason`). */
+  refusals: Partial<Record<BackupRefusal, number>>;
+}
 
 /**
  * What {@link KeyBackup.verifyRecoveryKey} can tell of a recovery key: this account's, not this
@@ -236,11 +252,12 @@ export class KeyBackup {
   private async carryOver(existing: BackupVersionInfoBody, options: EnableOptions) {
     try {
       // Imported or already held (as well or better): either way, on this device now.
-      const { failed, total } = await this.restore(
+      const { failed, refused, total } = await this.restore(
         options.carryOverWith ?? { trustedDevice: true },
         options.onProgress,
       );
-      return { carriedOver: total - failed, unreadable: failed, total };
+      // A refused key is not carried over: the new backup must not take in what the old one was given.
+      return { carriedOver: total - failed - refused, unreadable: failed + refused, total };
     } catch (error) {
       if (!(error instanceof LatchkeyError)) throw error;
       const lost = { carriedOver: 0, unreadable: existing.count, total: existing.count };
@@ -709,16 +726,22 @@ export class KeyBackup {
   /**
    * Restores every key of the current backup into the local keystore: pages through the server,
    * decrypts, and imports in batches, reporting progress. A wrong secret fails before anything is
-   * imported. Keys that do not decrypt are counted, not fatal.
+   * imported. Keys that do not decrypt are counted (`failed`), not fatal; so are keys refused because
+   * they are filed under a room or session that is not their own (`refused`, with how many for each
+   * reason in `refusals`). Every restored key is unverified, whatever the server says, and none
+   * replaces a key already held unless it is the same session from an earlier message (keystore
+   * importFromBackup).
    */
-  async restore(secret: RecoverySecret, onProgress?: ProgressListener) {
+  async restore(secret: RecoverySecret, onProgress?: ProgressListener): Promise<RestoreResult> {
     const info = await this.current();
     if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
     const backupKey = await this.unlock(secret, info);
     try {
       const report = progressMeter('import', onProgress);
+      const refusals: Partial<Record<BackupRefusal, number>> = {};
       let imported = 0;
       let failed = 0;
+      let refused = 0;
       let done = 0;
       let cursor: string | null = null;
       do {
@@ -727,38 +750,54 @@ export class KeyBackup {
           'GET',
           `/v1/backup/keys?version=${info.version}&limit=5000${query}`,
         );
-        const { entries, undecryptable } = this.openPage(backupKey, page);
-        failed += undecryptable;
-        imported += await this.keystore.importFromBackup(entries, info.version);
+        const opened = this.openPage(backupKey, page);
+        failed += opened.undecryptable;
+        for (const reason of opened.refused) {
+          refused++;
+          refusals[reason] = (refusals[reason] ?? 0) + 1;
+        }
+        imported += await this.keystore.importFromBackup(opened.entries, info.version);
         done += page.keys.length;
         report(done, info.count);
         cursor = page.next_cursor;
       } while (cursor !== null);
-      return { version: info.version, total: done, imported, failed };
+      return { version: info.version, total: done, imported, failed, refused, refusals };
     } finally {
       backupKey.fill(0);
     }
   }
 
-  /** Decrypts one page of backed-up keys; those that do not decrypt or parse are counted, not fatal. */
+  /**
+   * Decrypts one page of backed-up keys; those that do not decrypt or parse are counted, those filed
+   * under another room or session are refused with their reason, neither is fatal. The server's
+   * is_verified is not taken (it is unauthenticated); its forwarded_count only ever counts up, never
+   * below the forwarding chain the key itself carries.
+   */
   private openPage(backupKey: Uint8Array, page: BackupPage) {
-    const entries: Array<{ key: RoomKey; meta: { verified: boolean; forwardedCount: number } }> = [];
+    const entries: Array<{ key: RoomKey; meta: { forwardedCount: number } }> = [];
+    const refused: BackupRefusal[] = [];
     let undecryptable = 0;
     for (const item of page.keys) {
+      let json: Record<string, unknown>;
       try {
-        const plaintext = fromUtf8(decryptFromBackup(this.crypto, backupKey, item.session_data));
-        const key = roomKeyFromPlaintext(
-          item.room_id,
-          item.session_id,
-          JSON.parse(plaintext) as Record<string, unknown>,
-        );
-        if (key === undefined) undecryptable++;
-        else entries.push({ key, meta: { verified: item.is_verified, forwardedCount: item.forwarded_count } });
+        json = JSON.parse(fromUtf8(decryptFromBackup(this.crypto, backupKey, item.session_data)));
       } catch {
         undecryptable++;
+        continue;
+      }
+      try {
+        const key = roomKeyFromBackup(item.room_id, item.session_id, json);
+        if (key === undefined) undecryptable++;
+        else {
+          const forwardedCount = Math.max(item.forwarded_count, key.forwarding_curve25519_key_chain.length);
+          entries.push({ key, meta: { forwardedCount } });
+        }
+      } catch (error) {
+        if (!(error instanceof LatchkeyError && error.code === 'LK_BACKUP_KEY_REFUSED')) throw error;
+        refused.push(error.details?.reason as BackupRefusal);
       }
     }
-    return { entries, undecryptable };
+    return { entries, refused, undecryptable };
   }
 
   /**
