@@ -778,15 +778,20 @@ export class KeyBackup {
     const refused: BackupRefusal[] = [];
     let undecryptable = 0;
     for (const item of page.keys) {
-      let json: Record<string, unknown>;
+      let json: unknown;
       try {
         json = JSON.parse(fromUtf8(decryptFromBackup(this.crypto, backupKey, item.session_data)));
       } catch {
         undecryptable++;
         continue;
       }
+      // Anyone with the public key can encrypt any JSON: `null` or `3` is no key, and no reason to stop.
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+        undecryptable++;
+        continue;
+      }
       try {
-        const key = roomKeyFromBackup(item.room_id, item.session_id, json);
+        const key = roomKeyFromBackup(item.room_id, item.session_id, json as Record<string, unknown>);
         if (key === undefined) undecryptable++;
         else {
           const forwardedCount = Math.max(item.forwarded_count, key.forwarding_curve25519_key_chain.length);
