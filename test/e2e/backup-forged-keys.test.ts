@@ -14,6 +14,7 @@ import {
 } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { nodeMatrixCrypto as crypto } from '../../packages/client/src/platform/node-crypto.js';
+import { cli, cliJson, lines } from '../support/cli-process.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { makeRoomKey } from '../support/room-keys.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
@@ -214,5 +215,22 @@ describe.each(['sqlite', 'postgres'] as const)('forged backup entries against a 
     expect(result).toMatchObject({ total: 6, failed: 1, refused: 2, imported: 3 });
     await newStore.close();
     await fresh.logOut();
+  });
+
+  it('the CLI says how many were refused and why, for scripts and for people', async () => {
+    const home = join(dir, `cli-${backend}`);
+    await cliJson(['account', 'login', email, '--server', server.url], home, lines(password));
+    expect(await cliJson(['backup', 'restore', '--trusted-device'], home, lines(password))).toMatchObject({
+      total: 6,
+      imported: 3,
+      failed: 1,
+      refused: 2,
+      refusals: { 'session-id-mismatch': 1, 'room-id-mismatch': 1 },
+    });
+    const human = await cli(['backup', 'restore', '--trusted-device'], home, lines(password));
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain(
+      '2 refused as filed under another room or session (session-id-mismatch: 1, room-id-mismatch: 1)',
+    );
   });
 });
