@@ -299,7 +299,7 @@ describe('key backup in the web app, in Chromium', () => {
     // What the server holds, restored in Node with the same recovery key: the same keys again.
     const fromServer = await node.openKeystore(join(dir, 'from-server.db'));
     const restored = await node.keyBackup(fromServer).restore({ recoveryKey });
-    expect(restored).toEqual({ version, total: KEY_COUNT, imported: KEY_COUNT, failed: 0 });
+    expect(restored).toEqual({ version, total: KEY_COUNT, imported: KEY_COUNT, failed: 0, refused: 0, refusals: {} });
     expectSameKeys(await keysIn(fromServer), keys);
 
     // A deletes the backup, after a confirmation that can be cancelled.

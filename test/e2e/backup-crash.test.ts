@@ -169,7 +169,14 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
 
     const restored = await restoreOnNewDevice('device-b');
     // The kill landed before the second batch was sent, so the server has exactly the acknowledged one.
-    expect(restored.result).toEqual({ version, total: MAX_BACKUP_BATCH, imported: MAX_BACKUP_BATCH, failed: 0 });
+    expect(restored.result).toEqual({
+      version,
+      total: MAX_BACKUP_BATCH,
+      imported: MAX_BACKUP_BATCH,
+      failed: 0,
+      refused: 0,
+      refusals: {},
+    });
     expect(restored.contents).toEqual(seen.markedBeforeKill.map(describeKey).sort());
   });
 
@@ -186,7 +193,7 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-upload (%s)'
     expect(await backup.uploadPending()).toEqual({ uploaded: 0, version });
 
     const restored = await restoreOnNewDevice('device-c');
-    expect(restored.result).toEqual({ version, total: TOTAL, imported: TOTAL, failed: 0 });
+    expect(restored.result).toEqual({ version, total: TOTAL, imported: TOTAL, failed: 0, refused: 0, refusals: {} });
     expect(restored.contents).toEqual(keys.map(describeKey).sort());
     expect(restored.contents).toEqual(await contents(store));
   });

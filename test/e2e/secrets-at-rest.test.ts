@@ -84,7 +84,14 @@ async function exerciseBackup(server: TestServer, deviceDir: string): Promise<{ 
   const deviceB = await server.client().logIn(EMAIL, PASSWORDS[2], { deviceName: 'device B' });
   const storeB = await deviceB.openKeystore(join(deviceDir, 'device-b.db'));
   const backupB = deviceB.keyBackup(storeB);
-  expect(await backupB.restore({ recoveryKey })).toEqual({ version, total: ROOM_KEYS, imported: ROOM_KEYS, failed: 0 });
+  expect(await backupB.restore({ recoveryKey })).toEqual({
+    version,
+    total: ROOM_KEYS,
+    imported: ROOM_KEYS,
+    failed: 0,
+    refused: 0,
+    refusals: {},
+  });
   const info = await backupB.current();
   if (info === undefined) throw new Error('the backup vanished');
   const backupKey = await backupB.unlock({ recoveryKey }, info);

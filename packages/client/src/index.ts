@@ -22,7 +22,9 @@ export {
   type EnableOptions,
   KeyBackup,
   type ProgressListener,
+  type RecoveryKeyCheck,
   type RecoverySecret,
+  type RestoreResult,
 } from './backup/key-backup.js';
 export { type ClientOptions, LatchkeyClient } from './client.js';
 export { LocalKeystore, type StoredRoomKey } from './keystore/keystore.js';

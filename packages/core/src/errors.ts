@@ -60,6 +60,26 @@ export const ERRORS = {
   LK_BAD_RECOVERY_KEY: { status: 400, expose: true, message: 'That is not a valid recovery key.' },
   LK_BACKUP_DECRYPT_FAILED: { status: 400, expose: true, message: 'A backed-up key does not decrypt.' },
   LK_SECRET_DECRYPT_FAILED: { status: 400, expose: true, message: 'A stored secret does not open with this key.' },
+  LK_SESSION_KEY_INVALID: {
+    status: 400,
+    expose: true,
+    message: "A room key's session_key is not an exported Megolm session (version 1, 165 bytes, base64).",
+  },
+  LK_BACKUP_KEY_REFUSED: {
+    status: 400,
+    expose: true,
+    message:
+      'A backed-up room key was refused: its room or session id does not match the key itself, so the ' +
+      'server (or whoever wrote it) filed it under a name that is not its own.',
+  },
+  LK_RECOVERY_KEY_UNCHECKABLE: {
+    status: 409,
+    expose: true,
+    message:
+      "Cannot check this recovery key: the account's key description carries no key check (iv and mac), " +
+      'so no key can be confirmed or refused against it. A restore with the key still tells: a wrong key ' +
+      "fails on the secret's own MAC and imports nothing.",
+  },
   LK_SECRET_STORAGE_UNSUPPORTED: {
     status: 400,
     expose: true,

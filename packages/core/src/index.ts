@@ -20,6 +20,7 @@ export * from './matrix/base58.js';
 export * from './matrix/key-export.js';
 export * from './matrix/matrix-crypto.js';
 export * from './matrix/megolm-backup.js';
+export * from './matrix/megolm-session.js';
 export * from './matrix/recovery-key.js';
 export * from './matrix/secret-storage.js';
 export * from './protocol/accounts.js';

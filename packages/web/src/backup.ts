@@ -402,11 +402,18 @@ function restorePanel(
       recoveryKey.input.value = '';
       passphrase.input.value = '';
       const failed = outcome.failed === 0 ? 'none failed' : `${count(outcome.failed)} failed to decrypt`;
+      const refused =
+        outcome.refused === 0
+          ? ''
+          : ` ${count(outcome.refused)} were refused: they are filed under a room or session that is not their own, ` +
+            'so the server (or whoever wrote them) altered the backup.';
       const text =
         `Imported ${count(outcome.imported)} of the ${count(outcome.total)} keys in backup version ` +
-        `${outcome.version}; ${failed}.`;
+        `${outcome.version}; ${failed}.${refused}`;
       result.textContent =
-        outcome.imported < outcome.total - outcome.failed ? `${text} The others were already on this device.` : text;
+        outcome.imported < outcome.total - outcome.failed - outcome.refused
+          ? `${text} The others were already on this device.`
+          : text;
       result.hidden = false;
       await uploads.changed();
     })();

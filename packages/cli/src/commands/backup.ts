@@ -177,13 +177,20 @@ const restore: Command = {
       const secret = await recoverySecret(ctx, given);
       const bar = ctx.out.progress();
       const result = await backup.restore(secret, (p) => bar.update(p)).finally(() => bar.end());
-      const { version, total, imported, failed } = result;
-      const skipped = total - imported - failed;
+      const { version, total, imported, failed, refused, refusals } = result;
+      const skipped = total - imported - failed - refused;
+      // Refusals are named only when there are some: a backup the server has not tampered with has none.
+      const refusedText =
+        refused > 0
+          ? `, ${formatCount(refused)} refused as filed under another room or session (${Object.entries(refusals)
+              .map(([reason, n]) => `${reason}: ${formatCount(n)}`)
+              .join(', ')})`
+          : '';
       ctx.out.result(
-        { version, total, imported, failed },
+        { version, total, imported, failed, ...(refused > 0 ? { refused, refusals } : {}) },
         `Restored from backup version ${version}: ${keys(imported)} imported` +
           `${skipped > 0 ? `, ${formatCount(skipped)} already held` : ''}` +
-          `${failed > 0 ? `, ${formatCount(failed)} failed to decrypt` : ''} (of ${formatCount(total)}).`,
+          `${failed > 0 ? `, ${formatCount(failed)} failed to decrypt` : ''}${refusedText} (of ${formatCount(total)}).`,
       );
     });
   },

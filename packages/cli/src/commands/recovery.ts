@@ -46,14 +46,19 @@ const verify: Command = {
     `${STDIN_NOTE}\nOrder: password, then the recovery key (unless given as KEY: quote it, it has spaces;\n` +
     'and on the command line other users of this machine can see it).\n' +
     "A key that is not this account's is LK_BAD_RECOVERY_KEY (exit status 1), as is a mistyped one,\n" +
-    'whose details.reason says which check failed (empty, case, base58, length, prefix, parity).',
+    'whose details.reason says which check failed (empty, case, base58, length, prefix, parity).\n' +
+    "When the account's key description has no key check (iv/mac), nothing can tell: that is\n" +
+    'LK_RECOVERY_KEY_UNCHECKABLE (exit status 1); a restore with the key still fails safely if it is wrong.',
   async run(ctx) {
     const given = ctx.args.positional(0);
     // A mistyped key fails here, before the password is asked for.
     if (given !== undefined) decodeRecoveryKey(given).fill(0);
     await withUnlockedDevice(ctx, async ({ backup }) => {
       const recoveryKey = given ?? (await ctx.prompt.secret('Recovery key: '));
-      if (!(await backup.verifyRecoveryKey(recoveryKey))) {
+      const check = await backup.verifyRecoveryKey(recoveryKey);
+      // Never reported as valid: a server that strips the key check must not make every key pass.
+      if (check === 'cannot-check') throw new LatchkeyError('LK_RECOVERY_KEY_UNCHECKABLE');
+      if (check === 'invalid') {
         throw new LatchkeyError(
           'LK_BAD_RECOVERY_KEY',
           "Invalid: that recovery key is well formed, but it is not this account's.",

@@ -1,6 +1,7 @@
 import {
   type BackupAuthDataBody,
   type BackupPage,
+  type BackupRefusal,
   type BackupVersionInfoBody,
   canonicalJson,
   checkStorageKey,
@@ -21,7 +22,7 @@ import {
   type MatrixCrypto,
   type PassphraseInfo,
   type RoomKey,
-  roomKeyFromPlaintext,
+  roomKeyFromBackup,
   type SecretItemBody,
   type StorageKeyDescriptionBody,
   type StorageKeyListBody,
@@ -51,6 +52,27 @@ export const DEFAULT_PASSPHRASE_ITERATIONS = 500_000;
 export type BackupProgress = KeyProgress<'upload' | 'import'>;
 
 export type ProgressListener = (progress: BackupProgress) => void;
+
+/** What a restore did: keys seen, stored here, that did not decrypt, and that were refused (and why). */
+export interface RestoreResult {
+  version: string;
+  /** Every key of the backup. */
+  total: number;
+  /** Keys stored on this device (the rest were held already, as well or better, or refused). */
+  imported: number;
+  /** Keys that did not decrypt or were not Megolm keys at all. */
+  failed: number;
+  /** Keys filed under a room or session that is not their own: never imported. */
+  refused: number;
+  /** How many were refused for each reason (`LK_BACKUP_KEY_REFUSED`'s `details.reason`). */
+  refusals: Partial<Record<BackupRefusal, number>>;
+}
+
+/**
+ * What {@link KeyBackup.verifyRecoveryKey} can tell of a recovery key: this account's, not this
+ * account's, or not knowable because the key description it would match carries no key check.
+ */
+export type RecoveryKeyCheck = 'valid' | 'invalid' | 'cannot-check';
 
 /** How to reach the backup key on a device that has nothing else. */
 export type RecoverySecret = { recoveryKey: string } | { passphrase: string } | { trustedDevice: true };
@@ -230,11 +252,12 @@ export class KeyBackup {
   private async carryOver(existing: BackupVersionInfoBody, options: EnableOptions) {
     try {
       // Imported or already held (as well or better): either way, on this device now.
-      const { failed, total } = await this.restore(
+      const { failed, refused, total } = await this.restore(
         options.carryOverWith ?? { trustedDevice: true },
         options.onProgress,
       );
-      return { carriedOver: total - failed, unreadable: failed, total };
+      // A refused key is not carried over: the new backup must not take in what the old one was given.
+      return { carriedOver: total - failed - refused, unreadable: failed + refused, total };
     } catch (error) {
       if (!(error instanceof LatchkeyError)) throw error;
       const lost = { carriedOver: 0, unreadable: existing.count, total: existing.count };
@@ -325,11 +348,14 @@ export class KeyBackup {
   }
 
   /**
-   * True when `recoveryKey` is this account's current recovery key (checked against the key check of
-   * its description; nothing is decrypted). A malformed key is `LK_BAD_RECOVERY_KEY` with
-   * `details.reason`; an account without a recovery key is `LK_NO_RECOVERY_METHOD`.
+   * Whether `recoveryKey` is this account's current recovery key, checked against the key check of its
+   * description; nothing is decrypted. `'cannot-check'` when a description it could be has no key check
+   * (no `iv`/`mac`): the spec lets such a description accept every key, so a server that strips them
+   * would otherwise pass any key (or fail the right one). A restore still checks the secret's own MAC.
+   * A malformed key is `LK_BAD_RECOVERY_KEY` with `details.reason`; an account without a recovery key
+   * is `LK_NO_RECOVERY_METHOD`.
    */
-  async verifyRecoveryKey(recoveryKey: string): Promise<boolean> {
+  async verifyRecoveryKey(recoveryKey: string): Promise<RecoveryKeyCheck> {
     const storageKey = decodeRecoveryKey(recoveryKey);
     try {
       const list = await this.secrets.keys();
@@ -340,10 +366,10 @@ export class KeyBackup {
       // The keys the backup key is stored under (a Matrix client's have random ids), else the default.
       const holders =
         item !== undefined ? Object.keys(item.encrypted) : list.default_key === null ? [] : [list.default_key];
-      return recoveryCandidates(list, holders).some((id) => {
-        const description = list.keys[id] as StorageKeyDescriptionBody;
-        return hasKeyCheck(description) && checkStorageKey(this.crypto, storageKey, description);
-      });
+      const descriptions = recoveryCandidates(list, holders).map((id) => list.keys[id] as StorageKeyDescriptionBody);
+      const checkable = descriptions.filter(hasKeyCheck);
+      if (checkable.some((description) => checkStorageKey(this.crypto, storageKey, description))) return 'valid';
+      return checkable.length < descriptions.length ? 'cannot-check' : 'invalid';
     } finally {
       storageKey.fill(0);
     }
@@ -700,16 +726,22 @@ export class KeyBackup {
   /**
    * Restores every key of the current backup into the local keystore: pages through the server,
    * decrypts, and imports in batches, reporting progress. A wrong secret fails before anything is
-   * imported. Keys that do not decrypt are counted, not fatal.
+   * imported. Keys that do not decrypt are counted (`failed`), not fatal; so are keys refused because
+   * they are filed under a room or session that is not their own (`refused`, with how many for each
+   * reason in `refusals`). Every restored key is unverified, whatever the server says, and none
+   * replaces a key already held unless it is the same session from an earlier message (keystore
+   * importFromBackup).
    */
-  async restore(secret: RecoverySecret, onProgress?: ProgressListener) {
+  async restore(secret: RecoverySecret, onProgress?: ProgressListener): Promise<RestoreResult> {
     const info = await this.current();
     if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
     const backupKey = await this.unlock(secret, info);
     try {
       const report = progressMeter('import', onProgress);
+      const refusals: Partial<Record<BackupRefusal, number>> = {};
       let imported = 0;
       let failed = 0;
+      let refused = 0;
       let done = 0;
       let cursor: string | null = null;
       do {
@@ -718,38 +750,59 @@ export class KeyBackup {
           'GET',
           `/v1/backup/keys?version=${info.version}&limit=5000${query}`,
         );
-        const { entries, undecryptable } = this.openPage(backupKey, page);
-        failed += undecryptable;
-        imported += await this.keystore.importFromBackup(entries, info.version);
+        const opened = this.openPage(backupKey, page);
+        failed += opened.undecryptable;
+        for (const reason of opened.refused) {
+          refused++;
+          refusals[reason] = (refusals[reason] ?? 0) + 1;
+        }
+        imported += await this.keystore.importFromBackup(opened.entries, info.version);
         done += page.keys.length;
         report(done, info.count);
         cursor = page.next_cursor;
       } while (cursor !== null);
-      return { version: info.version, total: done, imported, failed };
+      return { version: info.version, total: done, imported, failed, refused, refusals };
     } finally {
       backupKey.fill(0);
     }
   }
 
-  /** Decrypts one page of backed-up keys; those that do not decrypt or parse are counted, not fatal. */
+  /**
+   * Decrypts one page of backed-up keys; those that do not decrypt or parse are counted, those filed
+   * under another room or session are refused with their reason, neither is fatal. The server's
+   * is_verified is not taken (it is unauthenticated); its forwarded_count only ever counts up, never
+   * below the forwarding chain the key itself carries.
+   */
   private openPage(backupKey: Uint8Array, page: BackupPage) {
-    const entries: Array<{ key: RoomKey; meta: { verified: boolean; forwardedCount: number } }> = [];
+    const entries: Array<{ key: RoomKey; meta: { forwardedCount: number } }> = [];
+    const refused: BackupRefusal[] = [];
     let undecryptable = 0;
     for (const item of page.keys) {
+      let json: unknown;
       try {
-        const plaintext = fromUtf8(decryptFromBackup(this.crypto, backupKey, item.session_data));
-        const key = roomKeyFromPlaintext(
-          item.room_id,
-          item.session_id,
-          JSON.parse(plaintext) as Record<string, unknown>,
-        );
-        if (key === undefined) undecryptable++;
-        else entries.push({ key, meta: { verified: item.is_verified, forwardedCount: item.forwarded_count } });
+        json = JSON.parse(fromUtf8(decryptFromBackup(this.crypto, backupKey, item.session_data)));
       } catch {
         undecryptable++;
+        continue;
+      }
+      // Anyone with the public key can encrypt any JSON: `null` or `3` is no key, and no reason to stop.
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+        undecryptable++;
+        continue;
+      }
+      try {
+        const key = roomKeyFromBackup(item.room_id, item.session_id, json as Record<string, unknown>);
+        if (key === undefined) undecryptable++;
+        else {
+          const forwardedCount = Math.max(item.forwarded_count, key.forwarding_curve25519_key_chain.length);
+          entries.push({ key, meta: { forwardedCount } });
+        }
+      } catch (error) {
+        if (!(error instanceof LatchkeyError && error.code === 'LK_BACKUP_KEY_REFUSED')) throw error;
+        refused.push(error.details?.reason as BackupRefusal);
       }
     }
-    return { entries, undecryptable };
+    return { entries, refused, undecryptable };
   }
 
   /**

@@ -5,6 +5,7 @@ import {
   fromUtf8,
   hmacSha256,
   isBetterBackupKey,
+  isEarlierCopyOfSession,
   type KB,
   LatchkeyError,
   type LocalStoreKeys,
@@ -184,8 +185,19 @@ export class LocalKeystore {
     return entries.length;
   }
 
-  /** Imports keys that came from the backup itself: already held there, so not queued for upload again. */
-  async importFromBackup(entries: Array<{ key: RoomKey; meta: RoomKeyMeta }>, version: string): Promise<number> {
+  /**
+   * Imports keys that came from the backup itself: already held there, so not queued for upload again.
+   * Whoever holds the backup public key (the server does) can write entries that decrypt, and the
+   * server's labels (is_verified, forwarded_count) are unauthenticated, so a backup copy is held as
+   * unverified (as matrix-sdk-crypto holds backed-up keys) and never replaces a key already held,
+   * unless it is the same session starting earlier: the same Ed25519 key, and a ratchet that advances
+   * to the held one (core isEarlierCopyOfSession). Then only its ratchet is taken; the held key's sender
+   * and trust stay, as the held key is what they were established for. Returns how many were stored.
+   */
+  async importFromBackup(
+    entries: Array<{ key: RoomKey; meta: Pick<RoomKeyMeta, 'forwardedCount'> }>,
+    version: string,
+  ): Promise<number> {
     const existing = new Map<string, StoredRoomKey>();
     const ids = entries.map(({ key }) => this.recordId(key.room_id, key.session_id));
     for (const id of ids) {
@@ -196,9 +208,16 @@ export class LocalKeystore {
     entries.forEach(({ key, meta }, i) => {
       const id = ids[i] as string;
       if (this.ephemeral.has(id)) return; // marked "do not store" here: the backup's copy is not taken in
-      const candidate: StoredRoomKey = { key, meta, backedUpIn: version };
       const held = existing.get(id);
-      if (held === undefined || outranks(candidate, held)) records.push(this.seal(id, candidate));
+      const unverified: RoomKeyMeta = meta.forwardedCount === undefined ? {} : { forwardedCount: meta.forwardedCount };
+      if (held === undefined) {
+        records.push(this.seal(id, { key, meta: unverified, backedUpIn: version }));
+      } else if (isEarlierCopyOfSession(key.session_key, held.key.session_key)) {
+        const earlier: StoredRoomKey = { key: { ...held.key, session_key: key.session_key }, meta: held.meta };
+        // A verified key held here is better than the backup's unverified copy: it goes up again.
+        if (held.meta.verified !== true) earlier.backedUpIn = version;
+        records.push(this.seal(id, earlier));
+      }
     });
     await this.records().putMany(ROOM_KEYS, records);
     return records.length;

@@ -1,4 +1,6 @@
 import { fromBase64 } from '../encoding.js';
+import { LatchkeyError } from '../errors.js';
+import { sessionIdOf } from '../matrix/megolm-session.js';
 
 /**
  * A Megolm room key as apps hold it and as key export files carry it (spec `ExportedSessionData`):
@@ -104,6 +106,51 @@ export function roomKeyFromPlaintext(
     ...(typeof history === 'boolean' ? { 'm.shared_history': history } : {}),
     ...unknownFieldsOf(json),
   };
+}
+
+/**
+ * Why a backed-up key was refused (`details.reason` of `LK_BACKUP_KEY_REFUSED`): its session_key is not
+ * an exported Megolm session; its session id is not the Ed25519 key inside its session_key; or the
+ * plaintext names another room or session than the one it is filed under.
+ */
+export type BackupRefusal = 'session-key-invalid' | 'session-id-mismatch' | 'room-id-mismatch';
+
+function refuse(reason: BackupRefusal, why: string): never {
+  throw new LatchkeyError('LK_BACKUP_KEY_REFUSED', `A backed-up room key was refused: ${why}.`, { reason });
+}
+
+/**
+ * Reads a decrypted backup entry filed under `roomId`/`sessionId` into a RoomKey, or refuses it
+ * (`LK_BACKUP_KEY_REFUSED`, `details.reason` a {@link BackupRefusal}); undefined when it is not a Megolm
+ * key at all. The labels come from the server unauthenticated, and the format's MAC covers nothing, so
+ * whoever holds the backup public key (the server does) can write entries that decrypt: the key must
+ * name itself. Its session id is its Ed25519 public key (spec "m.megolm.v1.aes-sha2"), and a plaintext
+ * that carries room_id or session_id (matrix-js-sdk's and ours before the Matrix field order did) must
+ * carry the ones it is filed under. A refused key is never imported.
+ */
+export function roomKeyFromBackup(
+  roomId: string,
+  sessionId: string,
+  json: Record<string, unknown>,
+): RoomKey | undefined {
+  const key = roomKeyFromPlaintext(roomId, sessionId, json);
+  if (key === undefined) return undefined;
+  let ownSessionId: string;
+  try {
+    ownSessionId = sessionIdOf(key.session_key);
+  } catch {
+    return refuse('session-key-invalid', 'its session_key is not an exported Megolm session');
+  }
+  if (ownSessionId !== sessionId) {
+    refuse('session-id-mismatch', `it is filed under session ${sessionId}, but its key is session ${ownSessionId}`);
+  }
+  if (Object.hasOwn(json, 'session_id') && json.session_id !== sessionId) {
+    refuse('session-id-mismatch', `it is filed under session ${sessionId}, but its plaintext names another`);
+  }
+  if (Object.hasOwn(json, 'room_id') && json.room_id !== roomId) {
+    refuse('room-id-mismatch', `it is filed under room ${roomId}, but its plaintext names another room`);
+  }
+  return key;
 }
 
 function isStringRecord(value: unknown): value is Record<string, string> {
