@@ -859,6 +859,14 @@ function staleCase(name: string): Case {
   return { name, code: 'LK_REAUTH_REQUIRED', at: FRESH_AUTH_MS + 1, changes: TOUCHES_SESSION };
 }
 
+/**
+ * Issue 8: a delete of backup keys or secrets with a bearer token alone, its password check stale. At a
+ * live version holding a key, so "nothing changed" proves the key is still there.
+ */
+function staleDelete(url: string): Case {
+  return { ...staleCase('without a fresh password check (a bearer token alone)'), url };
+}
+
 function codeCases(purpose: 'verify' | 'reset', fx: Fixtures): Case[] {
   const wrong = (code: string) => (code === '00000000' ? '11111111' : '00000000');
   const pending =
@@ -1071,7 +1079,7 @@ function backupEndpoints(fx: Fixtures): Endpoint[] {
       route: 'DELETE /v1/backup/version/{version}',
       url: '/v1/backup/version/999',
       token,
-      cases: versionCases((v) => `/v1/backup/version/${v}`),
+      cases: [...versionCases((v) => `/v1/backup/version/${v}`), staleDelete('/v1/backup/version/3')],
     },
     {
       route: 'PUT /v1/backup/keys',
@@ -1104,7 +1112,11 @@ function backupEndpoints(fx: Fixtures): Endpoint[] {
       route: 'DELETE /v1/backup/keys',
       url: '/v1/backup/keys?version=999',
       token,
-      cases: [...versionCases((v) => `/v1/backup/keys?version=${v}`), ...queryCases('/v1/backup/keys')],
+      cases: [
+        ...versionCases((v) => `/v1/backup/keys?version=${v}`),
+        ...queryCases('/v1/backup/keys'),
+        staleDelete('/v1/backup/keys?version=3'),
+      ],
     },
     {
       route: 'GET /v1/backup/keys/{roomId}/{sessionId}',
@@ -1124,6 +1136,7 @@ function backupEndpoints(fx: Fixtures): Endpoint[] {
         ...versionCases((v) => `/v1/backup/keys/!room:example.org?version=${v}`),
         ...queryCases('/v1/backup/keys/!room:example.org'),
         ...keyPathCases((room) => `/v1/backup/keys/${room}?version=3`),
+        staleDelete('/v1/backup/keys/!room:example.org?version=3'),
       ],
     },
     {
@@ -1134,6 +1147,7 @@ function backupEndpoints(fx: Fixtures): Endpoint[] {
         ...versionCases((v) => `/v1/backup/keys/!room:example.org/session1?version=${v}`),
         ...queryCases('/v1/backup/keys/!room:example.org/session1'),
         ...keyPathCases((room) => `/v1/backup/keys/${room}/session1?version=3`),
+        staleDelete('/v1/backup/keys/!room:example.org/session1?version=3'),
       ],
     },
   ];
@@ -1247,7 +1261,11 @@ function secretEndpoints(fx: Fixtures): Endpoint[] {
       route: 'DELETE /v1/secret-storage/secrets/{name}',
       url: secretUrl('m.unknown'),
       token,
-      cases: [{ name: 'an unknown secret', code: 'LK_SECRET_NOT_FOUND' }, ...badNames(secretUrl, 'secret name', 128)],
+      cases: [
+        { name: 'an unknown secret', code: 'LK_SECRET_NOT_FOUND' },
+        ...badNames(secretUrl, 'secret name', 128),
+        staleDelete(secretUrl('m.unknown')),
+      ],
     },
   ];
 }

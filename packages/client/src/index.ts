@@ -18,6 +18,7 @@ export {
   type BackgroundListener,
   type BackupProgress,
   DEFAULT_PASSPHRASE_ITERATIONS,
+  type DeleteBackupOptions,
   type EnabledBackup,
   type EnableOptions,
   KeyBackup,

@@ -116,6 +116,7 @@ export class Session {
       () => this.kB,
       keystore,
       matrixCrypto,
+      (password) => this.reauthenticate(password),
     );
     this.backups.add(backup);
     return backup;

@@ -338,6 +338,12 @@ function confirmDelete(
 ): HTMLElement {
   const yes = h('button', { type: 'button', class: 'danger' }, 'Yes, delete the backup');
   const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
+  // The server deletes only after a fresh password check: a session token alone must not wipe the backup.
+  const password = field('Your password, to confirm', {
+    name: 'delete-backup-password',
+    type: 'password',
+    autocomplete: 'current-password',
+  });
   const say = feedback();
   const keysOnServer = state.onServer === 1 ? '1 key' : `${count(state.onServer)} keys`;
   const version = state.version ?? '';
@@ -350,6 +356,7 @@ function confirmDelete(
       `Delete backup version ${version} and the ${keysOnServer} in it from the server? ` +
         'A device without its own copy can no longer get them back. The keys on this device stay.',
     ),
+    password.row,
     h('div', { class: 'button-row' }, yes, cancel),
     say.element,
   );
@@ -362,7 +369,7 @@ function confirmDelete(
         // No upload may run into a version being deleted.
         await uploads.pause();
         try {
-          await (await device).backup.delete(version);
+          await (await device).backup.delete(version, { password: password.input.value });
         } finally {
           await uploads.changed();
         }

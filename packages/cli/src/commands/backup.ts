@@ -40,7 +40,8 @@ const enable: Command = {
     ...PASSWORD_STDIN,
   },
   details:
-    `${STDIN_NOTE}\nOrder: password, then (with --old-passphrase) the old backup's passphrase, then (with\n` +
+    `${STDIN_NOTE}\nOrder: password (with --replace, even when unlocked: deleting the old backup needs a fresh\n` +
+    "password check), then (with --old-passphrase) the old backup's passphrase, then (with\n" +
     '--passphrase) the new passphrase, and again.\n' +
     'Devices logged in with the password can restore too (backup restore --trusted-device).\n' +
     "Replacing keeps the old backup's keys by restoring them here first; when the login no longer opens it\n" +
@@ -48,7 +49,7 @@ const enable: Command = {
     `--discard-unreadable. ${PASSPHRASE_NOTE}\nThen upload this device's keys: latchkey backup upload`,
   async run(ctx) {
     checkOldBackupFlags(ctx);
-    await withUnlockedDevice(ctx, async ({ backup }) => {
+    await withUnlockedDevice(ctx, async ({ backup, password }) => {
       const existing = await backup.current();
       if (existing !== undefined && !ctx.args.flag('replace')) {
         throw new LatchkeyError(
@@ -58,6 +59,8 @@ const enable: Command = {
           { version: existing.version },
         );
       }
+      // Replacing deletes the old backup, which needs a recent password check: asked for first, as always.
+      const accountPassword = existing === undefined ? undefined : await password();
       const carryOverWith = existing === undefined ? undefined : await oldBackupSecret(ctx);
       const usePassphrase = ctx.args.flag('passphrase');
       const secret = usePassphrase ? await newPassphrase(ctx, 'Backup passphrase') : undefined;
@@ -69,6 +72,7 @@ const enable: Command = {
           onProgress: (p) => bar.update(p),
           ...(carryOverWith === undefined ? {} : { carryOverWith }),
           ...(secret === undefined ? {} : { passphrase: secret }),
+          ...(accountPassword === undefined ? {} : { password: accountPassword }),
         })
         .finally(() => bar.end());
       const { version, recoveryKey, replaced } = enabled;
@@ -210,11 +214,15 @@ const deleteBackup: Command = {
     yes: { type: 'boolean', short: 'y', description: 'do not ask to confirm' },
     ...PASSWORD_STDIN,
   },
-  details: `${STDIN_NOTE}\nOrder: password, then "yes" to confirm (unless --yes).`,
+  details:
+    `${STDIN_NOTE}\nOrder: password, then "yes" to confirm (unless --yes).\n` +
+    'The password is asked for even when unlocked (latchkey unlock): the server deletes only after a fresh password check.',
   async run(ctx) {
-    await withUnlockedDevice(ctx, async ({ backup }) => {
+    await withUnlockedDevice(ctx, async ({ backup, password }) => {
       const info = await backup.current();
       if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND', 'There is no backup to delete.');
+      // Deleting needs a recent password check; asked for even when unlocked, and before the confirmation.
+      const accountPassword = await password();
       if (!ctx.args.flag('yes')) {
         ctx.out.hint('Deleting cannot be undone; keys not on any device are lost with it.');
         const answer = await ctx.prompt.ask(
@@ -224,7 +232,7 @@ const deleteBackup: Command = {
           throw new LatchkeyError('LK_CANCELLED', 'Not confirmed; nothing was deleted.');
         }
       }
-      await backup.delete(info.version);
+      await backup.delete(info.version, { password: accountPassword });
       ctx.out.result(
         { deleted: true, version: info.version },
         `Backup version ${info.version} deleted. Keys on this device are kept.`,

@@ -12,6 +12,11 @@ export interface UnlockedDevice {
   saved: SavedSession;
   keystore: LocalKeystore;
   backup: KeyBackup;
+  /**
+   * The account password, for deletes the server allows only after a recent password check: the one
+   * typed for this command, else (unlocked with LATCHKEY_SESSION, where none was) asked for now.
+   */
+  password(): Promise<string>;
 }
 
 /**
@@ -34,11 +39,16 @@ export async function withUnlockedDevice<T>(
     // or write the backup, only to prove who is asking (the bearer token does that).
     session = new Session(clientFor(ctx.env, saved.server), { ...saved }, { kA, kB });
   }
+  let typed: string | undefined;
+  const password = async () => {
+    typed ??= await ctx.prompt.secret('Password: ');
+    return typed;
+  };
   try {
-    if (sessionKey === undefined) await session.reauthenticate(await ctx.prompt.secret('Password: '));
+    if (sessionKey === undefined) await session.reauthenticate(await password());
     const keystore = await openDeviceKeystore(session, keystoreFilePath(ctx.env, saved.accountId));
     try {
-      return await work({ session, saved, keystore, backup: session.keyBackup(keystore) });
+      return await work({ session, saved, keystore, backup: session.keyBackup(keystore), password });
     } finally {
       await keystore.close();
     }

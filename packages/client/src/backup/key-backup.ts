@@ -135,6 +135,22 @@ export interface EnableOptions {
   discardUnreadable?: boolean;
   /** Progress of carrying the old backup's keys over, when replacing. */
   onProgress?: ProgressListener;
+  /**
+   * When replacing: the account password. Deleting the old backup needs a recent password check
+   * (`LK_REAUTH_REQUIRED` otherwise); with it, the session proves the password again after the
+   * carry-over, before anything on the server changes. Without it, the session must have proved it
+   * within the last ten minutes (a login or `Session.reauthenticate`).
+   */
+  password?: string;
+}
+
+/** Options of {@link KeyBackup.delete}. */
+export interface DeleteBackupOptions {
+  /**
+   * The account password: the session proves it again first, since deleting needs a recent password
+   * check. Without it, a session that has not proved it within ten minutes gets `LK_REAUTH_REQUIRED`.
+   */
+  password?: string;
 }
 
 export interface EnabledBackup {
@@ -157,6 +173,8 @@ export class KeyBackup {
     private readonly kB: () => KB,
     private readonly keystore: LocalKeystore,
     private readonly crypto: MatrixCrypto,
+    /** Proves the password again over the session (`Session.reauthenticate`), for deletes. */
+    private readonly reauthenticate: (password: string) => Promise<void>,
   ) {
     this.secrets = new SecretStorage(request, crypto);
   }
@@ -222,6 +240,13 @@ export class KeyBackup {
     // Replacing: first bring the old backup's keys onto this device, where the new one picks them up.
     const replaced =
       existing === undefined ? undefined : { version: existing.version, ...(await this.carryOver(existing, options)) };
+    if (existing !== undefined) {
+      // Its keys are on this device now and its key is about to be replaced in secret storage, so it
+      // goes first: deleting needs a fresh password check, and refused here, nothing has changed yet
+      // (after the new version, a refusal would leave two backups and a recovery key never shown).
+      if (options.password !== undefined) await this.reauthenticate(options.password);
+      await this.request('DELETE', `/v1/backup/version/${encodeURIComponent(existing.version)}`);
+    }
     const backupKey = randomBytes(32);
     let version: string;
     let recoveryKey: string;
@@ -237,9 +262,6 @@ export class KeyBackup {
     } finally {
       backupKey.fill(0);
     }
-    // The old version's key was replaced in secret storage: nothing opens it any more, so it goes.
-    if (existing !== undefined)
-      await this.request('DELETE', `/v1/backup/version/${encodeURIComponent(existing.version)}`);
     return replaced === undefined ? { version, recoveryKey } : { version, recoveryKey, replaced };
   }
 
@@ -808,10 +830,12 @@ export class KeyBackup {
   /**
    * Deletes a backup version and its keys from the server: `version` when given (the one a person
    * confirmed, even if another device has since made a newer one current), else the current one.
+   * The server wants a recent password check for it: give `password`, or expect `LK_REAUTH_REQUIRED`.
    */
-  async delete(version?: string): Promise<void> {
+  async delete(version?: string, options: DeleteBackupOptions = {}): Promise<void> {
     const target = version ?? (await this.current())?.version;
     if (target === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
+    if (options.password !== undefined) await this.reauthenticate(options.password);
     await this.request('DELETE', `/v1/backup/version/${encodeURIComponent(target)}`);
   }
 }

@@ -59,6 +59,8 @@ export interface MatrixErrorBody {
   current_version?: string;
   retry_after_ms?: number;
   soft_logout?: boolean;
+  /** Our stable code, where Matrix has no errcode of its own for the case (`LK_REAUTH_REQUIRED`). */
+  lk_code?: string;
 }
 
 /** An error raised by this adapter itself (token handling), already in Matrix terms. */
@@ -78,6 +80,7 @@ const MatrixErrorSchema = Type.Object(
     current_version: Type.Optional(Type.String()),
     retry_after_ms: Type.Optional(Type.Integer()),
     soft_logout: Type.Optional(Type.Boolean()),
+    lk_code: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
@@ -120,6 +123,11 @@ export function matrixErrorOf(known: LatchkeyError): { status: number; body: Mat
       return at(404, error('M_NOT_FOUND', 'Key not found.'));
     case 'LK_UNAUTHORIZED':
       return at(401, error('M_UNKNOWN_TOKEN', 'Unknown or expired access token.', { soft_logout: false }));
+    case 'LK_REAUTH_REQUIRED':
+      // Deleting keys needs a recent password check. Not User-Interactive Auth's 401: its stages send
+      // the password to the server, and ours never sees it (OPAQUE); the client reauthenticates
+      // through Latchkey's /v1/session/reauth and retries. The token stays valid, so no M_UNKNOWN_TOKEN.
+      return at(403, error('M_FORBIDDEN', known.message, { lk_code: known.code }));
     case 'LK_RATE_LIMITED': {
       const seconds = known.details?.retryAfterSeconds;
       return at(

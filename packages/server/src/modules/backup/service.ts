@@ -15,7 +15,7 @@ import {
 import type { ServerContext } from '../../context.js';
 import type { BackupKeyRow, BackupVersionRow } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
-import type { AuthenticatedSession } from '../accounts/service.js';
+import { type AuthenticatedSession, requireFreshAuth } from '../accounts/service.js';
 
 /**
  * The backup module (Matrix "Server-side key backups"): versions, and per room per session keys that
@@ -81,7 +81,8 @@ export async function updateVersion(
 }
 
 /**
- * Deletes a live version. With `deletedIsDone` (the Matrix API: "If the backup was previously deleted,
+ * Deletes a live version, for a session that proved its password recently (issue 8: a bearer token
+ * alone must not wipe the backup). With `deletedIsDone` (the Matrix API: "If the backup was previously deleted,
  * the call should succeed rather than returning an error"), one deleted before is not an error either;
  * a version that never existed always is.
  */
@@ -91,6 +92,7 @@ export async function deleteVersion(
   version: string,
   options: { deletedIsDone?: boolean } = {},
 ) {
+  requireFreshAuth(ctx, auth);
   if (await ctx.store.deleteBackupVersion(auth.account.id, Number(version))) return;
   if (options.deletedIsDone === true && (await ctx.store.backupVersionExisted(auth.account.id, Number(version))))
     return;
@@ -275,7 +277,10 @@ export async function getKey(
   return data;
 }
 
-/** Deletes keys (all, one room's, or one session's); every delete moves the etag, as Synapse does. */
+/**
+ * Deletes keys (all, one room's, or one session's); every delete moves the etag, as Synapse does. Even
+ * one key may be the only copy left, so each needs a recent password check, as deleting the version does.
+ */
 export async function deleteKeys(
   ctx: ServerContext,
   auth: AuthenticatedSession,
@@ -283,6 +288,7 @@ export async function deleteKeys(
   roomId?: string,
   sessionId?: string,
 ) {
+  requireFreshAuth(ctx, auth);
   return ctx.store.transaction(async (tx) => {
     const target = await liveVersion(tx, auth.account.id, version);
     // The version row first, as uploads take it: on PostgreSQL a delete that locked key rows first and

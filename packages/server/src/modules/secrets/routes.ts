@@ -13,7 +13,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../../context.js';
 import { route } from '../../route.js';
-import type { AuthenticatedSession } from '../accounts/service.js';
+import { type AuthenticatedSession, requireFreshAuth } from '../accounts/service.js';
 
 /**
  * The secrets module (Matrix "Secrets"): storage-key descriptions (public: name, passphrase
@@ -119,11 +119,13 @@ export async function secretsRoutes(app: FastifyInstance, opts: { ctx: ServerCon
 
   r.delete('/v1/secret-storage/secrets/:name', {
     tag,
-    summary: 'Delete a stored secret',
+    summary: 'Delete a stored secret (needs a recent password check)',
     params: SecretParams,
     reply: Empty,
     guarded: true,
     handler: async ({ params }: { params: { name: string } }, auth) => {
+      // A secret may be the only way into a backup or an identity key: a bearer token alone must not wipe it.
+      requireFreshAuth(ctx, auth);
       if (!(await ctx.store.deleteAccountData(auth.account.id, SECRET_PREFIX + params.name))) {
         throw new LatchkeyError('LK_SECRET_NOT_FOUND');
       }
