@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -6,10 +6,14 @@ import {
   deriveSecretStorageKeyFromKB,
   fromBase64,
   fromBase64Url,
+  fromUtf8,
+  type MasterKey,
+  openAtRest,
   type RoomKey,
   toBase64,
   utf8,
 } from '@latchkey/core';
+import { connect, openStore } from '@latchkey/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PostgresCluster, startPostgres } from '../support/postgres.js';
 import { rawLogin } from '../support/raw-login.js';
@@ -116,6 +120,23 @@ async function exerciseBackup(server: TestServer, deviceDir: string): Promise<{ 
   return { secrets, stored: [{ name: 'backup public key', bytes: publicKey }] };
 }
 
+/**
+ * The OPAQUE server setup, opened as the server opens it. It holds the OPRF seed: with it, a stolen
+ * database's records could be guessed at offline, so the database alone must hold it only sealed.
+ */
+async function opaqueServerSetup(server: TestServer): Promise<Secret> {
+  const store = await openStore(connect(server.config.databaseUrl));
+  try {
+    const sealed = await store.getServerSecret('opaque_server_setup');
+    if (sealed === undefined) throw new Error('the server made no OPAQUE setup');
+    const masterKey = new Uint8Array(readFileSync(server.config.masterKeyFile)) as MasterKey;
+    const setup = fromUtf8(openAtRest(masterKey, 'server-secret', 'opaque_server_setup', sealed));
+    return { name: 'OPAQUE server setup (OPRF seed)', bytes: fromBase64Url(setup) };
+  } finally {
+    await store.close();
+  }
+}
+
 /** Every secret of the account and backup runs; the stored values must be found, the secrets must not. */
 function expectNoSecretIn(root: string, secrets: Secret[], stored: Secret[]) {
   // The search must be able to see what it looks for: the email and the backup public key are stored,
@@ -138,9 +159,9 @@ describe('no secret at rest: SQLite', () => {
     if (deviceDir !== undefined) rmSync(deviceDir, { recursive: true, force: true });
   });
 
-  it('the database files hold no password, export key, kB, kA, token, backup key, recovery key, passphrase or room key', async () => {
-    const secrets = await exerciseAccount(server);
-    expect(secrets).toHaveLength(11);
+  it('the database files hold no password, export key, kB, kA, token, OPRF seed, backup key, recovery key, passphrase or room key', async () => {
+    const secrets = [...(await exerciseAccount(server)), await opaqueServerSetup(server)];
+    expect(secrets).toHaveLength(12);
     const backup = await exerciseBackup(server, deviceDir);
     expect(backup.secrets).toHaveLength(8 + SEARCHED_ROOM_KEYS.length);
     await server.app.close(); // flushes the WAL into the main file; both are searched anyway
@@ -165,8 +186,8 @@ describe('no secret at rest: PostgreSQL', () => {
     if (deviceDir !== undefined) rmSync(deviceDir, { recursive: true, force: true });
   });
 
-  it('the data directory (tables and WAL) holds no password, export key, kB, kA, token or backup secret', async () => {
-    const secrets = await exerciseAccount(server);
+  it('the data directory (tables and WAL) holds no password, export key, kB, kA, token, OPRF seed or backup secret', async () => {
+    const secrets = [...(await exerciseAccount(server)), await opaqueServerSetup(server)];
     const backup = await exerciseBackup(server, deviceDir);
     await server.app.close();
     await cluster.checkpoint();
