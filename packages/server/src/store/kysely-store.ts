@@ -210,7 +210,7 @@ class KyselyStore implements Store {
   }
 
   async deleteAccount(id: string, email: string, options: { keepRateLimits?: boolean } = {}) {
-    await this.transaction(async (tx) => {
+    return this.transaction(async (tx) => {
       const store = tx as KyselyStore;
       // Waits for every transaction on the account (email first, the one lock order); one that comes
       // later finds the account gone.
@@ -229,7 +229,8 @@ class KyselyStore implements Store {
       if (options.keepRateLimits !== true) {
         await db.deleteFrom('rate_limits').where('bucket', 'in', accountRateLimitBuckets(email)).execute();
       }
-      await db.deleteFrom('accounts').where('id', '=', id).execute();
+      const deleted = await db.deleteFrom('accounts').where('id', '=', id).executeTakeFirst();
+      return Number(deleted.numDeletedRows) > 0;
     });
   }
 

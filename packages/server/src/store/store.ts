@@ -48,7 +48,8 @@ export interface Store {
    * Removes every row of the account. `keepRateLimits` keeps the buckets named by its email: an
    * unverified account replaced by a new sign-up must not reset the limit on mails to that address.
    */
-  deleteAccount(id: string, email: string, options?: { keepRateLimits?: boolean }): Promise<void>;
+  /** Deletes the account and all it owns; false when it was already gone (a delete that lost a race). */
+  deleteAccount(id: string, email: string, options?: { keepRateLimits?: boolean }): Promise<boolean>;
 
   insertSession(row: SessionRow): Promise<void>;
   findSessionByTokenHash(tokenHash: Uint8Array): Promise<SessionRow | undefined>;

@@ -831,7 +831,9 @@ export async function resetFinish(
 
 export async function deleteAccount(ctx: ServerContext, auth: AuthenticatedSession): Promise<void> {
   requireFreshAuth(ctx, auth);
-  await ctx.store.deleteAccount(auth.account.id, auth.account.email);
+  // Two deletes can both pass authentication before either commits; the one that finds the account
+  // gone answers as any later request with that token would, not with a second success.
+  if (!(await ctx.store.deleteAccount(auth.account.id, auth.account.email))) throw new LatchkeyError('LK_UNAUTHORIZED');
 }
 
 export function accountInfo(auth: AuthenticatedSession) {
