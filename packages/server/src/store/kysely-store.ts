@@ -422,10 +422,6 @@ class KyselyStore implements Store {
       .execute();
   }
 
-  async clearRateLimit(bucket: string) {
-    await this.db.deleteFrom('rate_limits').where('bucket', '=', bucket).execute();
-  }
-
   async getServerSecret(name: string) {
     const row = await this.db
       .selectFrom('server_secrets')

@@ -101,7 +101,6 @@ export interface Store {
   hitRateLimit(bucket: string, now: number, windowMs: number): Promise<number>;
   /** Takes back one hit counted in the window that starts at `windowStart`; nothing if that window is over. */
   unhitRateLimit(bucket: string, windowStart: number): Promise<void>;
-  clearRateLimit(bucket: string): Promise<void>;
 
   getServerSecret(name: string): Promise<Uint8Array | undefined>;
   /** Stores `value` unless a value is already there; returns the value that is stored after the call. */
