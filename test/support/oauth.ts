@@ -43,8 +43,9 @@ export class Browser {
     return response;
   }
 
-  forget(name: string): void {
-    this.cookies.delete(name);
+  /** Every cookie this browser holds, whatever its path: what an attacker can replay from their own browser. */
+  allCookies(): string {
+    return [...this.cookies].map(([name, c]) => `${name}=${c.value}`).join('; ');
   }
 
   private remember(line: string): void {
