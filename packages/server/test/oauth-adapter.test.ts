@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../../../test/support/postgres.js';
 import { adapterFor } from '../src/modules/oauth/adapter.js';
+import { loadOidcProvider } from '../src/modules/oauth/oidc.js';
 import { connect } from '../src/store/database.js';
 import { openStore } from '../src/store/kysely-store.js';
 import type { Store } from '../src/store/store.js';
@@ -27,9 +28,11 @@ describe.each(['sqlite', 'postgres'] as const)('oauth adapter on %s', (backend) 
         ? await createTestDatabase(inject('postgresUrl'), 'oauth_adapter')
         : `sqlite:${join(dir, 'db.sqlite')}`;
     store = await openStore(connect(url));
+    const { errors } = await loadOidcProvider();
     Adapter = adapterFor(
       () => store.oauth,
       () => clock,
+      errors,
     );
   });
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { errors } from 'oidc-provider';
+import type { errors as OidcErrors } from 'oidc-provider';
 import type { OauthStore } from '../../store/oauth-store.js';
 import type { OidcPayloadRow } from '../../store/schema.js';
 import { clientMetadata } from './clients.js';
@@ -20,7 +20,7 @@ const SINGLE_USE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', '
  * consume, destroy, revokeByGrantId) over our database, so every node of a cluster sees the same codes,
  * grants, tokens and interactions. Clients come from the admin-registered table instead.
  */
-export function adapterFor(store: () => OauthStore, now: () => number) {
+export function adapterFor(store: () => OauthStore, now: () => number, errors: typeof OidcErrors) {
   return class LatchkeyAdapter {
     constructor(private readonly model: string) {}
 

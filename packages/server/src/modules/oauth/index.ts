@@ -12,7 +12,7 @@ import { oauthRoutes } from './routes.js';
 export async function oauthModule(app: FastifyInstance, opts: { ctx: ServerContext }): Promise<void> {
   const { ctx } = opts;
   const provider = await createProvider(ctx);
-  installKeysRelay(provider, ctx, liveScopes(provider));
+  installKeysRelay(provider, ctx, await liveScopes(provider));
   // oidc-provider answers server_error without detail (as our LK_INTERNAL does); the log gets the cause.
   provider.on('server_error', (_koa, error) => app.log.error({ err: error }, 'oauth server error'));
   await app.register(middie);

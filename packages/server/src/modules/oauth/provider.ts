@@ -1,9 +1,10 @@
-import Provider, { type Configuration, errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
-import instance from 'oidc-provider/lib/helpers/weak_cache.js';
+import type Provider from 'oidc-provider';
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { ServerContext } from '../../context.js';
 import { adapterFor } from './adapter.js';
 import { BASE_SCOPES } from './clients.js';
 import { keysJwkProblem } from './keys-jwk.js';
+import { loadOidcProvider } from './oidc.js';
 import { loadOrCreateOauthSecrets } from './signing-keys.js';
 
 /** Where oidc-provider is mounted; its issuer is the server's public URL plus this. */
@@ -23,7 +24,8 @@ export const CODE_TTL_SECONDS = 60;
  */
 export type ScopeSet = Set<string>;
 
-export function liveScopes(provider: Provider): ScopeSet {
+export async function liveScopes(provider: Provider): Promise<ScopeSet> {
+  const { default: instance } = await import('oidc-provider/lib/helpers/weak_cache.js');
   const scopes = (instance(provider) as { configuration?: { scopes?: unknown } } | undefined)?.configuration?.scopes;
   if (!(scopes instanceof Set)) throw new Error('oidc-provider no longer keeps its scopes where expected');
   return scopes as ScopeSet;
@@ -40,7 +42,7 @@ export async function refreshScopes(ctx: ServerContext, scopes: ScopeSet): Promi
  * Consent is asked whenever keys are, even if the user granted the scopes before: each keys_jwk is a
  * fresh key the browser must encrypt to, so the consent page must run (issue 9).
  */
-function keysNeedConsent() {
+function keysNeedConsent({ interactionPolicy }: Awaited<ReturnType<typeof loadOidcProvider>>) {
   const policy = interactionPolicy.base();
   const keysRequested = new interactionPolicy.Check(
     'keys_requested',
@@ -62,10 +64,12 @@ export function issuerOf(ctx: ServerContext): string {
 /** oidc-provider configured for Latchkey: code + PKCE S256, DB-backed, keys_jwk as an extra parameter. */
 export async function createProvider(ctx: ServerContext): Promise<Provider> {
   const scopes: ScopeSet = new Set();
+  const oidc = await loadOidcProvider();
+  const { errors } = oidc;
   const { signingKey, cookieKeys } = await loadOrCreateOauthSecrets(ctx.store, ctx.masterKey);
   await refreshScopes(ctx, scopes);
   const configuration: Configuration = {
-    adapter: adapterFor(() => ctx.store.oauth, ctx.now) as unknown as Configuration['adapter'],
+    adapter: adapterFor(() => ctx.store.oauth, ctx.now, errors) as unknown as Configuration['adapter'],
     findAccount: async (_koa: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
     jwks: { keys: [signingKey] as never },
     cookies: { keys: cookieKeys },
@@ -93,7 +97,7 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
     },
     interactions: {
       url: (_koa: unknown, interaction: { uid: string }) => `${INTERACTION_PREFIX}/${interaction.uid}`,
-      policy: keysNeedConsent(),
+      policy: keysNeedConsent(oidc),
     },
     clientDefaults: { id_token_signed_response_alg: 'ES256' },
     enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
@@ -113,7 +117,7 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
       koa.body = out;
     },
   };
-  const provider = new Provider(issuerOf(ctx), configuration);
+  const provider = new oidc.default(issuerOf(ctx), configuration);
   // Behind a reverse proxy, X-Forwarded-Proto/Host name the URL the browser used (discovery, redirects).
   provider.proxy = ctx.config.trustProxy !== false;
   return provider;
