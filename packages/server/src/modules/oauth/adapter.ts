@@ -20,7 +20,12 @@ const SINGLE_USE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', '
  * consume, destroy, revokeByGrantId) over our database, so every node of a cluster sees the same codes,
  * grants, tokens and interactions. Clients come from the admin-registered table instead.
  */
-export function adapterFor(store: () => OauthStore, now: () => number, errors: typeof OidcErrors) {
+export function adapterFor(
+  store: () => OauthStore,
+  now: () => number,
+  errors: typeof OidcErrors,
+  onScopes: (registered: string[]) => void = () => {},
+) {
   return class LatchkeyAdapter {
     constructor(private readonly model: string) {}
 
@@ -41,7 +46,7 @@ export function adapterFor(store: () => OauthStore, now: () => number, errors: t
     }
 
     async find(id: string): Promise<Payload | undefined> {
-      if (this.model === 'Client') return clientMetadata(store(), id);
+      if (this.model === 'Client') return clientMetadata(store(), id, onScopes);
       return this.live(await store().findPayload(this.model, id));
     }
 

@@ -15,10 +15,15 @@ export function scopesAllowedFor(scopes: readonly OauthScopeRow[], clientId: str
  * authorization code and refresh token only, ID tokens signed ES256 (our only signing key), and a
  * `scope` allow-list that oidc-provider enforces with invalid_scope.
  */
-export async function clientMetadata(store: OauthStore, id: string): Promise<Record<string, unknown> | undefined> {
+export async function clientMetadata(
+  store: OauthStore,
+  id: string,
+  onScopes: (registered: string[]) => void,
+): Promise<Record<string, unknown> | undefined> {
   const row = await store.findClient(id);
   if (row === undefined) return undefined;
   const scopes = await store.listScopes();
+  onScopes(scopes.map((scope) => scope.scope));
   return {
     client_id: row.id,
     client_name: row.name,

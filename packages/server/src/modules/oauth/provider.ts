@@ -32,7 +32,14 @@ export async function liveScopes(provider: Provider): Promise<ScopeSet> {
 }
 
 export async function refreshScopes(ctx: ServerContext, scopes: ScopeSet): Promise<void> {
-  const registered = (await ctx.store.oauth.listScopes()).map((row) => row.scope);
+  setScopes(
+    scopes,
+    (await ctx.store.oauth.listScopes()).map((row) => row.scope),
+  );
+}
+
+/** Makes `scopes` hold exactly the base scopes and `registered`, in place. */
+export function setScopes(scopes: ScopeSet, registered: readonly string[]): void {
   const wanted = new Set<string>([...BASE_SCOPES, ...registered]);
   for (const scope of scopes) if (!wanted.has(scope)) scopes.delete(scope);
   for (const scope of wanted) scopes.add(scope);
@@ -69,7 +76,17 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
   const { signingKey, cookieKeys } = await loadOrCreateOauthSecrets(ctx.store, ctx.masterKey);
   await refreshScopes(ctx, scopes);
   const configuration: Configuration = {
-    adapter: adapterFor(() => ctx.store.oauth, ctx.now, errors) as unknown as Configuration['adapter'],
+    // Loading a client reads the registered scopes anyway: they refresh the live set there too, so a
+    // node that never served an authorization (the token endpoint of another node) validates the
+    // client's scope allow-list against the same registrations.
+    adapter: adapterFor(
+      () => ctx.store.oauth,
+      ctx.now,
+      errors,
+      (registered) => {
+        if (live !== undefined) setScopes(live, registered);
+      },
+    ) as unknown as Configuration['adapter'],
     findAccount: async (_koa: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
     jwks: { keys: [signingKey] as never },
     cookies: { keys: cookieKeys },
@@ -117,7 +134,9 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
       koa.body = out;
     },
   };
+  let live: ScopeSet | undefined;
   const provider = new oidc.default(issuerOf(ctx), configuration);
+  live = await liveScopes(provider);
   // Behind a reverse proxy, X-Forwarded-Proto/Host name the URL the browser used (discovery, redirects).
   provider.proxy = ctx.config.trustProxy !== false;
   return provider;
