@@ -1,3 +1,4 @@
+import { FRESH_AUTH_MS } from '@latchkey/core';
 import { compactDecrypt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -163,5 +164,60 @@ describe.each(['sqlite', 'postgres'] as const)('oauth flow on %s', (backend) => 
     const reused = await oauth.refreshTokenGrantRequest(app.as, app.client, oauth.None(), first, insecure);
     expect(reused.status).toBe(400);
     expect(((await reused.json()) as { error: string }).error).toBe('invalid_grant');
+  });
+});
+
+describe('oauth consent needs a fresh session', () => {
+  let server: TestServer;
+  let clock = Date.now();
+
+  beforeAll(async () => {
+    const port = await freePort();
+    server = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}` }, { now: () => clock });
+    await registerApps(server.config.databaseUrl);
+  });
+  afterAll(async () => server?.close());
+
+  const keyData = (token: string, scope: string) =>
+    fetch(`${server.url}/v1/oauth/key-data`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ client_id: 'notes', scope }),
+    });
+
+  it('serves scoped-key metadata to a fresh session only, and consents only for one', async () => {
+    const { client } = await createVerifiedAccount(server, 'fresh@example.com', 'fresh password');
+    const session = await client.logIn('fresh@example.com', 'fresh password');
+    const token = session.state.token;
+    const fresh = await keyData(token, `openid ${KEY_SCOPE}`);
+    expect(fresh.status).toBe(200);
+    const data = (await fresh.json()) as Record<string, Record<string, unknown>>;
+    expect(Object.keys(data)).toEqual([KEY_SCOPE]);
+    expect(data[KEY_SCOPE]).toEqual({
+      identifier: KEY_SCOPE,
+      keyRotationSecret: expect.stringMatching(/^[0-9a-f]{64}$/),
+      keyRotationTimestamp: session.state.keysChangedAt,
+      keyClass: 'kB',
+    });
+    // The secret is kept: the same key derives again tomorrow.
+    expect(await (await keyData(token, KEY_SCOPE)).json()).toEqual(data);
+    // A scope this app may not ask for is refused, not silently dropped.
+    const other = await keyData(token, 'https://identity.example.org/apps/unknown');
+    expect(((await other.json()) as { code: string }).code).toBe('LK_OAUTH_SCOPE_INVALID');
+
+    const app = await startApp(server.url);
+    const browser = new Browser();
+    const begun = await beginAuthorization(
+      browser,
+      server.url,
+      await authorizationUrl(app, `openid ${KEY_SCOPE}`, { keys_jwk: app.keysJwk }),
+    );
+    clock += FRESH_AUTH_MS + 1000;
+    const stale = await keyData(token, KEY_SCOPE);
+    expect(stale.status).toBe(403);
+    expect(((await stale.json()) as { code: string }).code).toBe('LK_REAUTH_REQUIRED');
+    const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
+    const refused = await consent(browser, server.url, begun.uid as string, token, { keys_jwe: keysJwe });
+    expect(refused).toMatchObject({ status: 403, body: { code: 'LK_REAUTH_REQUIRED' } });
   });
 });
