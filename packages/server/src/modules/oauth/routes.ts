@@ -14,8 +14,10 @@ import { keysJweProblem } from './keys-jwk.js';
 import { INTERACTION_PREFIX } from './provider.js';
 
 const tag = 'oauth';
-const UidParams = Type.Object({ uid: Type.String({ minLength: 1, maxLength: 64 }) });
-const GrantParams = Type.Object({ grantId: Type.String({ minLength: 1, maxLength: 64 }) });
+/** oidc-provider's ids are nanoids: URL-safe base64 characters. */
+const OIDC_ID = { pattern: '^[A-Za-z0-9_-]{1,64}$' };
+const UidParams = Type.Object({ uid: Type.String(OIDC_ID) });
+const GrantParams = Type.Object({ grantId: Type.String(OIDC_ID) });
 const ScopeInfo = Type.Object({
   scope: Type.String(),
   keyClass: Type.Union([Type.Literal('kA'), Type.Literal('kB'), Type.Null()]),
@@ -26,7 +28,11 @@ const InteractionDetails = Type.Object({
   scopes: Type.Array(ScopeInfo),
   keysRequested: Type.Boolean(),
 });
-const ConsentBody = Type.Object({ keys_jwe: Type.Optional(Type.String()) }, { additionalProperties: false });
+// Bounded loosely here: anything over Firefox Accounts' 1,024 characters gets the precise LK_OAUTH_KEYS_JWE_INVALID.
+const ConsentBody = Type.Object(
+  { keys_jwe: Type.Optional(Type.String({ maxLength: 4096 })) },
+  { additionalProperties: false },
+);
 const Redirect = Type.Object({ redirectTo: Type.String() });
 const KeyDataBody = Type.Object(
   { client_id: Type.String({ minLength: 1, maxLength: 255 }), scope: Type.String({ minLength: 1, maxLength: 2048 }) },
