@@ -1327,8 +1327,67 @@ function routingRows(): Row[] {
   }));
 }
 
+/**
+ * The OAuth consent API (issue 9). Without the browser's interaction cookie every interaction route is
+ * LK_OAUTH_INTERACTION_INVALID, which is also what a forged or unknown uid gets.
+ */
+function oauthEndpoints(fx: Fixtures): Endpoint[] {
+  const token = fx.owner.token;
+  const plain = { kind: 'plain' } as const;
+  const uid = 'noSuchInteraction';
+  const interaction = (path: string) => (id: string) => `/v1/oauth/interaction/${id}/${path}`;
+  const badIds = (url: (id: string) => string): Case[] => [
+    { name: 'an id with a space', url: url('a%20b'), code: 'LK_VALIDATION' },
+    { name: 'an id with a slash', url: url('a%2Fb'), code: 'LK_VALIDATION' },
+    { name: 'an id of 65 characters', url: url('a'.repeat(65)), code: 'LK_VALIDATION' },
+    { name: 'an id with U+0000', url: url('a%00'), code: 'LK_VALIDATION' },
+  ];
+  const unbound = { name: 'no interaction cookie', code: 'LK_OAUTH_INTERACTION_INVALID' } as const;
+  return [
+    {
+      route: 'GET /v1/oauth/interaction/{uid}/details',
+      url: interaction('details')(uid),
+      cases: [unbound, ...badIds(interaction('details'))],
+    },
+    {
+      route: 'POST /v1/oauth/interaction/{uid}/consent',
+      url: interaction('consent')(uid),
+      token,
+      body: {},
+      fields: { keys_jwe: plain },
+      cases: [unbound, staleCase('without a fresh password check'), ...badIds(interaction('consent'))],
+    },
+    {
+      route: 'POST /v1/oauth/interaction/{uid}/abort',
+      url: interaction('abort')(uid),
+      cases: [unbound, ...badIds(interaction('abort'))],
+    },
+    {
+      route: 'POST /v1/oauth/key-data',
+      url: '/v1/oauth/key-data',
+      token,
+      body: { client_id: 'nobody', scope: 'openid' },
+      fields: { client_id: plain, scope: plain },
+      cases: [
+        { name: 'an unknown client', code: 'LK_OAUTH_CLIENT_NOT_FOUND' },
+        staleCase('without a fresh password check'),
+      ],
+    },
+    { route: 'GET /v1/oauth/grants', url: '/v1/oauth/grants', token },
+    {
+      route: 'DELETE /v1/oauth/grants/{grantId}',
+      url: `/v1/oauth/grants/${uid}`,
+      token,
+      cases: [
+        { name: 'an unknown grant', code: 'LK_OAUTH_GRANT_NOT_FOUND' },
+        ...badIds((id) => `/v1/oauth/grants/${id}`),
+      ],
+    },
+  ];
+}
+
 function endpointsFor(fx: Fixtures): Endpoint[] {
-  return [...accountEndpoints(fx), ...backupEndpoints(fx), ...secretEndpoints(fx)];
+  return [...accountEndpoints(fx), ...backupEndpoints(fx), ...secretEndpoints(fx), ...oauthEndpoints(fx)];
 }
 
 function tableFor(fx: Fixtures, documented: Documented): Row[] {

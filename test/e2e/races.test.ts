@@ -14,6 +14,17 @@ import * as opaque from '@serenity-kit/opaque';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freePort } from '../support/free-port.js';
+import {
+  authorizationUrl,
+  Browser,
+  beginAuthorization,
+  consent,
+  encryptKeys,
+  KEY_SCOPE,
+  registerApps,
+  startApp,
+} from '../support/oauth.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { beginRawLogin, rawLogin } from '../support/raw-login.js';
 import { startTestServer, TEST_KEY_STRETCHING, type TestServer } from '../support/server.js';
@@ -83,6 +94,8 @@ interface Req {
   url: string;
   body?: unknown;
   token?: string;
+  /** A browser's cookies (the OAuth interaction routes are bound to the interaction cookie). */
+  cookie?: string;
 }
 
 interface Answer {
@@ -94,7 +107,7 @@ interface Answer {
 /** `route` with its `{name}` parameters filled in from `params`, plus `query`: the request's URL. */
 function req(
   route: string,
-  options: { params?: Record<string, string>; query?: string; body?: unknown; token?: string } = {},
+  options: { params?: Record<string, string>; query?: string; body?: unknown; token?: string; cookie?: string } = {},
 ): Req {
   const path = route.slice(route.indexOf(' ') + 1);
   const filled = path.replaceAll(/\{(\w+)\}/g, (_, name: string) => {
@@ -107,6 +120,7 @@ function req(
     url: filled + (options.query ?? ''),
     ...(options.body === undefined ? {} : { body: options.body }),
     ...(options.token === undefined ? {} : { token: options.token }),
+    ...(options.cookie === undefined ? {} : { cookie: options.cookie }),
   };
 }
 
@@ -117,6 +131,7 @@ async function send(server: TestServer, request: Req): Promise<Answer> {
     headers: {
       ...(request.body === undefined ? {} : { 'content-type': 'application/json' }),
       ...(request.token === undefined ? {} : { authorization: `Bearer ${request.token}` }),
+      ...(request.cookie === undefined ? {} : { cookie: request.cookie }),
     },
     ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
   });
@@ -303,6 +318,28 @@ async function mailsSettle(env: Env) {
 
 async function accountRows(env: Env, email: string) {
   return env.query('SELECT id, verified_at FROM accounts WHERE email = $1', [email]);
+}
+
+/** The OAuth apps of test/support/oauth.ts, registered once per server. */
+const oauthReady = new WeakMap<TestServer, Promise<void>>();
+
+/**
+ * An OAuth authorization with keys begun in a fresh browser: its interaction uid, the browser's
+ * cookies, and an account whose session may consent. The code-redemption race (N token requests with
+ * one code: exactly one gets tokens and keys_jwe) lives in oauth-attacks.test.ts: oidc-provider's
+ * endpoints answer in OAuth's error shape, not with LK_* codes, so they are not rows of this table.
+ */
+async function oauthInteraction(env: Env, label: string) {
+  if (!oauthReady.has(env.server)) oauthReady.set(env.server, registerApps(env.server.config.databaseUrl));
+  await oauthReady.get(env.server);
+  const owner = await account(env, label);
+  const app = await startApp(env.server.url);
+  const browser = new Browser();
+  const url = await authorizationUrl(app, `openid ${KEY_SCOPE}`, { keys_jwk: app.keysJwk });
+  const begun = await beginAuthorization(browser, env.server.url, url);
+  if (begun.uid === undefined) throw new Error(`set-up: no interaction ${JSON.stringify(begun)}`);
+  const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
+  return { owner, app, browser, uid: begun.uid, cookie: browser.allCookies(), keysJwe };
 }
 
 // ---- the table -------------------------------------------------------------------------------------------
@@ -1138,6 +1175,85 @@ const ROWS: Row[] = [
       };
     },
   },
+
+  // oauth (issue 9): the consent page's API
+  {
+    name: 'oauth consent to one interaction, N times at once',
+    async setup(env) {
+      const { owner, uid, cookie, keysJwe } = await oauthInteraction(env, 'oauthconsent');
+      const consentReq = req('POST /v1/oauth/interaction/{uid}/consent', {
+        params: { uid },
+        token: owner.token,
+        cookie,
+        body: { keys_jwe: keysJwe },
+      });
+      return { requests: times(consentReq), check: (answers) => expectOnly(answers, 'LK_OAUTH_INTERACTION_INVALID') };
+    },
+  },
+  {
+    name: 'oauth consent and abort of one interaction',
+    async setup(env) {
+      const { owner, uid, cookie, keysJwe } = await oauthInteraction(env, 'oauthabort');
+      const params = { uid };
+      return {
+        requests: interleave(
+          () =>
+            req('POST /v1/oauth/interaction/{uid}/consent', {
+              params,
+              token: owner.token,
+              cookie,
+              body: { keys_jwe: keysJwe },
+            }),
+          () => req('POST /v1/oauth/interaction/{uid}/abort', { params, cookie }),
+        ),
+        check: (answers) => expectOnly(answers, 'LK_OAUTH_INTERACTION_INVALID'),
+      };
+    },
+  },
+  {
+    name: 'oauth key-data asked N times at once: one rotation secret',
+    async setup(env) {
+      const { owner } = await oauthInteraction(env, 'oauthkeydata');
+      const ask = req('POST /v1/oauth/key-data', {
+        token: owner.token,
+        body: { client_id: 'notes', scope: KEY_SCOPE },
+      });
+      return {
+        requests: times(ask),
+        check(answers) {
+          expect(okCount(answers)).toBe(N);
+          const secrets = new Set(
+            answers.map((a) => (a.body[KEY_SCOPE] as { keyRotationSecret: string }).keyRotationSecret),
+          );
+          expect(secrets.size).toBe(1);
+        },
+      };
+    },
+  },
+  {
+    name: 'oauth grant revoked N times at once',
+    async setup(env) {
+      const { owner, uid, browser, keysJwe } = await oauthInteraction(env, 'oauthrevoke');
+      await consent(browser, env.server.url, uid, owner.token, { keys_jwe: keysJwe });
+      const { grants } = await must<{ grants: Array<{ grantId: string }> }>(
+        env.server,
+        req('GET /v1/oauth/grants', { token: owner.token }),
+      );
+      const grantId = grants[0]?.grantId as string;
+      return {
+        requests: times(req('DELETE /v1/oauth/grants/{grantId}', { params: { grantId }, token: owner.token })),
+        async check(answers) {
+          expectOnly(answers, 'LK_OAUTH_GRANT_NOT_FOUND');
+          expect(okCount(answers)).toBeGreaterThanOrEqual(1);
+          const left = await must<{ grants: unknown[] }>(
+            env.server,
+            req('GET /v1/oauth/grants', { token: owner.token }),
+          );
+          expect(left.grants).toEqual([]);
+        },
+      };
+    },
+  },
 ];
 
 // ---- running it on both backends -----------------------------------------------------------------------
@@ -1189,8 +1305,12 @@ describe.each(['sqlite', 'postgres'] as const)('races on %s', (backend) => {
     const databaseUrl =
       backend === 'postgres' ? { databaseUrl: await createTestDatabase(inject('postgresUrl'), 'races') } : {};
     const unlimited = { max: 1_000_000, windowMs: 60_000 };
+    // A known port: the OAuth issuer (and so its redirects) names it.
+    const port = await freePort();
     env.server = await startTestServer({
       ...databaseUrl,
+      port,
+      publicUrl: `http://127.0.0.1:${port}`,
       // Limits would answer most of a race LK_RATE_LIMITED before it reached the code under test.
       rateLimits: {
         loginPerAccount: unlimited,

@@ -23,7 +23,10 @@ export type ServerProcessMessage = { type: 'ready'; url: string } | { type: 'mai
 
 /** The part of the configuration a parent may set; it crosses the process boundary as JSON. */
 export type ServerProcessConfig = Partial<
-  Pick<ServerConfig, 'databaseUrl' | 'masterKeyFile' | 'port' | 'logLevel' | 'keyStretching' | 'rateLimits'>
+  Pick<
+    ServerConfig,
+    'databaseUrl' | 'masterKeyFile' | 'port' | 'logLevel' | 'keyStretching' | 'rateLimits' | 'publicUrl'
+  >
 >;
 
 export interface ServerProcessOptions {

@@ -67,7 +67,7 @@ export async function startTestServer(
     ...(options.extraPlugins === undefined ? {} : { extraPlugins: options.extraPlugins }),
     ...(options.now === undefined ? {} : { now: options.now }),
   });
-  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = await app.listen({ host: '127.0.0.1', port: config.port });
   return {
     url: address,
     app,

@@ -12,6 +12,7 @@ import {
 import { accountCommands } from './commands/account.js';
 import { backupCommands } from './commands/backup.js';
 import { keysCommands } from './commands/keys.js';
+import { oauthCommands } from './commands/oauth.js';
 import { recoveryCommands } from './commands/recovery.js';
 import { serveCommand } from './commands/serve.js';
 import { unlockCommands } from './commands/unlock.js';
@@ -26,12 +27,14 @@ export const COMMANDS: readonly Command[] = [
   ...backupCommands,
   ...recoveryCommands,
   ...keysCommands,
+  ...oauthCommands,
 ];
 
 const GROUPS: Record<string, string> = {
   account: 'Sign up, verify, log in and out, change or reset the password, delete, list sessions',
   backup: "Back up this device's room keys, encrypted: enable, status, upload, restore, delete",
   recovery: 'Check the recovery key, or replace it with a new one',
+  oauth: 'Register apps and scopes (admin, on the database); list or revoke the apps you granted',
   keys: "Export and import room keys as Matrix key export files, or clear this device's keystore",
 };
 

@@ -30,5 +30,5 @@ export {
 export { type ClientOptions, LatchkeyClient } from './client.js';
 export { LocalKeystore, type StoredRoomKey } from './keystore/keystore.js';
 export { randomBytes } from './random.js';
-export { Session, type SessionState } from './session.js';
+export { type OauthGrant, Session, type SessionState } from './session.js';
 export { Transport } from './transport.js';

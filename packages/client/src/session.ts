@@ -45,6 +45,14 @@ interface Keys {
  * A logged-in session. It holds kA and kB in memory (after a login or re-authentication) and forgets
  * them at {@link logOut}.
  */
+/** One app's OAuth grant, as `GET /v1/oauth/grants` lists it. */
+export interface OauthGrant {
+  grantId: string;
+  clientId: string;
+  clientName: string;
+  scopes: string[];
+}
+
 export class Session {
   private keys: Keys | undefined;
   /** Keystores opened from this session, closed when it logs out. */
@@ -135,6 +143,16 @@ export class Session {
 
   async listSessions(): Promise<SessionSummary[]> {
     return (await this.request<{ sessions: SessionSummary[] }>('GET', '/v1/sessions')).sessions;
+  }
+
+  /** The apps this account granted through OAuth (issue 9), with their scopes. */
+  async listOauthGrants(): Promise<OauthGrant[]> {
+    return (await this.request<{ grants: OauthGrant[] }>('GET', '/v1/oauth/grants')).grants;
+  }
+
+  /** Revokes an app's grant: its tokens stop working. */
+  async revokeOauthGrant(grantId: string): Promise<void> {
+    await this.request('DELETE', `/v1/oauth/grants/${encodeURIComponent(grantId)}`);
   }
 
   async revokeSession(sessionId: string): Promise<void> {

@@ -180,6 +180,26 @@ export const ERRORS = {
     message: 'The password stretching setting is not a valid Argon2id setting.',
   },
 
+  // OAuth (issue 9): the consent page's API; oidc-provider's own endpoints answer in OAuth's error shape.
+  LK_OAUTH_INTERACTION_INVALID: {
+    status: 403,
+    expose: true,
+    message: "This authorization request is unknown, expired, or not this browser's; start it again from the app.",
+  },
+  LK_OAUTH_KEYS_JWE_INVALID: {
+    status: 400,
+    expose: true,
+    message: 'keys_jwe must be a compact JWE of at most 1,024 characters, sent only when the app asked for keys.',
+  },
+  LK_OAUTH_SCOPE_INVALID: {
+    status: 400,
+    expose: true,
+    message: 'The scope is not registered, or this app may not ask for it.',
+  },
+  LK_OAUTH_CLIENT_NOT_FOUND: { status: 404, expose: true, message: 'No such OAuth client.' },
+  LK_OAUTH_CLIENT_EXISTS: { status: 409, expose: true, message: 'An OAuth client with that id already exists.' },
+  LK_OAUTH_GRANT_NOT_FOUND: { status: 404, expose: true, message: 'No such grant on this account.' },
+
   // Server start-up (never sent to a client): a setting or the master key file is unusable.
   LK_CONFIG_INVALID: { status: 500, expose: false, message: 'The server configuration is invalid.' },
   LK_PORT_IN_USE: {

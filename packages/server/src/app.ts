@@ -19,6 +19,7 @@ import { loadOrCreateOpaqueSetup } from './modules/accounts/opaque-setup.js';
 import { accountsRoutes } from './modules/accounts/routes.js';
 import { MATRIX_PREFIX, matrixBackupRoutes, redactAccessToken } from './modules/backup/matrix-routes.js';
 import { backupRoutes } from './modules/backup/routes.js';
+import { oauthModule } from './modules/oauth/index.js';
 import { secretsRoutes } from './modules/secrets/routes.js';
 import { prettyLogStream } from './pretty-log.js';
 import { route } from './route.js';
@@ -148,6 +149,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(backupRoutes, { ctx });
   await app.register(matrixBackupRoutes, { ctx, prefix: MATRIX_PREFIX });
   await app.register(secretsRoutes, { ctx });
+  await app.register(oauthModule, { ctx });
   for (const plugin of options.extraPlugins ?? []) await app.register(plugin);
   await registerWebApp(app, config.webDir);
 

@@ -36,6 +36,11 @@ export interface ServerConfig {
    * origin, as their spec asks.
    */
   corsOrigins: string[];
+  /**
+   * The URL users and apps reach this server at (`https://keys.example.org`), behind any proxy: the
+   * OAuth issuer is this plus `/oauth`. Defaults to `http://<host>:<port>`.
+   */
+  publicUrl: string | undefined;
   bodyLimitBytes: number;
   /** The login limits and why they are as they are: LOGIN_RATE_LIMITS in @latchkey/core. */
   rateLimits: {
@@ -71,6 +76,7 @@ export const DEFAULTS: ServerConfig = {
   logLevel: 'info',
   trustProxy: false,
   corsOrigins: [],
+  publicUrl: undefined,
   bodyLimitBytes: 64 * 1024,
   rateLimits: {
     loginPerAddress: LOGIN_RATE_LIMITS.startsPerAddress,
@@ -98,7 +104,15 @@ const FROM_ENV: ReadonlyArray<readonly [string, (text: string) => Partial<Server
   ['LATCHKEY_LOG_LEVEL', (text) => ({ logLevel: parseLogLevel(text) })],
   ['LATCHKEY_TRUST_PROXY', (text) => ({ trustProxy: parseTrustProxy(text) })],
   ['LATCHKEY_CORS_ORIGINS', (text) => ({ corsOrigins: parseCorsOrigins(text) })],
+  ['LATCHKEY_PUBLIC_URL', (text) => ({ publicUrl: parsePublicUrl(text) })],
 ];
+
+function parsePublicUrl(text: string): string {
+  if (!/^https?:\/\/[^/?#]+\/?$/.test(text) || !URL.canParse(text)) {
+    throw new LatchkeyError('LK_CONFIG_INVALID', 'LATCHKEY_PUBLIC_URL must be http(s)://host[:port] with no path');
+  }
+  return text.replace(/\/$/, '');
+}
 
 /**
  * The configuration from the environment (`LATCHKEY_*`), overridden by explicit options, over safe

@@ -2,6 +2,15 @@
 export { type AppOptions, buildApp, VERSION } from './app.js';
 export { DEFAULTS, loadConfig, parseKeyStretching, parsePort, type ServerConfig } from './config.js';
 export { logMailer, type Mailer, type MailMessage, smtpMailer } from './mail/mailer.js';
+export {
+  addOauthClient,
+  addOauthScope,
+  type ClientInfo as OauthClientInfo,
+  listOauthClients,
+  listOauthScopes,
+  removeOauthClient,
+  type ScopeInfo as OauthScopeInfo,
+} from './modules/oauth/admin.js';
 export { type Connection, connect } from './store/database.js';
 export { openStore } from './store/kysely-store.js';
 export type { Store } from './store/store.js';

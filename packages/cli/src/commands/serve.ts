@@ -33,6 +33,11 @@ const FLAGS = {
     description: 'built web app to serve (default packages/web/dist if built)',
   },
   'log-level': { env: 'LATCHKEY_LOG_LEVEL', value: 'LEVEL', description: 'pino level: fatal … trace, or silent' },
+  'public-url': {
+    env: 'LATCHKEY_PUBLIC_URL',
+    value: 'URL',
+    description: 'the URL users reach the server at, behind any proxy (the OAuth issuer is it plus /oauth)',
+  },
   'trust-proxy': {
     env: 'LATCHKEY_TRUST_PROXY',
     value: 'LIST',

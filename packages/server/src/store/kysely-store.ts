@@ -3,6 +3,7 @@ import { LatchkeyError } from '@latchkey/core';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Connection } from './database.js';
 import { type Dialect, migrateToLatest } from './migrate.js';
+import { KyselyOauthStore } from './oauth-store.js';
 import { accountRateLimitBuckets } from './rate-limit-buckets.js';
 import type {
   AccountDataRow,
@@ -97,6 +98,10 @@ class KyselyStore implements Store {
     /** Inside a transaction: the locks it holds (`write:<account>`, `delete:<account>`, `email:<email>`). */
     private readonly held: Set<string> | undefined,
   ) {}
+
+  get oauth() {
+    return new KyselyOauthStore(this.db);
+  }
 
   async transaction<T>(work: (tx: Store) => Promise<T>): Promise<T> {
     if (this.held !== undefined) return work(this); // already inside one: nest by joining it
@@ -642,6 +647,7 @@ class KyselyStore implements Store {
     await this.db.deleteFrom('reset_tokens').where('expires_at', '<=', now).execute();
     await this.db.deleteFrom('device_tokens').where('expires_at', '<=', now).execute();
     await this.db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
+    await this.oauth.purgeExpired(now);
   }
 
   async close() {

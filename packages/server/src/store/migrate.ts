@@ -4,6 +4,7 @@ import * as m002 from './migrations/002_backup.js';
 import * as m003 from './migrations/003_login_credentials_and_indexes.js';
 import * as m004 from './migrations/004_device_tokens.js';
 import * as m005 from './migrations/005_credential_identifiers.js';
+import * as m006 from './migrations/006_oauth.js';
 
 /** Column types that differ between the two backends; migrations take them instead of naming SQL types. */
 export interface ColumnTypes {
@@ -20,6 +21,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, t: ColumnTypes): Prom
   '003_login_credentials_and_indexes': m003,
   '004_device_tokens': m004,
   '005_credential_identifiers': m005,
+  '006_oauth': m006,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {

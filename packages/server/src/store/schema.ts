@@ -118,6 +118,41 @@ export interface AccountDataRow {
   content: string;
 }
 
+/** One oidc-provider model instance (adapter contract); `payload` is its JSON. Times in ms. */
+export interface OidcPayloadRow {
+  model: string;
+  id: string;
+  payload: string;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  account_id: string | null;
+  expires_at: number | null;
+  consumed_at: number | null;
+}
+
+export interface OauthClientRow {
+  id: string;
+  name: string;
+  /** JSON array of exact redirect URIs. */
+  redirect_uris: string;
+  created_at: number;
+}
+
+export interface OauthScopeRow {
+  scope: string;
+  key_class: 'kA' | 'kB' | null;
+  /** JSON array of client ids allowed to request the scope. */
+  clients: string;
+  created_at: number;
+}
+
+export interface OauthKeyRotationRow {
+  account_id: string;
+  scope: string;
+  secret: Uint8Array;
+}
+
 export interface Database {
   accounts: AccountRow;
   sessions: SessionRow;
@@ -130,4 +165,8 @@ export interface Database {
   backup_versions: BackupVersionRow;
   backup_keys: BackupKeyRow;
   account_data: AccountDataRow;
+  oidc_payloads: OidcPayloadRow;
+  oauth_clients: OauthClientRow;
+  oauth_scopes: OauthScopeRow;
+  oauth_key_rotation: OauthKeyRotationRow;
 }

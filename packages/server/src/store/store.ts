@@ -1,3 +1,4 @@
+import type { OauthStore } from './oauth-store.js';
 import type {
   AccountDataRow,
   AccountRow,
@@ -23,6 +24,9 @@ export interface Store {
    * outside the store that it cannot repeat.
    */
   transaction<T>(work: (tx: Store) => Promise<T>): Promise<T>;
+
+  /** The OAuth module's tables (oauth-store.ts). */
+  readonly oauth: OauthStore;
 
   findAccountByEmail(email: string): Promise<AccountRow | undefined>;
   findAccountById(id: string): Promise<AccountRow | undefined>;

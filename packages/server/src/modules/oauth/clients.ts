@@ -1,0 +1,37 @@
+import type { OauthStore } from '../../store/oauth-store.js';
+import type { OauthScopeRow } from '../../store/schema.js';
+
+/** Scopes every client may ask for; the registered ones are granted per client by the admin. */
+export const BASE_SCOPES = ['openid', 'offline_access'] as const;
+
+/** The scopes a client may ask for: the base ones and every registered scope that names it. */
+export function scopesAllowedFor(scopes: readonly OauthScopeRow[], clientId: string): string[] {
+  const allowed = scopes.filter((row) => (JSON.parse(row.clients) as string[]).includes(clientId));
+  return [...BASE_SCOPES, ...allowed.map((row) => row.scope)];
+}
+
+/**
+ * oidc-provider's metadata of an admin-registered client: public (no secret, so PKCE S256 is required),
+ * authorization code and refresh token only, ID tokens signed ES256 (our only signing key), and a
+ * `scope` allow-list that oidc-provider enforces with invalid_scope.
+ */
+export async function clientMetadata(
+  store: OauthStore,
+  id: string,
+  onScopes: (registered: string[]) => void,
+): Promise<Record<string, unknown> | undefined> {
+  const row = await store.findClient(id);
+  if (row === undefined) return undefined;
+  const scopes = await store.listScopes();
+  onScopes(scopes.map((scope) => scope.scope));
+  return {
+    client_id: row.id,
+    client_name: row.name,
+    redirect_uris: JSON.parse(row.redirect_uris) as string[],
+    response_types: ['code'],
+    grant_types: ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_method: 'none',
+    id_token_signed_response_alg: 'ES256',
+    scope: scopesAllowedFor(scopes, row.id).join(' '),
+  };
+}
