@@ -200,9 +200,13 @@ describe.each(['sqlite', 'postgres'] as const)('oauth attacks on %s', (backend) 
     const uid = begun.uid as string;
     const big = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'A'.repeat(800) } });
     expect(big.length).toBeGreaterThan(1024);
-    for (const body of [{ keys_jwe: big }, { keys_jwe: 'a.b.c' }, {}]) {
+    for (const [body, code] of [
+      [{ keys_jwe: big }, 'LK_KEYS_JWE_TOO_LARGE'],
+      [{ keys_jwe: 'a.b.c' }, 'LK_KEYS_JWE_MALFORMED'],
+      [{}, 'LK_OAUTH_KEYS_JWE_INVALID'],
+    ] as const) {
       const refused = await consent(browser, server.url, uid, token, body);
-      expect(refused).toMatchObject({ status: 400, body: { code: 'LK_OAUTH_KEYS_JWE_INVALID' } });
+      expect(refused).toMatchObject({ status: 400, body: { code } });
     }
   });
 

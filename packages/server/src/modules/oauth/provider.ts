@@ -1,9 +1,9 @@
+import { LatchkeyError, parseKeysJwk } from '@latchkey/core';
 import type Provider from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { ServerContext } from '../../context.js';
 import { adapterFor } from './adapter.js';
 import { BASE_SCOPES } from './clients.js';
-import { keysJwkProblem } from './keys-jwk.js';
 import { loadOidcProvider } from './oidc.js';
 import { loadOrCreateOauthSecrets } from './signing-keys.js';
 
@@ -108,8 +108,12 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
     extraParams: {
       keys_jwk(_koa: KoaContextWithOIDC, value: string | undefined) {
         if (value === undefined) return;
-        const problem = keysJwkProblem(value);
-        if (problem !== undefined) throw new errors.InvalidRequest(problem);
+        try {
+          parseKeysJwk(value);
+        } catch (error) {
+          // The app hears of it as OAuth says: error=invalid_request, with our reason as its description.
+          throw new errors.InvalidRequest(error instanceof LatchkeyError ? error.message : 'keys_jwk is malformed');
+        }
       },
     },
     interactions: {

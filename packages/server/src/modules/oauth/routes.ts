@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ServerResponse } from 'node:http';
-import { FRESH_AUTH_MS, LatchkeyError } from '@latchkey/core';
+import { checkKeysJwe, FRESH_AUTH_MS, LatchkeyError } from '@latchkey/core';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
@@ -10,7 +10,6 @@ import { route } from '../../route.js';
 import type { OauthScopeRow } from '../../store/schema.js';
 import type { AuthenticatedSession } from '../accounts/service.js';
 import { scopesAllowedFor } from './clients.js';
-import { keysJweProblem } from './keys-jwk.js';
 import { INTERACTION_PREFIX } from './provider.js';
 
 const tag = 'oauth';
@@ -224,8 +223,7 @@ function checkedKeysJwe(interaction: Interaction, keysJwe: string | undefined): 
   }
   if (keysJwe === undefined)
     throw new LatchkeyError('LK_OAUTH_KEYS_JWE_INVALID', 'The app asked for keys: send keys_jwe.');
-  const problem = keysJweProblem(keysJwe);
-  if (problem !== undefined) throw new LatchkeyError('LK_OAUTH_KEYS_JWE_INVALID', problem);
+  checkKeysJwe(keysJwe);
   return keysJwe;
 }
 
