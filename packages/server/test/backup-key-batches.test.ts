@@ -32,7 +32,7 @@ describe.each(['sqlite', 'postgres'] as const)('unpaged reads and version delete
   let store: Store;
   let counter = 0;
   let auth: AuthenticatedSession;
-  const ctx = () => ({ store }) as unknown as ServerContext;
+  const ctx = () => ({ store, now: () => NOW }) as unknown as ServerContext;
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), `latchkey-batches-${backend}-`));

@@ -1054,7 +1054,7 @@ describe.each(['sqlite', 'postgres'] as const)('Store on %s', (backend) => {
 
   describe('backup upload (the service over this store)', () => {
     /** The backup service reads nothing of the context but the store. */
-    const context = () => ({ store }) as unknown as ServerContext;
+    const context = () => ({ store, now: () => NOW }) as unknown as ServerContext;
     let auth: AuthenticatedSession;
 
     beforeEach(async () => {
