@@ -1,6 +1,7 @@
-import { FRESH_AUTH_MS, nobleMatrixCrypto, toBase64 } from '@latchkey/core';
+import { FRESH_AUTH_MS, LatchkeyError, nobleMatrixCrypto, toBase64 } from '@latchkey/core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { codeOf } from '../support/errors.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 
@@ -152,6 +153,96 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
     expect(info?.auth_data).toEqual(attackerAuthData);
     expect(keys?.default_key).toBe('k2');
     expect(stored).toEqual(attackerSecret);
+  });
+
+  /** A logged-in account with a backup enabled through the SDK, and a second keystore to check restores. */
+  async function sdkOwner(name: string) {
+    skew = 0;
+    const email = `${name}-${++accounts}-${backend}@example.com`;
+    const password = `${name} password`;
+    const { client } = await createVerifiedAccount(server, email, password);
+    const session = await client.logIn(email, password);
+    const keystore = await session.openKeystore(`${server.dir}/${name}-${accounts}-${backend}.db`);
+    const backup = session.keyBackup(keystore);
+    const first = await backup.enable();
+    const opens = async (recoveryKey: string) => {
+      const check = await session.openKeystore(`${server.dir}/${name}-check-${++accounts}-${backend}.db`);
+      try {
+        const restored = await session.keyBackup(check).restore({ recoveryKey });
+        return restored.failed === 0 ? 'opens' : 'some keys failed';
+      } catch (error) {
+        if (error instanceof LatchkeyError) return error.code;
+        throw error;
+      } finally {
+        await check.close();
+      }
+    };
+    const secretStorage = async () => [
+      (await call(session.state.token, 'GET', '/v1/secret-storage/keys')).body,
+      (await call(session.state.token, 'GET', `/v1/secret-storage/secrets/${SECRET}`)).body,
+    ];
+    return { session, password, keystore, backup, first, opens, secretStorage };
+  }
+
+  it('SDK: replaces the recovery key only after a fresh password check; refused, the old key still opens', async () => {
+    const { password, keystore, backup, first, opens, secretStorage } = await sdkOwner('recovery');
+    const before = await secretStorage();
+    skew = FRESH_AUTH_MS + 1;
+    expect(await codeOf(backup.replaceRecoveryKey())).toBe('LK_REAUTH_REQUIRED');
+    expect(await codeOf(backup.replaceRecoveryKey({ password: 'not the password' }))).toBe('LK_LOGIN_FAILED');
+    expect(await secretStorage()).toEqual(before);
+    expect(await opens(first.recoveryKey)).toBe('opens');
+    const { recoveryKey } = await backup.replaceRecoveryKey({ password, passphrase: 'new passphrase' });
+    expect(await opens(recoveryKey)).toBe('opens');
+    expect(await opens(first.recoveryKey)).toBe('LK_BAD_RECOVERY_KEY');
+    await keystore.close();
+  });
+
+  it('SDK: enabling over the secret storage a deleted backup left needs the password; a first enable does not', async () => {
+    const { password, keystore, backup, opens, secretStorage } = await sdkOwner('re-enable');
+    // The first enable above ran on the token alone (nothing to replace); a stale one would have too.
+    skew = FRESH_AUTH_MS + 1;
+    await backup.delete(undefined, { password });
+    skew = 2 * FRESH_AUTH_MS + 2;
+    expect(await backup.enableReplaces()).toBe(true);
+    const before = await secretStorage();
+    expect(await codeOf(backup.enable())).toBe('LK_REAUTH_REQUIRED');
+    expect(await secretStorage()).toEqual(before);
+    expect(await backup.current()).toBeUndefined();
+    const again = await backup.enable({ password });
+    expect(await opens(again.recoveryKey)).toBe('opens');
+    await keystore.close();
+  });
+
+  it('SDK: a first enable on an empty account needs no password, even with a stale session', async () => {
+    skew = 0;
+    const email = `first-${++accounts}-${backend}@example.com`;
+    const { client } = await createVerifiedAccount(server, email, 'first password');
+    const session = await client.logIn(email, 'first password');
+    const keystore = await session.openKeystore(`${server.dir}/first-${accounts}-${backend}.db`);
+    const backup = session.keyBackup(keystore);
+    skew = FRESH_AUTH_MS + 1;
+    expect(await backup.enableReplaces()).toBe(false);
+    expect((await backup.enable()).version).toEqual(expect.any(String));
+    expect(await backup.enableReplaces()).toBe(true);
+    await keystore.close();
+  });
+
+  it('SDK: a restore on a stale session leaves its auth_data repair for later instead of failing', async () => {
+    const { session, password, keystore, first, opens } = await sdkOwner('repair');
+    const token = session.state.token;
+    const path = `/v1/backup/version/${first.version}`;
+    const info = (await call(token, 'GET', path)).body as { auth_data: { public_key: string } };
+    // Its signature gone (as after a password reset changed the signing key): unlocking signs it again.
+    const unsigned = { public_key: info.auth_data.public_key };
+    expect((await call(token, 'PUT', path, { algorithm: ALGORITHM, auth_data: unsigned })).status).toBe(200);
+    skew = FRESH_AUTH_MS + 1;
+    expect(await opens(first.recoveryKey)).toBe('opens');
+    expect((await call(token, 'GET', path)).body.auth_data).toEqual(unsigned);
+    await session.reauthenticate(password);
+    expect(await opens(first.recoveryKey)).toBe('opens');
+    expect((await call(token, 'GET', path)).body.auth_data).toMatchObject({ signatures: expect.any(Object) });
+    await keystore.close();
   });
 
   it('lets one of twelve racing creates of a name win, and refuses the rest as replacements', async () => {
