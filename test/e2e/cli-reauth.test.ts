@@ -7,7 +7,8 @@ import { cliError, cliJson, lines } from '../support/cli-process.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 
 /**
- * Issue 8 in the CLI: deleting or replacing a backup needs a fresh password check on the server. Run
+ * Issue 8 in the CLI: deleting or replacing a backup, or writing over its keys in secret storage
+ * (enabling again, a new recovery key), needs a fresh password check on the server. Run
  * unlocked (LATCHKEY_SESSION, no password typed for the command) with the session's last password
  * check long past, the CLI asks for the password and the delete goes through; without an answer, it
  * stops before anything is deleted.
@@ -65,5 +66,31 @@ describe('the CLI reauthenticates before deleting or replacing a backup', () => 
       version,
     });
     expect(await status()).toMatchObject({ enabled: false });
+  });
+
+  it('enables again over the keys the deleted backup left, after asking for the password', async () => {
+    // The delete above left secret storage (the recovery key's description, the backup secret):
+    // enabling writes over them, which a stale session alone may not.
+    skew = 2 * FRESH_AUTH_MS + 2;
+    expect((await cliError(['backup', 'enable'], home, '', env)).code).toBe('LK_CANCELLED');
+    expect(await status()).toMatchObject({ enabled: false });
+    const enabled = await cliJson(['backup', 'enable', '--password-stdin'], home, lines(password), env);
+    expect((await status()).version).toBe(enabled.version);
+  });
+
+  it('replaces the recovery key of an unlocked session after asking for the password, and not without it', async () => {
+    skew = 3 * FRESH_AUTH_MS + 3;
+    expect((await cliError(['recovery', 'show-new'], home, '', env)).code).toBe('LK_CANCELLED');
+    const wrong = await cliError(['recovery', 'show-new', '--password-stdin'], home, lines('wrong'), env);
+    expect(wrong.code).toBe('LK_LOGIN_FAILED');
+    const { recoveryKey } = (await cliJson(
+      ['recovery', 'show-new', '--password-stdin'],
+      home,
+      lines(password),
+      env,
+    )) as {
+      recoveryKey: string;
+    };
+    expect(await cliJson(['recovery', 'verify', recoveryKey], home, '', env)).toEqual({ valid: true });
   });
 });

@@ -25,6 +25,7 @@ export {
   type ProgressListener,
   type RecoveryKeyCheck,
   type RecoverySecret,
+  type ReplaceRecoveryKeyOptions,
   type RestoreResult,
 } from './backup/key-backup.js';
 export { type ClientOptions, LatchkeyClient } from './client.js';

@@ -247,17 +247,38 @@ function setupForm(guarded: Guard, device: Promise<Device>, setView: (view: View
   passphrase.input.required = false;
   confirm.input.required = false;
   const trust = checkbox('Let devices that log in with my password restore the backup', 'backup-trust', true);
+  // Setting up over the keys an earlier backup left in secret storage writes over them, which the
+  // server allows only after a fresh password check: the field shows only then (a first backup needs none).
+  const password = field('Your password, to confirm', {
+    name: 'setup-backup-password',
+    type: 'password',
+    autocomplete: 'current-password',
+    hint: 'An earlier backup left its keys on the server; setting up a new one replaces them.',
+  });
+  password.row.hidden = true;
+  password.input.required = false;
+  void device
+    .then(({ backup }) => backup.enableReplaces())
+    .then((replaces) => {
+      password.row.hidden = !replaces;
+      password.input.required = replaces;
+    })
+    .catch(() => {}); // Unknown: the field stays hidden, and a refusal (LK_REAUTH_REQUIRED) says why.
   const element = h(
     'div',
     {},
     h('h3', {}, 'Set up backup'),
-    form('Set up backup', 'Setting up backup…', [passphrase.row, confirm.row, trust.row], async (say) => {
+    form('Set up backup', 'Setting up backup…', [passphrase.row, confirm.row, trust.row, password.row], async (say) => {
       const phrase = passphrase.input.value;
       if (phrase !== confirm.input.value) throw new Error('The two passphrases do not match.');
       if (phrase !== '') say.progress(`Deriving the backup key from your passphrase… ${STRETCHING}`);
       await guarded(async () => {
         const { backup } = await device;
-        const options = { trustLoggedInDevices: trust.input.checked, ...(phrase === '' ? {} : { passphrase: phrase }) };
+        const options = {
+          trustLoggedInDevices: trust.input.checked,
+          ...(phrase === '' ? {} : { passphrase: phrase }),
+          ...(password.input.value === '' ? {} : { password: password.input.value }),
+        };
         const { version, recoveryKey } = await backup.enable(options);
         setView({ kind: 'new-key', version, recoveryKey });
       })();

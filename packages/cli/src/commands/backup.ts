@@ -40,9 +40,10 @@ const enable: Command = {
     ...PASSWORD_STDIN,
   },
   details:
-    `${STDIN_NOTE}\nOrder: password (with --replace, even when unlocked: deleting the old backup needs a fresh\n` +
-    "password check), then (with --old-passphrase) the old backup's passphrase, then (with\n" +
-    '--passphrase) the new passphrase, and again.\n' +
+    `${STDIN_NOTE}\nOrder: password (even when unlocked, with --replace or when an earlier backup left its keys\n` +
+    'in secret storage: deleting the old backup or writing over its keys needs a fresh password check),\n' +
+    "then (with --old-passphrase) the old backup's passphrase, then (with --passphrase) the new\n" +
+    'passphrase, and again.\n' +
     'Devices logged in with the password can restore too (backup restore --trusted-device).\n' +
     "Replacing keeps the old backup's keys by restoring them here first; when the login no longer opens it\n" +
     '(after a password reset), give --old-recovery-key or --old-passphrase, or accept the loss with\n' +
@@ -59,8 +60,9 @@ const enable: Command = {
           { version: existing.version },
         );
       }
-      // Replacing deletes the old backup, which needs a recent password check: asked for first, as always.
-      const accountPassword = existing === undefined ? undefined : await password();
+      // Replacing deletes the old backup, and enabling over an earlier backup's secret storage writes over
+      // its keys: both need a recent password check, asked for first, as always. A first backup needs none.
+      const accountPassword = existing !== undefined || (await backup.enableReplaces()) ? await password() : undefined;
       const carryOverWith = existing === undefined ? undefined : await oldBackupSecret(ctx);
       const usePassphrase = ctx.args.flag('passphrase');
       const secret = usePassphrase ? await newPassphrase(ctx, 'Backup passphrase') : undefined;

@@ -15,16 +15,21 @@ const showNew: Command = {
     ...PASSWORD_STDIN,
   },
   details:
-    `${STDIN_NOTE}\nOrder: password, then (with --passphrase) the new passphrase, and again.\n` +
+    `${STDIN_NOTE}\nOrder: password (even when unlocked: writing over the stored backup key needs a fresh\n` +
+    'password check), then (with --passphrase) the new passphrase, and again.\n' +
     'The backup itself does not change. The old recovery key, and any old passphrase, stop working at\n' +
     'once. It works from a device logged in with the password, so a lost recovery key can be replaced.',
   async run(ctx) {
-    await withUnlockedDevice(ctx, async ({ backup }) => {
+    await withUnlockedDevice(ctx, async ({ backup, password }) => {
+      // Asked for even when unlocked, before the passphrase: the server replaces the stored key only
+      // after a recent password check.
+      const accountPassword = await password();
       const usePassphrase = ctx.args.flag('passphrase');
       const secret = usePassphrase ? await newPassphrase(ctx, 'New backup passphrase') : undefined;
-      const { version, recoveryKey } = await backup.replaceRecoveryKey(
-        secret === undefined ? {} : { passphrase: secret },
-      );
+      const { version, recoveryKey } = await backup.replaceRecoveryKey({
+        password: accountPassword,
+        ...(secret === undefined ? {} : { passphrase: secret }),
+      });
       ctx.out.result(
         { version, recoveryKey, passphrase: usePassphrase },
         recoveryKeyText(

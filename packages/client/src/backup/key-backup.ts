@@ -136,10 +136,25 @@ export interface EnableOptions {
   /** Progress of carrying the old backup's keys over, when replacing. */
   onProgress?: ProgressListener;
   /**
-   * When replacing: the account password. Deleting the old backup needs a recent password check
-   * (`LK_REAUTH_REQUIRED` otherwise); with it, the session proves the password again after the
-   * carry-over, before anything on the server changes. Without it, the session must have proved it
-   * within the last ten minutes (a login or `Session.reauthenticate`).
+   * The account password, needed when enabling replaces something on the server (see
+   * {@link KeyBackup.enableReplaces}): deleting the old backup, or writing over the recovery-key
+   * description, default key or backup secret an earlier backup (or a Matrix client) left in secret
+   * storage, needs a recent password check (`LK_REAUTH_REQUIRED` otherwise). With it, the session
+   * proves the password again after the carry-over, before anything on the server changes. Without
+   * it, the session must have proved it within the last ten minutes (a login or
+   * `Session.reauthenticate`). A first backup on an empty secret storage needs none.
+   */
+  password?: string;
+}
+
+/** Options of {@link KeyBackup.replaceRecoveryKey}. */
+export interface ReplaceRecoveryKeyOptions {
+  /** Also derive the new recovery key from this passphrase (PBKDF2), so either restores. */
+  passphrase?: string;
+  /**
+   * The account password: the session proves it again first, since writing over the stored backup
+   * secret and the recovery key's description needs a recent password check. Without it, a session
+   * that has not proved it within ten minutes gets `LK_REAUTH_REQUIRED`, and nothing is changed.
    */
   password?: string;
 }
@@ -161,6 +176,15 @@ export interface EnabledBackup {
   replaced?: { version: string; carriedOver: number; unreadable: number; total: number };
 }
 
+/** Waits for `repair`; a refusal for want of a recent password check only skips it. */
+async function unlessReauthRequired(repair: Promise<void>): Promise<void> {
+  try {
+    await repair;
+  } catch (error) {
+    if (!(error instanceof LatchkeyError && error.code === 'LK_REAUTH_REQUIRED')) throw error;
+  }
+}
+
 export class KeyBackup {
   private readonly secrets: SecretStorage;
   private loop: BackgroundLoop | undefined;
@@ -173,7 +197,7 @@ export class KeyBackup {
     private readonly kB: () => KB,
     private readonly keystore: LocalKeystore,
     private readonly crypto: MatrixCrypto,
-    /** Proves the password again over the session (`Session.reauthenticate`), for deletes. */
+    /** Proves the password again over the session (`Session.reauthenticate`), for deletes and overwrites. */
     private readonly reauthenticate: (password: string) => Promise<void>,
   ) {
     this.secrets = new SecretStorage(request, crypto);
@@ -240,11 +264,13 @@ export class KeyBackup {
     // Replacing: first bring the old backup's keys onto this device, where the new one picks them up.
     const replaced =
       existing === undefined ? undefined : { version: existing.version, ...(await this.carryOver(existing, options)) };
+    // Deleting the old backup and writing over secret storage both need a fresh password check: proved
+    // here, before the first change, so a wrong password changes nothing.
+    if (options.password !== undefined) await this.reauthenticate(options.password);
     if (existing !== undefined) {
       // Its keys are on this device now and its key is about to be replaced in secret storage, so it
       // goes first: deleting needs a fresh password check, and refused here, nothing has changed yet
       // (after the new version, a refusal would leave two backups and a recovery key never shown).
-      if (options.password !== undefined) await this.reauthenticate(options.password);
       await this.request('DELETE', `/v1/backup/version/${encodeURIComponent(existing.version)}`);
     }
     const backupKey = randomBytes(32);
@@ -263,6 +289,20 @@ export class KeyBackup {
       backupKey.fill(0);
     }
     return replaced === undefined ? { version, recoveryKey } : { version, recoveryKey, replaced };
+  }
+
+  /**
+   * Whether {@link enable} would replace something on the server, so needs a recent password check (its
+   * `password` option): a backup exists, or secret storage already holds the recovery key's or the
+   * logged-in devices' key description, a default key, or a backup secret (an earlier backup, deleted
+   * since, or a Matrix client's secret storage). A first backup on an empty account needs none.
+   */
+  async enableReplaces(): Promise<boolean> {
+    if ((await this.current()) !== undefined) return true;
+    const list = await this.secrets.keys();
+    if (list.default_key !== null || Object.hasOwn(list.keys, RECOVERY_KEY_ID) || Object.hasOwn(list.keys, KB_KEY_ID))
+      return true;
+    return (await this.backupSecretIfAny()) !== undefined;
   }
 
   /**
@@ -336,11 +376,14 @@ export class KeyBackup {
    * Replaces the recovery key (and any passphrase) with a new one; the backup key is unchanged, so the
    * backed-up keys stay as they are. The backup key is reached through kB, so only a device logged in
    * with the password can do this. Afterwards the old recovery key and passphrase open nothing.
-   * Returns the new recovery key: show it once, the server never sees it.
+   * Returns the new recovery key: show it once, the server never sees it. Writing over the stored
+   * secret needs a recent password check: give `password`, or expect `LK_REAUTH_REQUIRED`.
    */
-  async replaceRecoveryKey(options: { passphrase?: string } = {}): Promise<{ version: string; recoveryKey: string }> {
+  async replaceRecoveryKey(options: ReplaceRecoveryKeyOptions = {}): Promise<{ version: string; recoveryKey: string }> {
     const info = await this.current();
     if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND');
+    // First, so the repairs unlocking may make (signing auth_data again) go through too.
+    if (options.password !== undefined) await this.reauthenticate(options.password);
     const backupKey = await this.unlock({ trustedDevice: true }, info);
     try {
       const { storageKey, description } = await this.newRecoveryStorageKey(options.passphrase);
@@ -544,8 +587,12 @@ export class KeyBackup {
       // that proves the backup is ours even when its signature does not check (kB, and with it the
       // signing key, changed in a password reset). Sign it again so uploads go on; so too a backup
       // signed only under the bare account id (earlier versions), which Matrix clients cannot parse.
-      if (!this.signedBy(info.auth_data, this.signer)) await this.signAgain(info, backupKey);
-      if (keyId !== KB_KEY_ID) await this.renewLoggedInAccess(list.keys, { keyId, key: storageKey }, backupKey, item);
+      // Both repairs write over what is stored, which the server allows only after a recent password
+      // check. Refused (LK_REAUTH_REQUIRED), each changed nothing (its first write is the refused one)
+      // and the unlock still stands: the repair is made at the next unlock by a freshly logged-in session.
+      if (!this.signedBy(info.auth_data, this.signer)) await unlessReauthRequired(this.signAgain(info, backupKey));
+      if (keyId !== KB_KEY_ID)
+        await unlessReauthRequired(this.renewLoggedInAccess(list.keys, { keyId, key: storageKey }, backupKey, item));
       const unlocked = backupKey;
       backupKey = undefined; // handed to the caller, who wipes it
       return unlocked;

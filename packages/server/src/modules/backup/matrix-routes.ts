@@ -124,7 +124,7 @@ export function matrixErrorOf(known: LatchkeyError): { status: number; body: Mat
     case 'LK_UNAUTHORIZED':
       return at(401, error('M_UNKNOWN_TOKEN', 'Unknown or expired access token.', { soft_logout: false }));
     case 'LK_REAUTH_REQUIRED':
-      // Deleting keys needs a recent password check. Not User-Interactive Auth's 401: its stages send
+      // Deleting keys, or replacing auth_data, needs a recent password check. Not User-Interactive Auth's 401: its stages send
       // the password to the server, and ours never sees it (OPAQUE); the client reauthenticates
       // through Latchkey's /v1/session/reauth and retries. The token stays valid, so no M_UNKNOWN_TOKEN.
       return at(403, error('M_FORBIDDEN', known.message, { lk_code: known.code }));

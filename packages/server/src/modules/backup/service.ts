@@ -65,7 +65,14 @@ export async function getVersion(ctx: ServerContext, auth: AuthenticatedSession,
   return versionInfo(await liveVersion(ctx.store, auth.account.id, version));
 }
 
-/** Only `auth_data` may change (spec); the body's `version`, if present, must name the path's. */
+/**
+ * Only `auth_data` may change (spec); the body's `version`, if present, must name the path's.
+ * A different auth_data replaces the backup's public key or its signatures, which can cut every client
+ * off from it: that needs a recent password check (issue 8, `LK_REAUTH_REQUIRED`), as deleting does.
+ * The very auth_data already stored (the same JSON text: a retry) goes through on the token alone.
+ * The comparison and the write are one transaction under the account's lock, so a concurrent change
+ * cannot slip in between and be replaced unchecked.
+ */
 export async function updateVersion(
   ctx: ServerContext,
   auth: AuthenticatedSession,
@@ -76,8 +83,13 @@ export async function updateVersion(
     throw new LatchkeyError('LK_VALIDATION', 'The body names a different version than the path.');
   }
   checkAuthData(body.auth_data);
-  await liveVersion(ctx.store, auth.account.id, version);
-  await ctx.store.updateBackupAuthData(auth.account.id, Number(version), JSON.stringify(body.auth_data));
+  const authData = JSON.stringify(body.auth_data);
+  await ctx.store.transaction(async (tx) => {
+    const stored = await liveVersion(tx, auth.account.id, version);
+    if (stored.auth_data === authData) return;
+    requireFreshAuth(ctx, auth);
+    await tx.updateBackupAuthData(auth.account.id, Number(version), authData);
+  });
 }
 
 /**

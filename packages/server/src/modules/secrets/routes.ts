@@ -13,6 +13,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../../context.js';
 import { route } from '../../route.js';
+import type { Store } from '../../store/store.js';
 import { type AuthenticatedSession, requireFreshAuth } from '../accounts/service.js';
 
 /**
@@ -23,9 +24,9 @@ const KEY_PREFIX = 'ssss.key.';
 const SECRET_PREFIX = 'ssss.secret.';
 const DEFAULT_KEY = 'ssss.default_key';
 
-async function requireKeys(ctx: ServerContext, auth: AuthenticatedSession, keyIds: string[]) {
+async function requireKeys(store: Store, auth: AuthenticatedSession, keyIds: string[]) {
   for (const keyId of keyIds) {
-    if ((await ctx.store.getAccountData(auth.account.id, KEY_PREFIX + keyId)) === undefined) {
+    if ((await store.getAccountData(auth.account.id, KEY_PREFIX + keyId)) === undefined) {
       throw new LatchkeyError('LK_SECRET_NOT_FOUND', `No storage key ${keyId}: describe it first.`);
     }
   }
@@ -37,12 +38,39 @@ async function readJson<T>(ctx: ServerContext, auth: AuthenticatedSession, type:
   return JSON.parse(content) as T;
 }
 
+/**
+ * Stores `value` under `type`. Replacing a different value destroys it as surely as a delete does (a
+ * secret or key description may be the only way into a backup or an identity key), so it needs a recent
+ * password check, as deletes do (issue 8): `LK_REAUTH_REQUIRED`. A bearer token alone may still create
+ * a value that is not there yet (sign-up, a first backup) and write the very bytes already stored (a
+ * retry), since neither loses anything. "The very bytes" means the stored JSON text: the same object
+ * sent with its members in another order is a replacement. `keyIds` must all be described.
+ *
+ * The existence check and the write are one transaction, which holds the account's row lock on
+ * PostgreSQL and runs alone on SQLite (kysely-store.ts): two racing writes cannot both find nothing
+ * there and the second silently replace the first.
+ */
+async function putAccountData(
+  ctx: ServerContext,
+  auth: AuthenticatedSession,
+  type: string,
+  value: unknown,
+  keyIds: string[] = [],
+): Promise<void> {
+  const content = JSON.stringify(value);
+  await ctx.store.transaction(async (tx) => {
+    await requireKeys(tx, auth, keyIds);
+    const stored = await tx.getAccountData(auth.account.id, type);
+    if (stored === content) return;
+    if (stored !== undefined) requireFreshAuth(ctx, auth);
+    await tx.putAccountData({ account_id: auth.account.id, type, content });
+  });
+}
+
 export async function secretsRoutes(app: FastifyInstance, opts: { ctx: ServerContext }): Promise<void> {
   const { ctx } = opts;
   const r = route(app, ctx);
   const tag = 'secrets';
-  const put = (auth: AuthenticatedSession, type: string, value: unknown) =>
-    ctx.store.putAccountData({ account_id: auth.account.id, type, content: JSON.stringify(value) });
 
   r.get('/v1/secret-storage/keys', {
     tag,
@@ -59,13 +87,13 @@ export async function secretsRoutes(app: FastifyInstance, opts: { ctx: ServerCon
 
   r.put('/v1/secret-storage/keys/:keyId', {
     tag,
-    summary: 'Describe a storage key (never the key itself)',
+    summary: 'Describe a storage key (never the key itself); changing a description needs a recent password check',
     params: StorageKeyParams,
     body: StorageKeyDescription,
     reply: Empty,
     guarded: true,
     handler: async ({ params, body }: { params: { keyId: string }; body: StorageKeyDescriptionBody }, auth) => {
-      await put(auth, KEY_PREFIX + params.keyId, body);
+      await putAccountData(ctx, auth, KEY_PREFIX + params.keyId, body);
       return {};
     },
   });
@@ -82,27 +110,25 @@ export async function secretsRoutes(app: FastifyInstance, opts: { ctx: ServerCon
 
   r.put('/v1/secret-storage/default-key', {
     tag,
-    summary: 'Choose the default storage key',
+    summary: 'Choose the default storage key; changing it needs a recent password check',
     body: DefaultStorageKey,
     reply: Empty,
     guarded: true,
     handler: async ({ body }: { body: { key: string } }, auth) => {
-      await requireKeys(ctx, auth, [body.key]);
-      await put(auth, DEFAULT_KEY, body);
+      await putAccountData(ctx, auth, DEFAULT_KEY, body, [body.key]);
       return {};
     },
   });
 
   r.put('/v1/secret-storage/secrets/:name', {
     tag,
-    summary: 'Store a secret, encrypted under one or more storage keys',
+    summary: 'Store a secret, encrypted under one or more storage keys; replacing one needs a recent password check',
     params: SecretParams,
     body: SecretItem,
     reply: Empty,
     guarded: true,
     handler: async ({ params, body }: { params: { name: string }; body: SecretItemBody }, auth) => {
-      await requireKeys(ctx, auth, Object.keys(body.encrypted));
-      await put(auth, SECRET_PREFIX + params.name, body);
+      await putAccountData(ctx, auth, SECRET_PREFIX + params.name, body, Object.keys(body.encrypted));
       return {};
     },
   });
