@@ -679,8 +679,9 @@ export async function authenticate(ctx: ServerContext, token: Uint8Array): Promi
 }
 
 /**
- * Sensitive and destructive actions (password change, account deletion, deleting backups and secrets)
- * need the password proved within FRESH_AUTH_MS, not just a bearer token: `LK_REAUTH_REQUIRED`.
+ * Sensitive and destructive actions (password change, account deletion, deleting backups and secrets,
+ * replacing a secret, a storage key or a backup's auth_data with something else) need the password
+ * proved within FRESH_AUTH_MS, not just a bearer token: `LK_REAUTH_REQUIRED`.
  */
 export function requireFreshAuth(ctx: ServerContext, auth: AuthenticatedSession): void {
   if (ctx.now() - auth.session.authenticated_at > FRESH_AUTH_MS) throw new LatchkeyError('LK_REAUTH_REQUIRED');
