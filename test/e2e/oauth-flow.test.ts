@@ -67,6 +67,10 @@ describe.each(['sqlite', 'postgres'] as const)('oauth flow on %s', (backend) => 
     expect(app.as.code_challenge_methods_supported).toEqual(['S256']);
     expect(app.as.id_token_signing_alg_values_supported).toEqual(['ES256']);
     expect(app.as.scopes_supported).toContain(KEY_SCOPE);
+    // The code flow for public clients, and nothing else: no implicit flow, no client secrets.
+    expect(app.as.response_types_supported).toEqual(['code']);
+    expect(app.as.grant_types_supported).not.toContain('implicit');
+    expect(app.as.token_endpoint_auth_methods_supported).toEqual(['none']);
   });
 
   it('names URLs after the forwarded host and scheme behind a trusted proxy', async () => {

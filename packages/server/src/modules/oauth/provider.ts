@@ -104,6 +104,10 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
     },
     // Every client is public, and PKCE (S256, the only method oidc-provider v9 accepts) is required of all.
     pkce: { required: () => true },
+    // The code flow only, for public clients only: discovery then promises nothing else (no implicit
+    // flow, which would put tokens in URLs, and no client secrets, which no client here has).
+    responseTypes: ['code'],
+    clientAuthMethods: ['none'],
     allowOmittingSingleRegisteredRedirectUri: false,
     extraParams: {
       keys_jwk(_koa: KoaContextWithOIDC, value: string | undefined) {
