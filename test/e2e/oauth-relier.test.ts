@@ -179,4 +179,21 @@ describe('the SDK relier', () => {
     const callback = await followToApp(browser, server.url, granted.body.redirectTo as string);
     expect((await refusal(pending, callback)).code).toBe('LK_OAUTH_KEYS_MISSING');
   });
+  it('refuses plain http unless allowed, and a key scope that is not asked for, before any redirect', async () => {
+    const base = { issuer: server.url, clientId: 'notes', redirectUri: REDIRECT, scopes: ['openid', KEY_SCOPE] };
+    const insecure = await startAuthorization(base).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(insecure).toMatchObject({ code: 'LK_OAUTH_RESPONSE_INVALID' });
+    const stray = await startAuthorization({
+      ...base,
+      allowInsecureHttp: true,
+      keyScopes: ['https://identity.example.org/apps/other'],
+    }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(stray).toMatchObject({ code: 'LK_VALIDATION' });
+  });
 });
