@@ -31,5 +31,12 @@ export {
 export { type ClientOptions, LatchkeyClient } from './client.js';
 export { LocalKeystore, type StoredRoomKey } from './keystore/keystore.js';
 export { randomBytes } from './random.js';
+export {
+  type AuthorizationOptions,
+  type AuthorizationPending,
+  type AuthorizationResult,
+  finishAuthorization,
+  startAuthorization,
+} from './relier.js';
 export { type OauthGrant, Session, type SessionState } from './session.js';
 export { Transport } from './transport.js';

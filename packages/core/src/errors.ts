@@ -196,6 +196,27 @@ export const ERRORS = {
     expose: true,
     message: 'The scope is not registered, or this app may not ask for it.',
   },
+  // OAuth (issue 9), the app's side: what the SDK's finishAuthorization() refuses.
+  LK_OAUTH_STATE_MISMATCH: {
+    status: 400,
+    expose: true,
+    message: 'The callback does not carry the state this authorization started with; it is not the answer to it.',
+  },
+  LK_OAUTH_ERROR: {
+    status: 400,
+    expose: true,
+    message: 'The authorization server answered with an OAuth error (see details.error and details.errorDescription).',
+  },
+  LK_OAUTH_KEYS_MISSING: {
+    status: 400,
+    expose: true,
+    message: 'Scoped keys were asked for, but the token response carries no keys_jwe.',
+  },
+  LK_OAUTH_RESPONSE_INVALID: {
+    status: 400,
+    expose: true,
+    message: 'The authorization server sent a response that is not valid OAuth (see details.reason).',
+  },
   LK_OAUTH_CLIENT_NOT_FOUND: { status: 404, expose: true, message: 'No such OAuth client.' },
   LK_OAUTH_CLIENT_EXISTS: { status: 409, expose: true, message: 'An OAuth client with that id already exists.' },
   LK_OAUTH_GRANT_NOT_FOUND: { status: 404, expose: true, message: 'No such grant on this account.' },
