@@ -4,7 +4,7 @@ import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../support/postgres.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { createVerifiedAccount, startTestServer, type TestServer, UNLIMITED_RATE_LIMITS } from '../support/server.js';
 
 /**
  * Issue 8: an email code allows CODE_MAX_ATTEMPTS (5) comparisons in all, however many guesses arrive
@@ -64,22 +64,8 @@ describe.each(['sqlite', 'postgres'] as const)('email codes under a flood of gue
   beforeAll(async () => {
     const databaseUrl =
       backend === 'postgres' ? { databaseUrl: await createTestDatabase(inject('postgresUrl'), 'code_attempts') } : {};
-    const unlimited = { max: 1_000_000, windowMs: 60_000 };
     // No limit on mails or logins: the code's own count is what is under test.
-    server = await startTestServer({
-      ...databaseUrl,
-      rateLimits: {
-        loginPerAccount: unlimited,
-        loginPerAddress: unlimited,
-        loginPerAccountAddress: unlimited,
-        loginPerDevice: unlimited,
-        reauthPerSession: unlimited,
-        codeSendsPerEmail: unlimited,
-        codeSendsPerAddress: unlimited,
-        registerPerAddress: unlimited,
-        registerPerEmail: unlimited,
-      },
-    });
+    server = await startTestServer({ ...databaseUrl, rateLimits: UNLIMITED_RATE_LIMITS });
     [query, closeQuery] = await backends[backend](server);
   });
   afterAll(async () => {

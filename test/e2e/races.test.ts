@@ -27,7 +27,7 @@ import {
 } from '../support/oauth.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { beginRawLogin, rawLogin } from '../support/raw-login.js';
-import { startTestServer, TEST_KEY_STRETCHING, type TestServer } from '../support/server.js';
+import { startTestServer, TEST_KEY_STRETCHING, type TestServer, UNLIMITED_RATE_LIMITS } from '../support/server.js';
 
 /**
  * Issue 7: ordinary races. Every write route the server has, fired N times at once, and the pairs of
@@ -1304,7 +1304,6 @@ describe.each(['sqlite', 'postgres'] as const)('races on %s', (backend) => {
   beforeAll(async () => {
     const databaseUrl =
       backend === 'postgres' ? { databaseUrl: await createTestDatabase(inject('postgresUrl'), 'races') } : {};
-    const unlimited = { max: 1_000_000, windowMs: 60_000 };
     // A known port: the OAuth issuer (and so its redirects) names it.
     const port = await freePort();
     env.server = await startTestServer({
@@ -1312,17 +1311,7 @@ describe.each(['sqlite', 'postgres'] as const)('races on %s', (backend) => {
       port,
       publicUrl: `http://127.0.0.1:${port}`,
       // Limits would answer most of a race LK_RATE_LIMITED before it reached the code under test.
-      rateLimits: {
-        loginPerAccount: unlimited,
-        loginPerAddress: unlimited,
-        loginPerAccountAddress: unlimited,
-        loginPerDevice: unlimited,
-        reauthPerSession: unlimited,
-        registerPerAddress: unlimited,
-        registerPerEmail: unlimited,
-        codeSendsPerEmail: unlimited,
-        codeSendsPerAddress: unlimited,
-      },
+      rateLimits: UNLIMITED_RATE_LIMITS,
     });
     [env.query, closeQuery] = await backends[backend](env.server);
     env.email = (label) => `${label}.${++rowNumber}@race.example`;

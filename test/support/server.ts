@@ -18,6 +18,15 @@ export const TEST_KEY_STRETCHING = { 'argon2id-custom': { memory: 1024, iteratio
 export const TEST_KEY_STRETCHING_SPEC = (({ memory, iterations, parallelism }) =>
   `argon2id:m=${memory},t=${iterations},p=${parallelism}`)(TEST_KEY_STRETCHING['argon2id-custom']);
 
+/**
+ * Every rate limit of the server lifted, for tests whose subject is something a limit would answer
+ * first (a code's own attempt count, a race). Built from the server's DEFAULTS, so a limit added there
+ * is lifted here too.
+ */
+export const UNLIMITED_RATE_LIMITS = Object.fromEntries(
+  Object.keys(DEFAULTS.rateLimits).map((name) => [name, { max: 1_000_000, windowMs: 60_000 }]),
+) as ServerConfig['rateLimits'];
+
 export interface TestServer {
   url: string;
   app: FastifyInstance;
