@@ -1,8 +1,8 @@
 import { encryptForBackup, FRESH_AUTH_MS, nobleMatrixCrypto, toBase64, utf8 } from '@latchkey/core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, databaseOn } from '../support/backends.js';
 import { codeOf } from '../support/errors.js';
-import { createTestDatabase } from '../support/postgres.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { createLoggedInAccount, requestAsBearer, startTestServer, type TestServer } from '../support/server.js';
 
 /**
  * Issue 8: destructive deletes need a recent reauthentication. A bearer token alone (stolen from a log,
@@ -32,42 +32,26 @@ function keyData(note: string) {
   };
 }
 
-type Reply = { status: number; body: Record<string, unknown> };
-
-describe.each(['sqlite', 'postgres'] as const)('destructive deletes need a fresh password check (%s)', (backend) => {
+describe.each(BACKENDS)('destructive deletes need a fresh password check (%s)', (backend) => {
   let server: TestServer;
   /** Added to the real clock: past FRESH_AUTH_MS, every session's password check is stale. */
   let skew = 0;
   let accounts = 0;
 
   beforeAll(async () => {
-    const databaseUrl =
-      backend === 'postgres' ? await createTestDatabase(inject('postgresUrl'), 'reauth_deletes') : undefined;
-    server = await startTestServer(databaseUrl === undefined ? {} : { databaseUrl }, {
-      now: () => Date.now() + skew,
-    });
+    server = await startTestServer(await databaseOn(backend, 'reauth_deletes'), { now: () => Date.now() + skew });
   });
   afterAll(async () => server.close());
 
-  const call = async (token: string, method: string, path: string, body?: unknown): Promise<Reply> => {
-    const response = await fetch(new URL(path, server.url), {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
+  const call = (token: string, method: string, path: string, body?: unknown) =>
+    requestAsBearer(server, token, method, path, body);
 
   /** An account with a backup (two rooms of keys) and a stored secret, and its logged-in session. */
   async function victim(name: string) {
     skew = 0;
-    const email = `${name}-${++accounts}-${backend}@example.com`;
     const password = `${name} password`;
-    const { client } = await createVerifiedAccount(server, email, password);
-    const session = await client.logIn(email, password);
+    const email = `${name}-${++accounts}-${backend}@example.com`;
+    const { session } = await createLoggedInAccount(server, email, password);
     const token = session.state.token;
     const created = await call(token, 'POST', '/v1/backup/version', {
       algorithm: ALGORITHM,
@@ -192,8 +176,7 @@ describe.each(['sqlite', 'postgres'] as const)('destructive deletes need a fresh
     skew = 0;
     const email = `replace-${++accounts}-${backend}@example.com`;
     const password = 'replace password';
-    const { client } = await createVerifiedAccount(server, email, password);
-    const session = await client.logIn(email, password);
+    const { session } = await createLoggedInAccount(server, email, password);
     const keystore = await session.openKeystore(`${server.dir}/replace-${backend}.db`);
     const backup = session.keyBackup(keystore);
     const first = await backup.enable();

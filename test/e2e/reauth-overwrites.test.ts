@@ -1,9 +1,10 @@
 import { FRESH_AUTH_MS, LatchkeyError, nobleMatrixCrypto, toBase64 } from '@latchkey/core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { BACKENDS, databaseOn } from '../support/backends.js';
 import { codeOf } from '../support/errors.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { createLoggedInAccount, requestAsBearer, startTestServer, type TestServer } from '../support/server.js';
 
 /**
  * Issue 8, its last gap: a bearer token alone must not destroy secret storage or the backup by
@@ -24,42 +25,26 @@ const description = { name: 'recovery', algorithm: STORAGE_ALGORITHM, iv: 'AAAAA
 const secret = { encrypted: { k1: { iv: 'AAAAAAAAAAAAAAAAAAAAAA', ciphertext: 'c2VjcmV0', mac: 'bWFj' } } };
 const attackerSecret = { encrypted: { k2: { iv: 'AAAAAAAAAAAAAAAAAAAAAA', ciphertext: 'YXR0YWNr', mac: 'bWFj' } } };
 
-type Reply = { status: number; body: Record<string, unknown> };
-
-describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password check (%s)', (backend) => {
+describe.each(BACKENDS)('overwrites need a fresh password check (%s)', (backend) => {
   let server: TestServer;
   /** Added to the real clock: past FRESH_AUTH_MS, every session's password check is stale. */
   let skew = 0;
   let accounts = 0;
 
   beforeAll(async () => {
-    const databaseUrl =
-      backend === 'postgres' ? await createTestDatabase(inject('postgresUrl'), 'reauth_overwrites') : undefined;
-    server = await startTestServer(databaseUrl === undefined ? {} : { databaseUrl }, {
-      now: () => Date.now() + skew,
-    });
+    server = await startTestServer(await databaseOn(backend, 'reauth_overwrites'), { now: () => Date.now() + skew });
   });
   afterAll(async () => server.close());
 
-  const call = async (token: string, method: string, path: string, body?: unknown): Promise<Reply> => {
-    const response = await fetch(new URL(path, server.url), {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
+  const call = (token: string, method: string, path: string, body?: unknown) =>
+    requestAsBearer(server, token, method, path, body);
 
   /** An account with a backup version, two described storage keys, a default key and a stored secret. */
   async function victim(name: string) {
     skew = 0;
-    const email = `${name}-${++accounts}-${backend}@example.com`;
     const password = `${name} password`;
-    const { client } = await createVerifiedAccount(server, email, password);
-    const session = await client.logIn(email, password);
+    const email = `${name}-${++accounts}-${backend}@example.com`;
+    const { session } = await createLoggedInAccount(server, email, password);
     const token = session.state.token;
     const created = await call(token, 'POST', '/v1/backup/version', { algorithm: ALGORITHM, auth_data: authData });
     const version = created.body.version as string;
@@ -158,10 +143,9 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
   /** A logged-in account with a backup enabled through the SDK, and a second keystore to check restores. */
   async function sdkOwner(name: string) {
     skew = 0;
-    const email = `${name}-${++accounts}-${backend}@example.com`;
     const password = `${name} password`;
-    const { client } = await createVerifiedAccount(server, email, password);
-    const session = await client.logIn(email, password);
+    const email = `${name}-${++accounts}-${backend}@example.com`;
+    const { session } = await createLoggedInAccount(server, email, password);
     const keystore = await session.openKeystore(`${server.dir}/${name}-${accounts}-${backend}.db`);
     const backup = session.keyBackup(keystore);
     const first = await backup.enable();
@@ -217,8 +201,7 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
   it('SDK: a first enable on an empty account needs no password, even with a stale session', async () => {
     skew = 0;
     const email = `first-${++accounts}-${backend}@example.com`;
-    const { client } = await createVerifiedAccount(server, email, 'first password');
-    const session = await client.logIn(email, 'first password');
+    const { session } = await createLoggedInAccount(server, email, 'first password');
     const keystore = await session.openKeystore(`${server.dir}/first-${accounts}-${backend}.db`);
     const backup = session.keyBackup(keystore);
     skew = FRESH_AUTH_MS + 1;
@@ -285,8 +268,7 @@ describe('a create committed between the check and the write (postgres)', () => 
 
   it('is seen by the write, which is refused as a replacement and leaves the created secret', async () => {
     const email = 'race-window@example.com';
-    const { client } = await createVerifiedAccount(server, email, 'race window password');
-    const session = await client.logIn(email, 'race window password');
+    const { session } = await createLoggedInAccount(server, email, 'race window password');
     const described = await fetch(new URL('/v1/secret-storage/keys/k2', server.url), {
       method: 'PUT',
       headers: { authorization: `Bearer ${session.state.token}`, 'content-type': 'application/json' },

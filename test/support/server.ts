@@ -101,3 +101,37 @@ export async function createVerifiedAccount(server: TestServer, email: string, p
   await client.verifyEmail(email, await server.smtp.codeFor(email, { after: before }));
   return { client, accountId };
 }
+
+/** {@link createVerifiedAccount}, then a login: an account and a session on it. */
+export async function createLoggedInAccount(server: TestServer, email: string, password: string) {
+  const { client, accountId } = await createVerifiedAccount(server, email, password);
+  return { client, accountId, session: await client.logIn(email, password) };
+}
+
+/** What the server answered: its status and its JSON body. */
+export interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/**
+ * A request with `token` as the bearer, straight to the server, with no SDK between: what a thief of
+ * the token could send, or a dishonest server could be shown to serve.
+ */
+export async function requestAsBearer(
+  server: TestServer,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Reply> {
+  const response = await fetch(new URL(path, server.url), {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
