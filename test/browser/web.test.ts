@@ -1,38 +1,14 @@
-import { rmSync } from 'node:fs';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-import {
-  alertWith,
-  buildWebApp,
-  launchChromium,
-  logIn,
-  recordStatuses,
-  section,
-  statusLog,
-  statusWith,
-} from './harness.js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { createVerifiedAccount } from '../support/server.js';
+import { alertWith, logIn, recordStatuses, section, statusLog, statusWith, useWebApp } from './harness.js';
 
 const SCREENSHOT = '/tmp/latchkey-web.png';
 const LOGIN_ERROR_SCREENSHOT = '/tmp/latchkey-web-login-error.png';
 /** How long one UI step may take (an OPAQUE round with test key stretching is well under a second). */
 const STEP_MS = 20_000;
 
-let server: TestServer;
-let browser: Browser;
-let webDir: string;
-
-beforeAll(async () => {
-  webDir = await buildWebApp();
-  server = await startTestServer({ webDir });
-  browser = await launchChromium();
-}, 300_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  if (webDir !== undefined) rmSync(webDir, { recursive: true, force: true });
-});
+const web = useWebApp();
 
 interface Tab {
   context: BrowserContext;
@@ -46,13 +22,13 @@ interface Tab {
  * every text a status region ever shows, so a progress message that lasts a moment is still seen.
  */
 async function openTab(route: string): Promise<Tab> {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const context = await web.browser.newContext({ viewport: { width: 1100, height: 900 } });
   context.setDefaultTimeout(STEP_MS);
   await recordStatuses(context);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(`${server.url}/#/${route}`);
+  await page.goto(`${web.server.url}/#/${route}`);
   return { context, page, errors };
 }
 
@@ -102,7 +78,7 @@ describe('the web app in Chromium', () => {
     await a.page.getByLabel('Email', { exact: true }).fill(email);
     await a.page.getByLabel('Password', { exact: true }).fill(first);
     await a.page.getByLabel('Confirm password').fill(first);
-    const mailsBefore = server.smtp.messages.length;
+    const mailsBefore = web.server.smtp.messages.length;
     await a.page.getByRole('button', { name: 'Create account' }).click();
     await statusWith(a.page, `We sent a code to ${email}`);
     // The progress showed in the sign-up panel itself, beside its button, not in a banner elsewhere.
@@ -114,7 +90,7 @@ describe('the web app in Chromium', () => {
     expect(await route(a.page)).toBe('verify');
 
     // Verify with the mailed code; the email carries over to the next screens.
-    const code = await server.smtp.codeFor(email, { after: mailsBefore });
+    const code = await web.server.smtp.codeFor(email, { after: mailsBefore });
     expect(await a.page.getByLabel('Email', { exact: true }).inputValue()).toBe(email);
     await a.page.getByLabel('Verification code').fill(code);
     await a.page.getByRole('button', { name: 'Verify' }).click();
@@ -195,7 +171,7 @@ describe('the web app in Chromium', () => {
     const email = 'web-reset@example.com';
     const password = 'original password 1';
     const reset = 'after the reset 2';
-    await createVerifiedAccount(server, email, password);
+    await createVerifiedAccount(web.server, email, password);
     const a = await openTab('login');
     const b = await openTab('login');
     const kB = await logInForFingerprint(a.page, email, password);
@@ -212,9 +188,9 @@ describe('the web app in Chromium', () => {
     // Reset from the log-in screen with a mailed code: every session ends and kB is new.
     await b.page.getByRole('link', { name: 'Forgot your password?' }).click();
     await b.page.getByLabel('Email', { exact: true }).fill(email);
-    const mailsBefore = server.smtp.messages.length;
+    const mailsBefore = web.server.smtp.messages.length;
     await b.page.getByRole('button', { name: 'Send reset code' }).click();
-    const code = await server.smtp.codeFor(email, { after: mailsBefore });
+    const code = await web.server.smtp.codeFor(email, { after: mailsBefore });
     await b.page.getByLabel('Reset code').fill(code);
     await b.page.getByLabel('New password', { exact: true }).fill(reset);
     await b.page.getByLabel('Confirm new password').fill(reset);
