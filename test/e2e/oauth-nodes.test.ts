@@ -17,6 +17,7 @@ import {
   startApp,
 } from '../support/oauth.js';
 import { createTestDatabase } from '../support/postgres.js';
+import { TEST_KEY_STRETCHING } from '../support/server.js';
 import { type ServerProcess, startServerProcess } from '../support/server-process.js';
 
 /**
@@ -46,7 +47,8 @@ describe('oauth across two server processes on one PostgreSQL', () => {
   });
 
   it('authorizes on one node and redeems the code with its keys_jwe on the other', async () => {
-    const user = new LatchkeyClient({ serverUrl: b.url });
+    // Pinned, as an app must to use the server processes' cheap test setting: unpinned, the SDK refuses it.
+    const user = new LatchkeyClient({ serverUrl: b.url, keyStretching: TEST_KEY_STRETCHING });
     await user.signUp('nodes@example.com', 'nodes password');
     await user.verifyEmail('nodes@example.com', await b.codeFor('nodes@example.com'));
     const token = (await user.logIn('nodes@example.com', 'nodes password')).state.token;
