@@ -6,13 +6,12 @@ import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../support/free-port.js';
 import {
-  authorizationUrl,
   Browser,
-  beginAuthorization,
-  consent,
+  beginKeyAuthorization,
   encryptKeys,
-  followToApp,
+  grantAndFollow,
   KEY_SCOPE,
+  redeemCode,
   registerApps,
   startApp,
 } from '../support/oauth.js';
@@ -55,45 +54,19 @@ describe('oauth across two server processes on one PostgreSQL', () => {
 
     const app = await startApp(a.url);
     const browser = new Browser();
-    const begun = await beginAuthorization(
-      browser,
-      a.url,
-      await authorizationUrl(app, `openid ${KEY_SCOPE}`, { keys_jwk: app.keysJwk }),
-    );
+    const uid = await beginKeyAuthorization(browser, a.url, app);
     const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
-    const granted = await consent(browser, b.url, begun.uid as string, token, { keys_jwe: keysJwe });
-    expect(granted.status).toBe(200);
-    const callback = await followToApp(browser, a.url, granted.body.redirectTo as string);
+    const callback = await grantAndFollow(browser, { baseUrl: a.url, consentUrl: b.url }, uid, token, keysJwe);
     const params = oauth.validateAuthResponse(app.as, app.client, callback, app.state);
 
     const onB = { ...app.as, token_endpoint: `${b.url}/oauth/token` };
-    const response = await oauth.authorizationCodeGrantRequest(
-      onB,
-      app.client,
-      oauth.None(),
-      params,
-      app.redirectUri,
-      app.codeVerifier,
-      {
-        [oauth.allowInsecureRequests]: true,
-      },
-    );
+    const response = await redeemCode(app, params, { as: onB });
     const tokens = await oauth.processAuthorizationCodeResponse(onB, app.client, response);
     expect(tokens.keys_jwe).toBe(keysJwe);
     // The ID token B signed verifies against the keys A publishes: one signing key for the cluster.
     expect(oauth.getValidatedIdTokenClaims(tokens)?.aud).toBe('notes');
 
-    const replay = await oauth.authorizationCodeGrantRequest(
-      app.as,
-      app.client,
-      oauth.None(),
-      params,
-      app.redirectUri,
-      app.codeVerifier,
-      {
-        [oauth.allowInsecureRequests]: true,
-      },
-    );
+    const replay = await redeemCode(app, params);
     expect(replay.status).toBe(400);
     expect(((await replay.json()) as { error: string }).error).toBe('invalid_grant');
   });
