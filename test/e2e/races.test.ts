@@ -13,7 +13,8 @@ import {
 import * as opaque from '@serenity-kit/opaque';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, databaseOn } from '../support/backends.js';
 import { freePort } from '../support/free-port.js';
 import {
   authorizationUrl,
@@ -25,7 +26,6 @@ import {
   registerApps,
   startApp,
 } from '../support/oauth.js';
-import { createTestDatabase } from '../support/postgres.js';
 import { beginRawLogin, rawLogin } from '../support/raw-login.js';
 import { startTestServer, TEST_KEY_STRETCHING, type TestServer, UNLIMITED_RATE_LIMITS } from '../support/server.js';
 
@@ -1295,15 +1295,14 @@ const backends = {
   },
 } as const;
 
-describe.each(['sqlite', 'postgres'] as const)('races on %s', (backend) => {
+describe.each(BACKENDS)('races on %s', (backend) => {
   const env = {} as Env;
   let closeQuery: () => Promise<void>;
   let rowNumber = 0;
   const raced = new Set<string>();
 
   beforeAll(async () => {
-    const databaseUrl =
-      backend === 'postgres' ? { databaseUrl: await createTestDatabase(inject('postgresUrl'), 'races') } : {};
+    const databaseUrl = await databaseOn(backend, 'races');
     // A known port: the OAuth issuer (and so its redirects) names it.
     const port = await freePort();
     env.server = await startTestServer({
