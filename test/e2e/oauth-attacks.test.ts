@@ -5,12 +5,12 @@ import { BACKENDS, databaseOn } from '../support/backends.js';
 import {
   type App,
   authorizationUrl,
+  authorizeApp,
   Browser,
   beginAuthorization,
   beginKeyAuthorization,
   consent,
   encryptKeys,
-  grantAndFollow,
   KEY_SCOPE,
   PLAIN_SCOPE,
   redeemCode,
@@ -36,11 +36,9 @@ describe.each(BACKENDS)('oauth attacks on %s', (backend) => {
 
   /** Up to the app's callback with a code; the keys_jwe the consent page made. */
   async function codeFor(app: App, scope = `openid ${KEY_SCOPE}`) {
-    const browser = new Browser();
-    const uid = await beginKeyAuthorization(browser, server.url, app, scope);
-    const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
-    const callback = await grantAndFollow(browser, { baseUrl: server.url }, uid, token, keysJwe);
-    return { params: oauth.validateAuthResponse(app.as, app.client, callback, app.state), keysJwe };
+    const keys = { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } };
+    const { params, keysJwe } = await authorizeApp({ baseUrl: server.url, token, keys, app, scope });
+    return { params, keysJwe };
   }
 
   function redeem(app: App, params: URLSearchParams, verifier = app.codeVerifier, client = app.client) {

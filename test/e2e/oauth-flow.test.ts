@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, databaseOn } from '../support/backends.js';
 import { freePort } from '../support/free-port.js';
 import {
+  authorizeApp,
   Browser,
   beginKeyAuthorization,
   consent,
   encryptKeys,
-  grantAndFollow,
   KEY_SCOPE,
   redeemCode,
   registerApps,
@@ -35,13 +35,14 @@ describe.each(BACKENDS)('oauth flow on %s', (backend) => {
 
   /** One whole authorization up to the app's callback; returns the app and the callback URL. */
   async function authorize(scope = `openid ${KEY_SCOPE}`, extra: Record<string, string> = {}) {
-    const app = await startApp(server.url);
-    const browser = new Browser();
-    const uid = await beginKeyAuthorization(browser, server.url, app, scope, extra);
-    const details = await browser.fetch(`${server.url}/v1/oauth/interaction/${uid}/details`);
-    const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: scopedKey });
-    const callback = await grantAndFollow(browser, { baseUrl: server.url }, uid, token, keysJwe);
-    return { app, callback, keysJwe, details: (await details.json()) as Record<string, unknown> };
+    let details: Record<string, unknown> = {};
+    const onConsentPage = async (browser: Browser, uid: string) => {
+      const response = await browser.fetch(`${server.url}/v1/oauth/interaction/${uid}/details`);
+      details = (await response.json()) as Record<string, unknown>;
+    };
+    const keys = { [KEY_SCOPE]: scopedKey };
+    const authorized = await authorizeApp({ baseUrl: server.url, token, keys, scope, extra, onConsentPage });
+    return { ...authorized, details };
   }
 
   it('publishes a discovery document with its endpoints under the issuer', async () => {

@@ -5,16 +5,7 @@ import { LatchkeyClient } from '@latchkey/client';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../support/free-port.js';
-import {
-  Browser,
-  beginKeyAuthorization,
-  encryptKeys,
-  grantAndFollow,
-  KEY_SCOPE,
-  redeemCode,
-  registerApps,
-  startApp,
-} from '../support/oauth.js';
+import { authorizeApp, KEY_SCOPE, redeemCode, registerApps } from '../support/oauth.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { TEST_KEY_STRETCHING } from '../support/server.js';
 import { type ServerProcess, startServerProcess } from '../support/server-process.js';
@@ -52,12 +43,8 @@ describe('oauth across two server processes on one PostgreSQL', () => {
     await user.verifyEmail('nodes@example.com', await b.codeFor('nodes@example.com'));
     const token = (await user.logIn('nodes@example.com', 'nodes password')).state.token;
 
-    const app = await startApp(a.url);
-    const browser = new Browser();
-    const uid = await beginKeyAuthorization(browser, a.url, app);
-    const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
-    const callback = await grantAndFollow(browser, { baseUrl: a.url, consentUrl: b.url }, uid, token, keysJwe);
-    const params = oauth.validateAuthResponse(app.as, app.client, callback, app.state);
+    const keys = { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } };
+    const { app, params, keysJwe } = await authorizeApp({ baseUrl: a.url, consentUrl: b.url, token, keys });
 
     const onB = { ...app.as, token_endpoint: `${b.url}/oauth/token` };
     const response = await redeemCode(app, params, { as: onB });

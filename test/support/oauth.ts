@@ -186,6 +186,32 @@ export async function grantAndFollow(
   return followToApp(browser, baseUrl, granted.body.redirectTo as string);
 }
 
+/**
+ * One whole authorization, as the app and the user's browser run it: the app starts (unless `app` is
+ * given), the browser reaches the consent page (where `onConsentPage` may look before the grant), the
+ * page encrypts `keys` to keys_jwk and grants on `consentUrl` (another node may serve it), and the
+ * browser follows on to the app's callback, whose code parameters come back validated.
+ */
+export async function authorizeApp(options: {
+  baseUrl: string;
+  token: string;
+  keys: Record<string, unknown>;
+  app?: App;
+  consentUrl?: string;
+  scope?: string;
+  extra?: Record<string, string>;
+  onConsentPage?: (browser: Browser, uid: string) => Promise<void>;
+}) {
+  const { baseUrl, consentUrl = baseUrl } = options;
+  const app = options.app ?? (await startApp(baseUrl));
+  const browser = new Browser();
+  const uid = await beginKeyAuthorization(browser, baseUrl, app, options.scope, options.extra);
+  await options.onConsentPage?.(browser, uid);
+  const keysJwe = await encryptKeys(app.keysJwk, options.keys);
+  const callback = await grantAndFollow(browser, { baseUrl, consentUrl }, uid, options.token, keysJwe);
+  return { app, callback, keysJwe, params: oauth.validateAuthResponse(app.as, app.client, callback, app.state) };
+}
+
 /** The consent page grants; the browser follows the resume redirect to the app's callback. */
 export async function consent(browser: Browser, baseUrl: string, uid: string, token: string, body: object) {
   const response = await browser.fetch(`${baseUrl}/v1/oauth/interaction/${uid}/consent`, {
