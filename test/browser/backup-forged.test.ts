@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeMatrixCrypto as crypto } from '../../packages/client/src/platform/node-crypto.js';
 import { makeRoomKey, makeRoomKeys } from '../support/room-keys.js';
 import { createVerifiedAccount } from '../support/server.js';
-import { logIn, recordStatuses, useWebApp } from './harness.js';
+import { logIn, openTab, useWebApp } from './harness.js';
 
 /**
  * Issue 8 in the web app: a backup holding entries filed under a room or session not their own (as
@@ -69,13 +69,10 @@ describe('a tampered backup restored in the web app', () => {
     });
     await node.logOut();
 
-    const context = await web.browser.newContext({ viewport: { width: 1000, height: 1000 } });
-    context.setDefaultTimeout(STEP_MS);
-    await recordStatuses(context);
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (error) => errors.push(error.message));
-    await page.goto(`${web.server.url}/#/login`);
+    const { context, page, errors } = await openTab(web, 'login', {
+      stepMs: STEP_MS,
+      viewport: { width: 1000, height: 1000 },
+    });
     await logIn(page, email, password);
     await page.getByRole('link', { name: 'Key backup' }).click();
     await page.getByRole('heading', { name: 'Key backup' }).waitFor();

@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportRoomKeys, importRoomKeys, type LocalKeystore, type RoomKey } from '@latchkey/client';
 import { FRESH_AUTH_MS, fromBase64 } from '@latchkey/core';
-import type { BrowserContext, Download, Page } from 'playwright-core';
+import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeRoomKeys } from '../support/room-keys.js';
 import { createVerifiedAccount } from '../support/server.js';
-import { alertWith, inView, logIn, recordStatuses, section, statusLog, statusWith, useWebApp } from './harness.js';
+import { alertWith, inView, logIn, openTab, section, statusLog, statusWith, useWebApp } from './harness.js';
 
 const SCREENSHOT = '/tmp/latchkey-web-backup.png';
 const KEY_SCREENSHOT = '/tmp/latchkey-web-backup-key.png';
@@ -30,24 +30,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Tab {
-  context: BrowserContext;
-  page: Page;
-  errors: string[];
-}
-
 /** A device: a browser context of its own, so its own sessionStorage and its own (empty) IndexedDB. */
-async function openDevice(): Promise<Tab> {
-  const context = await web.browser.newContext({ viewport: { width: 1000, height: 1000 }, acceptDownloads: true });
-  context.setDefaultTimeout(STEP_MS);
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: web.server.url });
-  await recordStatuses(context);
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(`${web.server.url}/#/login`);
-  return { context, page, errors };
-}
+const openDevice = () =>
+  openTab(web, 'login', { stepMs: STEP_MS, viewport: { width: 1000, height: 1000 }, downloadsAndClipboard: true });
 
 /** Logs in and opens the backup screen from the account screen's link. */
 async function openBackup(page: Page, email: string, password: string): Promise<void> {

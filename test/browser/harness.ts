@@ -97,6 +97,40 @@ export function useWebApp(options: { keyStretching?: string; now?: () => number 
   };
 }
 
+/** A tab of the web app: see {@link openTab}. */
+export interface Tab {
+  context: BrowserContext;
+  page: Page;
+  /** Uncaught exceptions in the page; every test ends by asserting there were none. */
+  errors: string[];
+}
+
+/**
+ * A tab in a browser context of its own (its own sessionStorage and IndexedDB, so its own session and
+ * keystore: another device), at `route` of the app. It records every text a status region ever shows,
+ * so a progress message that lasts a moment is still seen, and the page's uncaught exceptions.
+ */
+export async function openTab(
+  web: WebApp,
+  route: string,
+  options: { stepMs: number; viewport: { width: number; height: number }; downloadsAndClipboard?: boolean },
+): Promise<Tab> {
+  const context = await web.browser.newContext({
+    viewport: options.viewport,
+    ...(options.downloadsAndClipboard === true ? { acceptDownloads: true } : {}),
+  });
+  context.setDefaultTimeout(options.stepMs);
+  if (options.downloadsAndClipboard === true) {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: web.server.url });
+  }
+  await recordStatuses(context);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${web.server.url}/#/${route}`);
+  return { context, page, errors };
+}
+
 /**
  * Waits for an alert region (the page's, or one inside `within`) to show the error `code`, and returns
  * the sentence the user reads. The code itself is kept apart from the sentence, in `data-code`.

@@ -1,7 +1,7 @@
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { createVerifiedAccount } from '../support/server.js';
-import { alertWith, logIn, recordStatuses, section, statusLog, statusWith, useWebApp } from './harness.js';
+import { alertWith, logIn, openTab, section, statusLog, statusWith, useWebApp } from './harness.js';
 
 const SCREENSHOT = '/tmp/latchkey-web.png';
 const LOGIN_ERROR_SCREENSHOT = '/tmp/latchkey-web-login-error.png';
@@ -10,27 +10,8 @@ const STEP_MS = 20_000;
 
 const web = useWebApp();
 
-interface Tab {
-  context: BrowserContext;
-  page: Page;
-  /** Uncaught exceptions in the page; every test ends by asserting there were none. */
-  errors: string[];
-}
-
-/**
- * A tab in its own browser context (its own sessionStorage, so its own Latchkey session). It records
- * every text a status region ever shows, so a progress message that lasts a moment is still seen.
- */
-async function openTab(route: string): Promise<Tab> {
-  const context = await web.browser.newContext({ viewport: { width: 1100, height: 900 } });
-  context.setDefaultTimeout(STEP_MS);
-  await recordStatuses(context);
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(`${web.server.url}/#/${route}`);
-  return { context, page, errors };
-}
+/** A tab at `route`, in a context of its own: its own sessionStorage, so its own Latchkey session. */
+const openTabAt = (route: string) => openTab(web, route, { stepMs: STEP_MS, viewport: { width: 1100, height: 900 } });
 
 async function route(page: Page): Promise<string | null> {
   return page.locator('#screen').getAttribute('data-route');
@@ -70,8 +51,8 @@ describe('the web app in Chromium', () => {
     const email = 'web-signup@example.com';
     const first = 'correct horse battery';
     const second = 'staple battery horse correct';
-    const a = await openTab('login');
-    const b = await openTab('login');
+    const a = await openTabAt('login');
+    const b = await openTabAt('login');
 
     // Sign up through the UI; the code arrives by real SMTP.
     await a.page.getByRole('link', { name: 'Create an account' }).click();
@@ -172,8 +153,8 @@ describe('the web app in Chromium', () => {
     const password = 'original password 1';
     const reset = 'after the reset 2';
     await createVerifiedAccount(web.server, email, password);
-    const a = await openTab('login');
-    const b = await openTab('login');
+    const a = await openTabAt('login');
+    const b = await openTabAt('login');
     const kB = await logInForFingerprint(a.page, email, password);
     await logInForFingerprint(b.page, email, password);
 
@@ -219,7 +200,7 @@ describe('the web app in Chromium', () => {
   }, 180_000);
 
   it('shows its own icon in the tab, an SVG the build serves', async () => {
-    const tab = await openTab('login');
+    const tab = await openTabAt('login');
     const icon = tab.page.locator('link[rel="icon"]');
     expect(await icon.getAttribute('type')).toBe('image/svg+xml');
     const href = await icon.evaluate((link: HTMLLinkElement) => link.href);
