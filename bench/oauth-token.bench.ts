@@ -1,20 +1,16 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
-import { freePort } from '../test/support/free-port.js';
 import {
-  authorizationUrl,
   Browser,
-  beginAuthorization,
-  consent,
+  beginKeyAuthorization,
   encryptKeys,
-  followToApp,
+  grantAndFollow,
   KEY_SCOPE,
   REDIRECT,
-  registerApps,
   startApp,
+  startOauthServer,
 } from '../test/support/oauth.js';
-import { createVerifiedAccount, startTestServer } from '../test/support/server.js';
 import { type BenchRow, runPool } from './support/bench.js';
 
 /**
@@ -62,11 +58,7 @@ async function redeemAll(codes: readonly Redeemable[]): Promise<number> {
 
 /** Our server: codes with keys_jwe, made through the consent API like the browser would. */
 async function ours(): Promise<{ make(count: number): Promise<Redeemable[]>; close(): Promise<void> }> {
-  const port = await freePort();
-  const server = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}` });
-  await registerApps(server.config.databaseUrl);
-  const { client } = await createVerifiedAccount(server, 'bench@example.com', 'bench password');
-  const token = (await client.logIn('bench@example.com', 'bench password')).state.token;
+  const { server, token } = await startOauthServer('bench');
   const app = await startApp(server.url);
   const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
   return {
@@ -74,13 +66,8 @@ async function ours(): Promise<{ make(count: number): Promise<Redeemable[]>; clo
       const out: Redeemable[] = [];
       for (let i = 0; i < count; i++) {
         const browser = new Browser();
-        const begun = await beginAuthorization(
-          browser,
-          server.url,
-          await authorizationUrl(app, `openid ${KEY_SCOPE}`, { keys_jwk: app.keysJwk }),
-        );
-        const granted = await consent(browser, server.url, begun.uid as string, token, { keys_jwe: keysJwe });
-        const callback = await followToApp(browser, server.url, granted.body.redirectTo as string);
+        const uid = await beginKeyAuthorization(browser, server.url, app);
+        const callback = await grantAndFollow(browser, { baseUrl: server.url }, uid, token, keysJwe);
         out.push({
           tokenEndpoint: `${server.url}/oauth/token`,
           code: callback.searchParams.get('code') as string,

@@ -3,12 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transport } from '@latchkey/client';
 import { type BackupVersionInfoBody, encryptForBackup, fromBase64, toBackupPlaintext, utf8 } from '@latchkey/core';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeMatrixCrypto as crypto } from '../../packages/client/src/platform/node-crypto.js';
 import { makeRoomKey, makeRoomKeys } from '../support/room-keys.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-import { buildWebApp, launchChromium, logIn, recordStatuses } from './harness.js';
+import { createVerifiedAccount } from '../support/server.js';
+import { logIn, openTab, useWebApp } from './harness.js';
 
 /**
  * Issue 8 in the web app: a backup holding entries filed under a room or session not their own (as
@@ -19,32 +18,22 @@ import { buildWebApp, launchChromium, logIn, recordStatuses } from './harness.js
 const STEP_MS = 30_000;
 const KEY_COUNT = 4;
 
-let server: TestServer;
-let browser: Browser;
-let webDir: string;
+const web = useWebApp();
 let dir: string;
 
-beforeAll(async () => {
-  webDir = await buildWebApp();
-  server = await startTestServer({ webDir });
-  browser = await launchChromium();
+beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'latchkey-web-forged-'));
-}, 300_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  for (const path of [webDir, dir]) if (path !== undefined) rmSync(path, { recursive: true, force: true });
 });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('a tampered backup restored in the web app', () => {
   it('imports the honest keys and says how many entries were refused', async () => {
     const email = 'web-forged@example.com';
     const password = 'web forged password';
-    await createVerifiedAccount(server, email, password);
+    await createVerifiedAccount(web.server, email, password);
 
     // Device A (the SDK in Node) backs up its keys; logged-in devices may restore.
-    const node = await server.client().logIn(email, password, { deviceName: 'device A' });
+    const node = await web.server.client().logIn(email, password, { deviceName: 'device A' });
     const a = await node.openKeystore(join(dir, 'a.db'));
     await a.addRoomKeys(makeRoomKeys(KEY_COUNT).map((key) => ({ key })));
     const backup = node.keyBackup(a);
@@ -53,7 +42,7 @@ describe('a tampered backup restored in the web app', () => {
     await a.close();
 
     // The attacker writes two misfiled entries, encrypted to the public key in auth_data.
-    const transport = new Transport(server.url);
+    const transport = new Transport(web.server.url);
     const api = <T>(method: string, path: string, body?: unknown) =>
       transport.request<T>(method, path, { token: node.state.token, ...(body === undefined ? {} : { body }) });
     const info = await api<BackupVersionInfoBody>('GET', '/v1/backup/version');
@@ -80,13 +69,10 @@ describe('a tampered backup restored in the web app', () => {
     });
     await node.logOut();
 
-    const context = await browser.newContext({ viewport: { width: 1000, height: 1000 } });
-    context.setDefaultTimeout(STEP_MS);
-    await recordStatuses(context);
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (error) => errors.push(error.message));
-    await page.goto(`${server.url}/#/login`);
+    const { context, page, errors } = await openTab(web, 'login', {
+      stepMs: STEP_MS,
+      viewport: { width: 1000, height: 1000 },
+    });
     await logIn(page, email, password);
     await page.getByRole('link', { name: 'Key backup' }).click();
     await page.getByRole('heading', { name: 'Key backup' }).waitFor();

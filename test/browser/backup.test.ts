@@ -3,21 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportRoomKeys, importRoomKeys, type LocalKeystore, type RoomKey } from '@latchkey/client';
 import { FRESH_AUTH_MS, fromBase64 } from '@latchkey/core';
-import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
+import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeRoomKeys } from '../support/room-keys.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-import {
-  alertWith,
-  buildWebApp,
-  inView,
-  launchChromium,
-  logIn,
-  recordStatuses,
-  section,
-  statusLog,
-  statusWith,
-} from './harness.js';
+import { createVerifiedAccount } from '../support/server.js';
+import { alertWith, inView, logIn, openTab, section, statusLog, statusWith, useWebApp } from './harness.js';
 
 const SCREENSHOT = '/tmp/latchkey-web-backup.png';
 const KEY_SCREENSHOT = '/tmp/latchkey-web-backup-key.png';
@@ -30,44 +20,19 @@ const KEY_COUNT = 36;
 /** A recovery key of the right form (prefix, parity) that opens nothing here: the SDK test's. */
 const FOREIGN_RECOVERY_KEY = 'EsTc LW2K PGiF wKEA 3As5 g5c4 BXwk qeeJ ZJV8 Q9fu gUMN UE4d';
 
-let server: TestServer;
 /** Added to the server's clock: past FRESH_AUTH_MS, every session's password check is stale. */
 let skew = 0;
-let browser: Browser;
-let webDir: string;
+const web = useWebApp({ now: () => Date.now() + skew });
 let dir: string;
 
-beforeAll(async () => {
-  webDir = await buildWebApp();
-  server = await startTestServer({ webDir }, { now: () => Date.now() + skew });
-  browser = await launchChromium();
+beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'latchkey-web-backup-'));
-}, 300_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  for (const path of [webDir, dir]) if (path !== undefined) rmSync(path, { recursive: true, force: true });
 });
-
-interface Tab {
-  context: BrowserContext;
-  page: Page;
-  errors: string[];
-}
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A device: a browser context of its own, so its own sessionStorage and its own (empty) IndexedDB. */
-async function openDevice(): Promise<Tab> {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 1000 }, acceptDownloads: true });
-  context.setDefaultTimeout(STEP_MS);
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
-  await recordStatuses(context);
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(`${server.url}/#/login`);
-  return { context, page, errors };
-}
+const openDevice = () =>
+  openTab(web, 'login', { stepMs: STEP_MS, viewport: { width: 1000, height: 1000 }, downloadsAndClipboard: true });
 
 /** Logs in and opens the backup screen from the account screen's link. */
 async function openBackup(page: Page, email: string, password: string): Promise<void> {
@@ -138,11 +103,11 @@ describe('key backup in the web app, in Chromium', () => {
     const password = 'backup web password';
     const backupPassphrase = 'a passphrase for the backup';
     const filePassphrase = 'export file passphrase';
-    const { accountId } = await createVerifiedAccount(server, email, password);
+    const { accountId } = await createVerifiedAccount(web.server, email, password);
 
     // The keys another Matrix client would hand over: an export file made by the SDK in Node.
     const keys = sorted(makeRoomKeys(KEY_COUNT, 12));
-    const node = await server.client().logIn(email, password, { deviceName: 'key source' });
+    const node = await web.server.client().logIn(email, password, { deviceName: 'key source' });
     const source = await node.openKeystore(join(dir, 'source.db'));
     expect(await source.addRoomKeys(keys.map((key) => ({ key })))).toBe(KEY_COUNT);
     const exportFile = await exportRoomKeys(source, filePassphrase, 1000);
@@ -360,11 +325,11 @@ describe('key backup in the web app, in Chromium', () => {
     const email = 'web-restore-ways@example.com';
     const password = 'restore ways password';
     const backupPassphrase = 'the passphrase of this backup';
-    const { accountId } = await createVerifiedAccount(server, email, password);
+    const { accountId } = await createVerifiedAccount(web.server, email, password);
 
     // Device A is the SDK in Node: a backup with a passphrase that logged-in devices may open too.
     const keys = sorted(makeRoomKeys(KEY_COUNT, 6));
-    const node = await server.client().logIn(email, password, { deviceName: 'device A' });
+    const node = await web.server.client().logIn(email, password, { deviceName: 'device A' });
     const a = await node.openKeystore(join(dir, 'restore-ways-a.db'));
     await a.addRoomKeys(keys.map((key) => ({ key })));
     const backup = node.keyBackup(a);
@@ -405,7 +370,7 @@ describe('key backup in the web app, in Chromium', () => {
     await d.page.getByLabel('Passphrase for the export file').fill('check passphrase');
     await d.page.getByLabel('Confirm export passphrase').fill('check passphrase');
     const exported = await downloadOf(d.page, 'Export keys');
-    const reader = await server.client().logIn(email, password, { deviceName: 'checker' });
+    const reader = await web.server.client().logIn(email, password, { deviceName: 'checker' });
     const check = await reader.openKeystore(join(dir, 'restore-ways-check.db'));
     expect(await importRoomKeys(check, exported.bytes.toString('utf8'), 'check passphrase')).toEqual({
       total: KEY_COUNT,
@@ -416,12 +381,12 @@ describe('key backup in the web app, in Chromium', () => {
     await reader.logOut();
 
     // The password is reset elsewhere: kB is new, and C's keystore was sealed under the old one.
-    const sent = server.smtp.messages.length;
-    const resetter = server.client();
+    const sent = web.server.smtp.messages.length;
+    const resetter = web.server.client();
     await resetter.requestReset(email);
     const newPassword = 'the password after the reset';
-    await resetter.completeReset(email, await server.smtp.codeFor(email, { after: sent }), newPassword);
-    await c.page.goto(`${server.url}/#/login`);
+    await resetter.completeReset(email, await web.server.smtp.codeFor(email, { after: sent }), newPassword);
+    await c.page.goto(`${web.server.url}/#/login`);
     await openBackup(c.page, email, newPassword);
     // The screen says what happened and offers to clear the old keys; nothing is cleared unasked.
     await alertWith(c.page, 'LK_KEYSTORE_KEY_CHANGED');
@@ -447,13 +412,13 @@ describe('key backup in the web app, in Chromium', () => {
     const email = 'web-background@example.com';
     const password = 'background upload password';
     const filePassphrase = 'background file passphrase';
-    await createVerifiedAccount(server, email, password);
+    await createVerifiedAccount(web.server, email, password);
     const many = 1_200;
     const few = 30;
     const n = (value: number) => value.toLocaleString('en-US');
 
     // Two export files, as a new user brings them from another client.
-    const node = await server.client().logIn(email, password, { deviceName: 'key source' });
+    const node = await web.server.client().logIn(email, password, { deviceName: 'key source' });
     const source = await node.openKeystore(join(dir, 'background-source.db'));
     const first = makeRoomKeys(many, 40);
     const second = makeRoomKeys(few, 10).map((key) => ({ ...key, room_id: `${key.room_id}-later` }));

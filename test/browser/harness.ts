@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { build } from 'vite';
-import { TEST_KEY_STRETCHING_SPEC } from '../support/server.js';
+import { afterAll, beforeAll } from 'vitest';
+import { startTestServer, TEST_KEY_STRETCHING_SPEC, type TestServer } from '../support/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Debian's own Chromium: nothing is downloaded (no `playwright install`). */
@@ -51,6 +52,83 @@ export async function buildWebApp(keyStretching = TEST_KEY_STRETCHING_SPEC): Pro
 export async function launchChromium(): Promise<Browser> {
   requireChromium();
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+/** A built web app, the test server that serves it, and Chromium to open it: see {@link useWebApp}. */
+export interface WebApp {
+  readonly server: TestServer;
+  readonly browser: Browser;
+  readonly webDir: string;
+}
+
+/**
+ * Builds the web app (with `keyStretching` pinned, as {@link buildWebApp}), serves it from a test
+ * server (on the clock `now`, if given) and launches Chromium, before the file's tests; closes and
+ * removes them all after. Its fields are there once the tests run.
+ */
+export function useWebApp(options: { keyStretching?: string; now?: () => number } = {}): WebApp {
+  let server: TestServer | undefined;
+  let browser: Browser | undefined;
+  let webDir: string | undefined;
+  beforeAll(async () => {
+    webDir = await buildWebApp(options.keyStretching);
+    server = await startTestServer({ webDir }, options.now === undefined ? {} : { now: options.now });
+    browser = await launchChromium();
+  }, 300_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (webDir !== undefined) rmSync(webDir, { recursive: true, force: true });
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useWebApp: the web app is not started yet (used outside a test?)');
+    return value;
+  };
+  return {
+    get server() {
+      return started(server);
+    },
+    get browser() {
+      return started(browser);
+    },
+    get webDir() {
+      return started(webDir);
+    },
+  };
+}
+
+/** A tab of the web app: see {@link openTab}. */
+export interface Tab {
+  context: BrowserContext;
+  page: Page;
+  /** Uncaught exceptions in the page; every test ends by asserting there were none. */
+  errors: string[];
+}
+
+/**
+ * A tab in a browser context of its own (its own sessionStorage and IndexedDB, so its own session and
+ * keystore: another device), at `route` of the app. It records every text a status region ever shows,
+ * so a progress message that lasts a moment is still seen, and the page's uncaught exceptions.
+ */
+export async function openTab(
+  web: WebApp,
+  route: string,
+  options: { stepMs: number; viewport: { width: number; height: number }; downloadsAndClipboard?: boolean },
+): Promise<Tab> {
+  const context = await web.browser.newContext({
+    viewport: options.viewport,
+    ...(options.downloadsAndClipboard === true ? { acceptDownloads: true } : {}),
+  });
+  context.setDefaultTimeout(options.stepMs);
+  if (options.downloadsAndClipboard === true) {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: web.server.url });
+  }
+  await recordStatuses(context);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${web.server.url}/#/${route}`);
+  return { context, page, errors };
 }
 
 /**

@@ -1,60 +1,17 @@
-import { rmSync } from 'node:fs';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-import {
-  alertWith,
-  buildWebApp,
-  launchChromium,
-  logIn,
-  recordStatuses,
-  section,
-  statusLog,
-  statusWith,
-} from './harness.js';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { createVerifiedAccount } from '../support/server.js';
+import { alertWith, logIn, openTab, section, statusLog, statusWith, useWebApp } from './harness.js';
 
 const SCREENSHOT = '/tmp/latchkey-web.png';
 const LOGIN_ERROR_SCREENSHOT = '/tmp/latchkey-web-login-error.png';
 /** How long one UI step may take (an OPAQUE round with test key stretching is well under a second). */
 const STEP_MS = 20_000;
 
-let server: TestServer;
-let browser: Browser;
-let webDir: string;
+const web = useWebApp();
 
-beforeAll(async () => {
-  webDir = await buildWebApp();
-  server = await startTestServer({ webDir });
-  browser = await launchChromium();
-}, 300_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  if (webDir !== undefined) rmSync(webDir, { recursive: true, force: true });
-});
-
-interface Tab {
-  context: BrowserContext;
-  page: Page;
-  /** Uncaught exceptions in the page; every test ends by asserting there were none. */
-  errors: string[];
-}
-
-/**
- * A tab in its own browser context (its own sessionStorage, so its own Latchkey session). It records
- * every text a status region ever shows, so a progress message that lasts a moment is still seen.
- */
-async function openTab(route: string): Promise<Tab> {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
-  context.setDefaultTimeout(STEP_MS);
-  await recordStatuses(context);
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(`${server.url}/#/${route}`);
-  return { context, page, errors };
-}
+/** A tab at `route`, in a context of its own: its own sessionStorage, so its own Latchkey session. */
+const openTabAt = (route: string) => openTab(web, route, { stepMs: STEP_MS, viewport: { width: 1100, height: 900 } });
 
 async function route(page: Page): Promise<string | null> {
   return page.locator('#screen').getAttribute('data-route');
@@ -94,15 +51,15 @@ describe('the web app in Chromium', () => {
     const email = 'web-signup@example.com';
     const first = 'correct horse battery';
     const second = 'staple battery horse correct';
-    const a = await openTab('login');
-    const b = await openTab('login');
+    const a = await openTabAt('login');
+    const b = await openTabAt('login');
 
     // Sign up through the UI; the code arrives by real SMTP.
     await a.page.getByRole('link', { name: 'Create an account' }).click();
     await a.page.getByLabel('Email', { exact: true }).fill(email);
     await a.page.getByLabel('Password', { exact: true }).fill(first);
     await a.page.getByLabel('Confirm password').fill(first);
-    const mailsBefore = server.smtp.messages.length;
+    const mailsBefore = web.server.smtp.messages.length;
     await a.page.getByRole('button', { name: 'Create account' }).click();
     await statusWith(a.page, `We sent a code to ${email}`);
     // The progress showed in the sign-up panel itself, beside its button, not in a banner elsewhere.
@@ -114,7 +71,7 @@ describe('the web app in Chromium', () => {
     expect(await route(a.page)).toBe('verify');
 
     // Verify with the mailed code; the email carries over to the next screens.
-    const code = await server.smtp.codeFor(email, { after: mailsBefore });
+    const code = await web.server.smtp.codeFor(email, { after: mailsBefore });
     expect(await a.page.getByLabel('Email', { exact: true }).inputValue()).toBe(email);
     await a.page.getByLabel('Verification code').fill(code);
     await a.page.getByRole('button', { name: 'Verify' }).click();
@@ -195,9 +152,9 @@ describe('the web app in Chromium', () => {
     const email = 'web-reset@example.com';
     const password = 'original password 1';
     const reset = 'after the reset 2';
-    await createVerifiedAccount(server, email, password);
-    const a = await openTab('login');
-    const b = await openTab('login');
+    await createVerifiedAccount(web.server, email, password);
+    const a = await openTabAt('login');
+    const b = await openTabAt('login');
     const kB = await logInForFingerprint(a.page, email, password);
     await logInForFingerprint(b.page, email, password);
 
@@ -212,9 +169,9 @@ describe('the web app in Chromium', () => {
     // Reset from the log-in screen with a mailed code: every session ends and kB is new.
     await b.page.getByRole('link', { name: 'Forgot your password?' }).click();
     await b.page.getByLabel('Email', { exact: true }).fill(email);
-    const mailsBefore = server.smtp.messages.length;
+    const mailsBefore = web.server.smtp.messages.length;
     await b.page.getByRole('button', { name: 'Send reset code' }).click();
-    const code = await server.smtp.codeFor(email, { after: mailsBefore });
+    const code = await web.server.smtp.codeFor(email, { after: mailsBefore });
     await b.page.getByLabel('Reset code').fill(code);
     await b.page.getByLabel('New password', { exact: true }).fill(reset);
     await b.page.getByLabel('Confirm new password').fill(reset);
@@ -243,7 +200,7 @@ describe('the web app in Chromium', () => {
   }, 180_000);
 
   it('shows its own icon in the tab, an SVG the build serves', async () => {
-    const tab = await openTab('login');
+    const tab = await openTabAt('login');
     const icon = tab.page.locator('link[rel="icon"]');
     expect(await icon.getAttribute('type')).toBe('image/svg+xml');
     const href = await icon.evaluate((link: HTMLLinkElement) => link.href);

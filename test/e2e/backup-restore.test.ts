@@ -6,7 +6,7 @@ import { fromBase64, toBase64 } from '@latchkey/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { codeOf } from '../support/errors.js';
 import { makeRoomKey, makeRoomKeys } from '../support/room-keys.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { createVerifiedAccount, requestAsBearer, startTestServer, type TestServer } from '../support/server.js';
 
 const fingerprint = async (keystore: LocalKeystore) =>
   (await keystore.persistedRoomKeys()).map((s) => `${s.key.room_id}|${s.key.session_id}|${s.key.session_key}`).sort();
@@ -282,17 +282,8 @@ describe("the backup's trust, replacement and background upload, over HTTP", () 
   }
 
   /** A request as the account's owner, straight to the server: what a dishonest server could serve. */
-  async function asOwner(token: string, method: string, path: string, body?: unknown) {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  }
+  const asOwner = (token: string, method: string, path: string, body?: unknown) =>
+    requestAsBearer(server, token, method, path, body);
 
   it('refuses to upload to, or restore from, a backup whose public key was swapped', async () => {
     const email = 'swapped@example.com';

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { ERRORS, isErrorCode } from '@latchkey/core';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase } from '../support/postgres.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, databaseOn } from '../support/backends.js';
+import { createVerifiedAccount, startTestServer, type TestServer, UNLIMITED_RATE_LIMITS } from '../support/server.js';
 
 /**
  * Issue 8: an email code allows CODE_MAX_ATTEMPTS (5) comparisons in all, however many guesses arrive
@@ -55,31 +55,16 @@ const backends = {
   },
 } as const;
 
-describe.each(['sqlite', 'postgres'] as const)('email codes under a flood of guesses (%s)', (backend) => {
+describe.each(BACKENDS)('email codes under a flood of guesses (%s)', (backend) => {
   let server: TestServer;
   let query: Query;
   let closeQuery: () => void;
   let emails = 0;
 
   beforeAll(async () => {
-    const databaseUrl =
-      backend === 'postgres' ? { databaseUrl: await createTestDatabase(inject('postgresUrl'), 'code_attempts') } : {};
-    const unlimited = { max: 1_000_000, windowMs: 60_000 };
+    const databaseUrl = await databaseOn(backend, 'code_attempts');
     // No limit on mails or logins: the code's own count is what is under test.
-    server = await startTestServer({
-      ...databaseUrl,
-      rateLimits: {
-        loginPerAccount: unlimited,
-        loginPerAddress: unlimited,
-        loginPerAccountAddress: unlimited,
-        loginPerDevice: unlimited,
-        reauthPerSession: unlimited,
-        codeSendsPerEmail: unlimited,
-        codeSendsPerAddress: unlimited,
-        registerPerAddress: unlimited,
-        registerPerEmail: unlimited,
-      },
-    });
+    server = await startTestServer({ ...databaseUrl, rateLimits: UNLIMITED_RATE_LIMITS });
     [query, closeQuery] = await backends[backend](server);
   });
   afterAll(async () => {

@@ -4,7 +4,7 @@ import * as opaque from '@serenity-kit/opaque';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../support/postgres.js';
-import { startTestServer, TEST_KEY_STRETCHING, type TestServer } from '../support/server.js';
+import { startTestServer, TEST_KEY_STRETCHING, type TestServer, UNLIMITED_RATE_LIMITS } from '../support/server.js';
 
 /**
  * Issue 8: a verification code is bound to the account it was mailed for. Sign-up writes the account,
@@ -28,18 +28,6 @@ const FILLER_EMAIL = 'filler@binding.example';
 const FILLER_ADDRESS = '192.0.2.7';
 /** pg.Pool's `max` in packages/server/src/store/database.ts. */
 const NODE_POOL_SIZE = 10;
-const unlimited = { max: 1_000_000, windowMs: 60_000 };
-const rateLimits = {
-  loginPerAccount: unlimited,
-  loginPerAddress: unlimited,
-  loginPerAccountAddress: unlimited,
-  loginPerDevice: unlimited,
-  reauthPerSession: unlimited,
-  codeSendsPerEmail: unlimited,
-  codeSendsPerAddress: unlimited,
-  registerPerAddress: unlimited,
-  registerPerEmail: unlimited,
-};
 
 interface Answer {
   status: number;
@@ -94,9 +82,13 @@ describe('a verification code and a sign-up racing the one it was mailed for (po
 
   beforeAll(async () => {
     const databaseUrl = await createTestDatabase(inject('postgresUrl'), 'code_binding');
-    node1 = await startTestServer({ databaseUrl, trustProxy: ['127.0.0.1'], rateLimits });
+    node1 = await startTestServer({ databaseUrl, trustProxy: ['127.0.0.1'], rateLimits: UNLIMITED_RATE_LIMITS });
     // The second node of the same deployment: same database, same master key.
-    node2 = await startTestServer({ databaseUrl, masterKeyFile: node1.config.masterKeyFile, rateLimits });
+    node2 = await startTestServer({
+      databaseUrl,
+      masterKeyFile: node1.config.masterKeyFile,
+      rateLimits: UNLIMITED_RATE_LIMITS,
+    });
     for (let i = 0; i < 3; i++) {
       const client = new pg.Client({ connectionString: databaseUrl });
       await client.connect();

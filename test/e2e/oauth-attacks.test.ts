@@ -1,75 +1,48 @@
 import { exportJWK, generateKeyPair } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freePort } from '../support/free-port.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, databaseOn } from '../support/backends.js';
 import {
   type App,
   authorizationUrl,
+  authorizeApp,
   Browser,
   beginAuthorization,
+  beginKeyAuthorization,
   consent,
   encryptKeys,
-  followToApp,
   KEY_SCOPE,
   PLAIN_SCOPE,
-  registerApps,
+  redeemCode,
   startApp,
+  startOauthServer,
 } from '../support/oauth.js';
-import { createTestDatabase } from '../support/postgres.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { type TestServer } from '../support/server.js';
 
 /**
  * Issue 9's attacks on the OAuth server, each refused: with OAuth's error at oidc-provider's endpoints
  * (and no keys_jwe), with an LK_* code at the consent API. On SQLite and PostgreSQL.
  */
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 const b64json = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-describe.each(['sqlite', 'postgres'] as const)('oauth attacks on %s', (backend) => {
+describe.each(BACKENDS)('oauth attacks on %s', (backend) => {
   let server: TestServer;
   let token: string;
 
   beforeAll(async () => {
-    const port = await freePort();
-    const databaseUrl =
-      backend === 'postgres' ? await createTestDatabase(inject('postgresUrl'), 'oauth_attacks') : undefined;
-    server = await startTestServer({
-      port,
-      publicUrl: `http://127.0.0.1:${port}`,
-      ...(databaseUrl === undefined ? {} : { databaseUrl }),
-    });
-    await registerApps(server.config.databaseUrl);
-    const { client } = await createVerifiedAccount(server, `attacks-${backend}@example.com`, 'attack password');
-    token = (await client.logIn(`attacks-${backend}@example.com`, 'attack password')).state.token;
+    ({ server, token } = await startOauthServer(`attacks-${backend}`, await databaseOn(backend, 'oauth_attacks')));
   });
   afterAll(async () => server?.close());
 
   /** Up to the app's callback with a code; the keys_jwe the consent page made. */
   async function codeFor(app: App, scope = `openid ${KEY_SCOPE}`) {
-    const browser = new Browser();
-    const begun = await beginAuthorization(
-      browser,
-      server.url,
-      await authorizationUrl(app, scope, { keys_jwk: app.keysJwk }),
-    );
-    if (begun.uid === undefined) throw new Error(`no interaction: ${JSON.stringify(begun)}`);
-    const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
-    const granted = await consent(browser, server.url, begun.uid, token, { keys_jwe: keysJwe });
-    expect(granted.status).toBe(200);
-    const callback = await followToApp(browser, server.url, granted.body.redirectTo as string);
-    return { params: oauth.validateAuthResponse(app.as, app.client, callback, app.state), keysJwe };
+    const keys = { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } };
+    const { params, keysJwe } = await authorizeApp({ baseUrl: server.url, token, keys, app, scope });
+    return { params, keysJwe };
   }
 
   function redeem(app: App, params: URLSearchParams, verifier = app.codeVerifier, client = app.client) {
-    return oauth.authorizationCodeGrantRequest(
-      app.as,
-      client,
-      oauth.None(),
-      params,
-      app.redirectUri,
-      verifier,
-      insecure,
-    );
+    return redeemCode(app, params, { verifier, client });
   }
 
   async function oauthError(response: Response) {
@@ -192,12 +165,7 @@ describe.each(['sqlite', 'postgres'] as const)('oauth attacks on %s', (backend) 
   it('refuses an oversized or malformed keys_jwe at consent, and none when keys were asked', async () => {
     const app = await startApp(server.url);
     const browser = new Browser();
-    const begun = await beginAuthorization(
-      browser,
-      server.url,
-      await authorizationUrl(app, `openid ${KEY_SCOPE}`, { keys_jwk: app.keysJwk }),
-    );
-    const uid = begun.uid as string;
+    const uid = await beginKeyAuthorization(browser, server.url, app);
     const big = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'A'.repeat(800) } });
     expect(big.length).toBeGreaterThan(1024);
     for (const [body, code] of [
@@ -213,24 +181,14 @@ describe.each(['sqlite', 'postgres'] as const)('oauth attacks on %s', (backend) 
   it("refuses a consent POST without the interaction cookie, or with another interaction's", async () => {
     const app = await startApp(server.url);
     const victim = new Browser();
-    const begun = await beginAuthorization(
-      victim,
-      server.url,
-      await authorizationUrl(app, `openid ${KEY_SCOPE}`, { keys_jwk: app.keysJwk }),
-    );
-    const uid = begun.uid as string;
+    const uid = await beginKeyAuthorization(victim, server.url, app);
     const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
     // A cross-site request: the right uid and a valid session, but not the browser's cookie.
     const forged = await consent(new Browser(), server.url, uid, token, { keys_jwe: keysJwe });
     expect(forged).toMatchObject({ status: 403, body: { code: 'LK_OAUTH_INTERACTION_INVALID' } });
     // An attacker's own interaction cookie does not open the victim's uid either.
     const attacker = new Browser();
-    const own = await beginAuthorization(
-      attacker,
-      server.url,
-      await authorizationUrl(app, `openid ${KEY_SCOPE}`, { keys_jwk: app.keysJwk }),
-    );
-    expect(own.uid).not.toBe(uid);
+    expect(await beginKeyAuthorization(attacker, server.url, app)).not.toBe(uid);
     const crossed = await fetch(`${server.url}/v1/oauth/interaction/${uid}/consent`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, cookie: attacker.allCookies() },

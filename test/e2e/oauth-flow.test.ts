@@ -1,20 +1,21 @@
 import { FRESH_AUTH_MS } from '@latchkey/core';
 import { compactDecrypt } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, databaseOn } from '../support/backends.js';
 import { freePort } from '../support/free-port.js';
 import {
-  authorizationUrl,
+  authorizeApp,
   Browser,
-  beginAuthorization,
+  beginKeyAuthorization,
   consent,
   encryptKeys,
-  followToApp,
   KEY_SCOPE,
+  redeemCode,
   registerApps,
   startApp,
+  startOauthServer,
 } from '../support/oauth.js';
-import { createTestDatabase } from '../support/postgres.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 
 /**
@@ -22,42 +23,26 @@ import { createVerifiedAccount, startTestServer, type TestServer } from '../supp
  * our oidc-provider mount with keys_jwk as an extra parameter, and reads keys_jwe from the token answer;
  * the consent page is played with a real OPAQUE login. On SQLite and PostgreSQL.
  */
-describe.each(['sqlite', 'postgres'] as const)('oauth flow on %s', (backend) => {
+describe.each(BACKENDS)('oauth flow on %s', (backend) => {
   let server: TestServer;
   let token: string;
   const scopedKey = { kty: 'oct', k: 'c2NvcGVkIGtleSBmb3IgdGhlIG5vdGVzIGFwcCEhISE', kid: '1-abc', scope: KEY_SCOPE };
 
   beforeAll(async () => {
-    const port = await freePort();
-    const databaseUrl =
-      backend === 'postgres' ? await createTestDatabase(inject('postgresUrl'), 'oauth_flow') : undefined;
-    server = await startTestServer({
-      port,
-      publicUrl: `http://127.0.0.1:${port}`,
-      ...(databaseUrl === undefined ? {} : { databaseUrl }),
-    });
-    await registerApps(server.config.databaseUrl);
-    const { client } = await createVerifiedAccount(server, `flow-${backend}@example.com`, 'flow password');
-    token = (await client.logIn(`flow-${backend}@example.com`, 'flow password')).state.token;
+    ({ server, token } = await startOauthServer(`flow-${backend}`, await databaseOn(backend, 'oauth_flow')));
   });
   afterAll(async () => server?.close());
 
   /** One whole authorization up to the app's callback; returns the app and the callback URL. */
   async function authorize(scope = `openid ${KEY_SCOPE}`, extra: Record<string, string> = {}) {
-    const app = await startApp(server.url);
-    const browser = new Browser();
-    const begun = await beginAuthorization(
-      browser,
-      server.url,
-      await authorizationUrl(app, scope, { keys_jwk: app.keysJwk, ...extra }),
-    );
-    if (begun.uid === undefined) throw new Error(`no interaction: ${JSON.stringify(begun)}`);
-    const details = await browser.fetch(`${server.url}/v1/oauth/interaction/${begun.uid}/details`);
-    const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: scopedKey });
-    const granted = await consent(browser, server.url, begun.uid, token, { keys_jwe: keysJwe });
-    expect(granted.status).toBe(200);
-    const callback = await followToApp(browser, server.url, granted.body.redirectTo as string);
-    return { app, callback, keysJwe, details: (await details.json()) as Record<string, unknown> };
+    let details: Record<string, unknown> = {};
+    const onConsentPage = async (browser: Browser, uid: string) => {
+      const response = await browser.fetch(`${server.url}/v1/oauth/interaction/${uid}/details`);
+      details = (await response.json()) as Record<string, unknown>;
+    };
+    const keys = { [KEY_SCOPE]: scopedKey };
+    const authorized = await authorizeApp({ baseUrl: server.url, token, keys, scope, extra, onConsentPage });
+    return { ...authorized, details };
   }
 
   it('publishes a discovery document with its endpoints under the issuer', async () => {
@@ -102,15 +87,7 @@ describe.each(['sqlite', 'postgres'] as const)('oauth flow on %s', (backend) => 
       { scope: KEY_SCOPE, keyClass: 'kB' },
     ]);
     const params = oauth.validateAuthResponse(app.as, app.client, callback, app.state);
-    const response = await oauth.authorizationCodeGrantRequest(
-      app.as,
-      app.client,
-      oauth.None(),
-      params,
-      app.redirectUri,
-      app.codeVerifier,
-      { [oauth.allowInsecureRequests]: true },
-    );
+    const response = await redeemCode(app, params);
     const tokens = await oauth.processAuthorizationCodeResponse(app.as, app.client, response);
     expect(tokens.access_token).toBeTypeOf('string');
     expect(tokens.keys_jwe).toBe(keysJwe);
@@ -125,19 +102,7 @@ describe.each(['sqlite', 'postgres'] as const)('oauth flow on %s', (backend) => 
     const { app, callback } = await authorize(`openid offline_access ${KEY_SCOPE}`, { prompt: 'consent' });
     const params = oauth.validateAuthResponse(app.as, app.client, callback, app.state);
     const insecure = { [oauth.allowInsecureRequests]: true } as const;
-    const tokens = await oauth.processAuthorizationCodeResponse(
-      app.as,
-      app.client,
-      await oauth.authorizationCodeGrantRequest(
-        app.as,
-        app.client,
-        oauth.None(),
-        params,
-        app.redirectUri,
-        app.codeVerifier,
-        insecure,
-      ),
-    );
+    const tokens = await oauth.processAuthorizationCodeResponse(app.as, app.client, await redeemCode(app, params));
     const first = tokens.refresh_token as string;
     expect(first).toBeTypeOf('string');
     const refreshed = await oauth.processRefreshTokenResponse(
@@ -211,17 +176,13 @@ describe('oauth consent needs a fresh session', () => {
 
     const app = await startApp(server.url);
     const browser = new Browser();
-    const begun = await beginAuthorization(
-      browser,
-      server.url,
-      await authorizationUrl(app, `openid ${KEY_SCOPE}`, { keys_jwk: app.keysJwk }),
-    );
+    const uid = await beginKeyAuthorization(browser, server.url, app);
     clock += FRESH_AUTH_MS + 1000;
     const stale = await keyData(token, KEY_SCOPE);
     expect(stale.status).toBe(403);
     expect(((await stale.json()) as { code: string }).code).toBe('LK_REAUTH_REQUIRED');
     const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
-    const refused = await consent(browser, server.url, begun.uid as string, token, { keys_jwe: keysJwe });
+    const refused = await consent(browser, server.url, uid, token, { keys_jwe: keysJwe });
     expect(refused).toMatchObject({ status: 403, body: { code: 'LK_REAUTH_REQUIRED' } });
   });
 });

@@ -5,17 +5,7 @@ import { LatchkeyClient } from '@latchkey/client';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../support/free-port.js';
-import {
-  authorizationUrl,
-  Browser,
-  beginAuthorization,
-  consent,
-  encryptKeys,
-  followToApp,
-  KEY_SCOPE,
-  registerApps,
-  startApp,
-} from '../support/oauth.js';
+import { authorizeApp, KEY_SCOPE, redeemCode, registerApps } from '../support/oauth.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { TEST_KEY_STRETCHING } from '../support/server.js';
 import { type ServerProcess, startServerProcess } from '../support/server-process.js';
@@ -47,52 +37,23 @@ describe('oauth across two server processes on one PostgreSQL', () => {
   });
 
   it('authorizes on one node and redeems the code with its keys_jwe on the other', async () => {
+    // Pinned, as an app must to use the server processes' cheap test setting: unpinned, the SDK refuses it.
     const user = new LatchkeyClient({ serverUrl: b.url, keyStretching: TEST_KEY_STRETCHING });
     await user.signUp('nodes@example.com', 'nodes password');
     await user.verifyEmail('nodes@example.com', await b.codeFor('nodes@example.com'));
     const token = (await user.logIn('nodes@example.com', 'nodes password')).state.token;
 
-    const app = await startApp(a.url);
-    const browser = new Browser();
-    const begun = await beginAuthorization(
-      browser,
-      a.url,
-      await authorizationUrl(app, `openid ${KEY_SCOPE}`, { keys_jwk: app.keysJwk }),
-    );
-    const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
-    const granted = await consent(browser, b.url, begun.uid as string, token, { keys_jwe: keysJwe });
-    expect(granted.status).toBe(200);
-    const callback = await followToApp(browser, a.url, granted.body.redirectTo as string);
-    const params = oauth.validateAuthResponse(app.as, app.client, callback, app.state);
+    const keys = { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } };
+    const { app, params, keysJwe } = await authorizeApp({ baseUrl: a.url, consentUrl: b.url, token, keys });
 
     const onB = { ...app.as, token_endpoint: `${b.url}/oauth/token` };
-    const response = await oauth.authorizationCodeGrantRequest(
-      onB,
-      app.client,
-      oauth.None(),
-      params,
-      app.redirectUri,
-      app.codeVerifier,
-      {
-        [oauth.allowInsecureRequests]: true,
-      },
-    );
+    const response = await redeemCode(app, params, { as: onB });
     const tokens = await oauth.processAuthorizationCodeResponse(onB, app.client, response);
     expect(tokens.keys_jwe).toBe(keysJwe);
     // The ID token B signed verifies against the keys A publishes: one signing key for the cluster.
     expect(oauth.getValidatedIdTokenClaims(tokens)?.aud).toBe('notes');
 
-    const replay = await oauth.authorizationCodeGrantRequest(
-      app.as,
-      app.client,
-      oauth.None(),
-      params,
-      app.redirectUri,
-      app.codeVerifier,
-      {
-        [oauth.allowInsecureRequests]: true,
-      },
-    );
+    const replay = await redeemCode(app, params);
     expect(replay.status).toBe(400);
     expect(((await replay.json()) as { error: string }).error).toBe('invalid_grant');
   });

@@ -13,7 +13,8 @@ import {
 import * as opaque from '@serenity-kit/opaque';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, databaseOn } from '../support/backends.js';
 import { freePort } from '../support/free-port.js';
 import {
   authorizationUrl,
@@ -25,9 +26,8 @@ import {
   registerApps,
   startApp,
 } from '../support/oauth.js';
-import { createTestDatabase } from '../support/postgres.js';
 import { beginRawLogin, rawLogin } from '../support/raw-login.js';
-import { startTestServer, TEST_KEY_STRETCHING, type TestServer } from '../support/server.js';
+import { startTestServer, TEST_KEY_STRETCHING, type TestServer, UNLIMITED_RATE_LIMITS } from '../support/server.js';
 
 /**
  * Issue 7: ordinary races. Every write route the server has, fired N times at once, and the pairs of
@@ -1295,16 +1295,14 @@ const backends = {
   },
 } as const;
 
-describe.each(['sqlite', 'postgres'] as const)('races on %s', (backend) => {
+describe.each(BACKENDS)('races on %s', (backend) => {
   const env = {} as Env;
   let closeQuery: () => Promise<void>;
   let rowNumber = 0;
   const raced = new Set<string>();
 
   beforeAll(async () => {
-    const databaseUrl =
-      backend === 'postgres' ? { databaseUrl: await createTestDatabase(inject('postgresUrl'), 'races') } : {};
-    const unlimited = { max: 1_000_000, windowMs: 60_000 };
+    const databaseUrl = await databaseOn(backend, 'races');
     // A known port: the OAuth issuer (and so its redirects) names it.
     const port = await freePort();
     env.server = await startTestServer({
@@ -1312,17 +1310,7 @@ describe.each(['sqlite', 'postgres'] as const)('races on %s', (backend) => {
       port,
       publicUrl: `http://127.0.0.1:${port}`,
       // Limits would answer most of a race LK_RATE_LIMITED before it reached the code under test.
-      rateLimits: {
-        loginPerAccount: unlimited,
-        loginPerAddress: unlimited,
-        loginPerAccountAddress: unlimited,
-        loginPerDevice: unlimited,
-        reauthPerSession: unlimited,
-        registerPerAddress: unlimited,
-        registerPerEmail: unlimited,
-        codeSendsPerEmail: unlimited,
-        codeSendsPerAddress: unlimited,
-      },
+      rateLimits: UNLIMITED_RATE_LIMITS,
     });
     [env.query, closeQuery] = await backends[backend](env.server);
     env.email = (label) => `${label}.${++rowNumber}@race.example`;

@@ -1,8 +1,8 @@
 import { encryptForBackup, FRESH_AUTH_MS, nobleMatrixCrypto, toBase64, utf8 } from '@latchkey/core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS } from '../support/backends.js';
 import { codeOf } from '../support/errors.js';
-import { createTestDatabase } from '../support/postgres.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { useSkewedServer } from '../support/skewed-server.js';
 
 /**
  * Issue 8: destructive deletes need a recent reauthentication. A bearer token alone (stolen from a log,
@@ -32,42 +32,13 @@ function keyData(note: string) {
   };
 }
 
-type Reply = { status: number; body: Record<string, unknown> };
-
-describe.each(['sqlite', 'postgres'] as const)('destructive deletes need a fresh password check (%s)', (backend) => {
-  let server: TestServer;
-  /** Added to the real clock: past FRESH_AUTH_MS, every session's password check is stale. */
-  let skew = 0;
-  let accounts = 0;
-
-  beforeAll(async () => {
-    const databaseUrl =
-      backend === 'postgres' ? await createTestDatabase(inject('postgresUrl'), 'reauth_deletes') : undefined;
-    server = await startTestServer(databaseUrl === undefined ? {} : { databaseUrl }, {
-      now: () => Date.now() + skew,
-    });
-  });
-  afterAll(async () => server.close());
-
-  const call = async (token: string, method: string, path: string, body?: unknown): Promise<Reply> => {
-    const response = await fetch(new URL(path, server.url), {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
+describe.each(BACKENDS)('destructive deletes need a fresh password check (%s)', (backend) => {
+  const env = useSkewedServer(backend, 'reauth_deletes');
+  const { call } = env;
 
   /** An account with a backup (two rooms of keys) and a stored secret, and its logged-in session. */
   async function victim(name: string) {
-    skew = 0;
-    const email = `${name}-${++accounts}-${backend}@example.com`;
-    const password = `${name} password`;
-    const { client } = await createVerifiedAccount(server, email, password);
-    const session = await client.logIn(email, password);
+    const { session, password } = await env.account(name);
     const token = session.state.token;
     const created = await call(token, 'POST', '/v1/backup/version', {
       algorithm: ALGORITHM,
@@ -112,7 +83,7 @@ describe.each(['sqlite', 'postgres'] as const)('destructive deletes need a fresh
   it('refuses every /v1 delete to a bearer token whose password check is stale, and changes nothing', async () => {
     const { token, version } = await victim('stolen');
     const before = await holdings(token, version);
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     for (const path of ourDeletes(version)) {
       const reply = await call(token, 'DELETE', path);
       expect({ path, status: reply.status, code: reply.body.code }).toEqual({
@@ -127,7 +98,7 @@ describe.each(['sqlite', 'postgres'] as const)('destructive deletes need a fresh
   it('refuses the Matrix room_keys deletes too, in Matrix’s error shape, and changes nothing', async () => {
     const { token, version } = await victim('matrix');
     const before = await holdings(token, version);
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     for (const path of matrixDeletes(version)) {
       const reply = await call(token, 'DELETE', path);
       expect({ path, status: reply.status, body: reply.body }).toEqual({
@@ -137,7 +108,7 @@ describe.each(['sqlite', 'postgres'] as const)('destructive deletes need a fresh
       });
     }
     // The same token by query parameter, as the spec lets Matrix clients send it.
-    const byQuery = await fetch(new URL(`${matrixDeletes(version)[0]}?access_token=${token}`, server.url), {
+    const byQuery = await fetch(new URL(`${matrixDeletes(version)[0]}?access_token=${token}`, env.server.url), {
       method: 'DELETE',
     });
     expect(byQuery.status).toBe(403);
@@ -147,7 +118,7 @@ describe.each(['sqlite', 'postgres'] as const)('destructive deletes need a fresh
 
   it('lets every delete through once the session has proved the password again', async () => {
     const { session, token, password, version } = await victim('owner');
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     expect((await call(token, 'DELETE', `/v1/secret-storage/secrets/${SECRET}`)).status).toBe(403);
     await session.reauthenticate(password);
     const [wholeVersion, allKeys, oneRoom, oneKey, secret] = ourDeletes(version) as [
@@ -167,19 +138,19 @@ describe.each(['sqlite', 'postgres'] as const)('destructive deletes need a fresh
 
   it('lets the Matrix deletes through after a reauthentication, and stale again after the window', async () => {
     const { session, token, password, version } = await victim('matrix-owner');
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     await session.reauthenticate(password);
     const oneKey = matrixDeletes(version)[3] as string;
     expect(await call(token, 'DELETE', oneKey)).toEqual({ status: 200, body: { etag: '2', count: 2 } });
-    skew = 2 * FRESH_AUTH_MS + 2;
+    env.skew = 2 * FRESH_AUTH_MS + 2;
     expect((await call(token, 'DELETE', matrixDeletes(version)[0] as string)).status).toBe(403);
   });
 
   it('gives the SDK a clear LK_REAUTH_REQUIRED, and a password option that reauthenticates first', async () => {
     const { session, password, version } = await victim('sdk');
-    const keystore = await session.openKeystore(`${server.dir}/sdk-${backend}.db`);
+    const keystore = await session.openKeystore(`${env.server.dir}/sdk-${backend}.db`);
     const backup = session.keyBackup(keystore);
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     expect(await codeOf(backup.delete(version))).toBe('LK_REAUTH_REQUIRED');
     expect(await codeOf(backup.delete(version, { password: 'not the password' }))).toBe('LK_LOGIN_FAILED');
     expect((await backup.current())?.version).toBe(version);
@@ -189,23 +160,19 @@ describe.each(['sqlite', 'postgres'] as const)('destructive deletes need a fresh
   });
 
   it('replaces a backup only after a fresh password check, and a refusal leaves the server as it was', async () => {
-    skew = 0;
-    const email = `replace-${++accounts}-${backend}@example.com`;
-    const password = 'replace password';
-    const { client } = await createVerifiedAccount(server, email, password);
-    const session = await client.logIn(email, password);
-    const keystore = await session.openKeystore(`${server.dir}/replace-${backend}.db`);
+    const { session, password, tag } = await env.account('replace');
+    const keystore = await session.openKeystore(`${env.server.dir}/${tag}.db`);
     const backup = session.keyBackup(keystore);
     const first = await backup.enable();
     const secretBefore = await call(session.state.token, 'GET', `/v1/secret-storage/secrets/${SECRET}`);
     expect(secretBefore.status).toBe(200);
 
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     expect(await codeOf(backup.enable({ replace: true }))).toBe('LK_REAUTH_REQUIRED');
     // Still the one backup, its key still the one in secret storage: the old recovery key still opens it.
     expect((await backup.current())?.version).toBe(first.version);
     expect(await call(session.state.token, 'GET', `/v1/secret-storage/secrets/${SECRET}`)).toEqual(secretBefore);
-    const check = await session.openKeystore(`${server.dir}/replace-check-${backend}.db`);
+    const check = await session.openKeystore(`${env.server.dir}/${tag}-check.db`);
     expect(await session.keyBackup(check).restore({ recoveryKey: first.recoveryKey })).toMatchObject({
       version: first.version,
       failed: 0,

@@ -1,9 +1,11 @@
 import { FRESH_AUTH_MS, LatchkeyError, nobleMatrixCrypto, toBase64 } from '@latchkey/core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { BACKENDS } from '../support/backends.js';
 import { codeOf } from '../support/errors.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { createLoggedInAccount, startTestServer, type TestServer } from '../support/server.js';
+import { useSkewedServer } from '../support/skewed-server.js';
 
 /**
  * Issue 8, its last gap: a bearer token alone must not destroy secret storage or the backup by
@@ -24,42 +26,13 @@ const description = { name: 'recovery', algorithm: STORAGE_ALGORITHM, iv: 'AAAAA
 const secret = { encrypted: { k1: { iv: 'AAAAAAAAAAAAAAAAAAAAAA', ciphertext: 'c2VjcmV0', mac: 'bWFj' } } };
 const attackerSecret = { encrypted: { k2: { iv: 'AAAAAAAAAAAAAAAAAAAAAA', ciphertext: 'YXR0YWNr', mac: 'bWFj' } } };
 
-type Reply = { status: number; body: Record<string, unknown> };
-
-describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password check (%s)', (backend) => {
-  let server: TestServer;
-  /** Added to the real clock: past FRESH_AUTH_MS, every session's password check is stale. */
-  let skew = 0;
-  let accounts = 0;
-
-  beforeAll(async () => {
-    const databaseUrl =
-      backend === 'postgres' ? await createTestDatabase(inject('postgresUrl'), 'reauth_overwrites') : undefined;
-    server = await startTestServer(databaseUrl === undefined ? {} : { databaseUrl }, {
-      now: () => Date.now() + skew,
-    });
-  });
-  afterAll(async () => server.close());
-
-  const call = async (token: string, method: string, path: string, body?: unknown): Promise<Reply> => {
-    const response = await fetch(new URL(path, server.url), {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
+describe.each(BACKENDS)('overwrites need a fresh password check (%s)', (backend) => {
+  const env = useSkewedServer(backend, 'reauth_overwrites');
+  const { call } = env;
 
   /** An account with a backup version, two described storage keys, a default key and a stored secret. */
   async function victim(name: string) {
-    skew = 0;
-    const email = `${name}-${++accounts}-${backend}@example.com`;
-    const password = `${name} password`;
-    const { client } = await createVerifiedAccount(server, email, password);
-    const session = await client.logIn(email, password);
+    const { session, password } = await env.account(name);
     const token = session.state.token;
     const created = await call(token, 'POST', '/v1/backup/version', { algorithm: ALGORITHM, auth_data: authData });
     const version = created.body.version as string;
@@ -96,7 +69,7 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
   it('refuses every /v1 overwrite to a token whose password check is stale, and changes nothing', async () => {
     const { token, version } = await victim('stolen');
     const before = await holdings(token, version);
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     for (const [method, path, body] of overwrites(version)) {
       const reply = await call(token, method, path, body);
       expect({ path, status: reply.status, code: reply.body.code }).toEqual({
@@ -111,7 +84,7 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
   it('refuses the Matrix auth_data overwrite in Matrix’s error shape, and changes nothing', async () => {
     const { token, version } = await victim('matrix');
     const before = await holdings(token, version);
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     const reply = await call(token, 'PUT', `/_matrix/client/v3/room_keys/version/${version}`, {
       algorithm: ALGORITHM,
       auth_data: attackerAuthData,
@@ -126,7 +99,7 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
 
   it('lets a stale token create what is not there yet and write back the very bytes stored', async () => {
     const { token, version } = await victim('retry');
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     const writes: Array<[string, unknown]> = [
       [`/v1/secret-storage/secrets/${SECRET}`, secret],
       ['/v1/secret-storage/keys/k1', description],
@@ -144,7 +117,7 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
 
   it('lets every overwrite through once the session has proved the password again', async () => {
     const { session, token, password, version } = await victim('owner');
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     await session.reauthenticate(password);
     for (const [method, path, body] of overwrites(version)) {
       expect({ path, status: (await call(token, method, path, body)).status }).toEqual({ path, status: 200 });
@@ -157,16 +130,13 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
 
   /** A logged-in account with a backup enabled through the SDK, and a second keystore to check restores. */
   async function sdkOwner(name: string) {
-    skew = 0;
-    const email = `${name}-${++accounts}-${backend}@example.com`;
-    const password = `${name} password`;
-    const { client } = await createVerifiedAccount(server, email, password);
-    const session = await client.logIn(email, password);
-    const keystore = await session.openKeystore(`${server.dir}/${name}-${accounts}-${backend}.db`);
+    const { session, password, tag } = await env.account(name);
+    const keystore = await session.openKeystore(`${env.server.dir}/${tag}.db`);
     const backup = session.keyBackup(keystore);
     const first = await backup.enable();
+    let checks = 0;
     const opens = async (recoveryKey: string) => {
-      const check = await session.openKeystore(`${server.dir}/${name}-check-${++accounts}-${backend}.db`);
+      const check = await session.openKeystore(`${env.server.dir}/${tag}-check-${++checks}.db`);
       try {
         const restored = await session.keyBackup(check).restore({ recoveryKey });
         return restored.failed === 0 ? 'opens' : 'some keys failed';
@@ -187,7 +157,7 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
   it('SDK: replaces the recovery key only after a fresh password check; refused, the old key still opens', async () => {
     const { password, keystore, backup, first, opens, secretStorage } = await sdkOwner('recovery');
     const before = await secretStorage();
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     expect(await codeOf(backup.replaceRecoveryKey())).toBe('LK_REAUTH_REQUIRED');
     expect(await codeOf(backup.replaceRecoveryKey({ password: 'not the password' }))).toBe('LK_LOGIN_FAILED');
     expect(await secretStorage()).toEqual(before);
@@ -201,9 +171,9 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
   it('SDK: enabling over the secret storage a deleted backup left needs the password; a first enable does not', async () => {
     const { password, keystore, backup, opens, secretStorage } = await sdkOwner('re-enable');
     // The first enable above ran on the token alone (nothing to replace); a stale one would have too.
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     await backup.delete(undefined, { password });
-    skew = 2 * FRESH_AUTH_MS + 2;
+    env.skew = 2 * FRESH_AUTH_MS + 2;
     expect(await backup.enableReplaces()).toBe(true);
     const before = await secretStorage();
     expect(await codeOf(backup.enable())).toBe('LK_REAUTH_REQUIRED');
@@ -215,13 +185,10 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
   });
 
   it('SDK: a first enable on an empty account needs no password, even with a stale session', async () => {
-    skew = 0;
-    const email = `first-${++accounts}-${backend}@example.com`;
-    const { client } = await createVerifiedAccount(server, email, 'first password');
-    const session = await client.logIn(email, 'first password');
-    const keystore = await session.openKeystore(`${server.dir}/first-${accounts}-${backend}.db`);
+    const { session, tag } = await env.account('first');
+    const keystore = await session.openKeystore(`${env.server.dir}/${tag}.db`);
     const backup = session.keyBackup(keystore);
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     expect(await backup.enableReplaces()).toBe(false);
     expect((await backup.enable()).version).toEqual(expect.any(String));
     expect(await backup.enableReplaces()).toBe(true);
@@ -236,7 +203,7 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
     // Its signature gone (as after a password reset changed the signing key): unlocking signs it again.
     const unsigned = { public_key: info.auth_data.public_key };
     expect((await call(token, 'PUT', path, { algorithm: ALGORITHM, auth_data: unsigned })).status).toBe(200);
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     expect(await opens(first.recoveryKey)).toBe('opens');
     expect((await call(token, 'GET', path)).body.auth_data).toEqual(unsigned);
     await session.reauthenticate(password);
@@ -247,7 +214,7 @@ describe.each(['sqlite', 'postgres'] as const)('overwrites need a fresh password
 
   it('lets one of twelve racing creates of a name win, and refuses the rest as replacements', async () => {
     const { token } = await victim('race');
-    skew = FRESH_AUTH_MS + 1;
+    env.skew = FRESH_AUTH_MS + 1;
     // Twelve different values for one name that does not exist yet, at once: only the first to commit
     // is a create; every other one finds it there and, being different, needs the password.
     const path = '/v1/secret-storage/secrets/m.raced';
@@ -285,8 +252,7 @@ describe('a create committed between the check and the write (postgres)', () => 
 
   it('is seen by the write, which is refused as a replacement and leaves the created secret', async () => {
     const email = 'race-window@example.com';
-    const { client } = await createVerifiedAccount(server, email, 'race window password');
-    const session = await client.logIn(email, 'race window password');
+    const { session } = await createLoggedInAccount(server, email, 'race window password');
     const described = await fetch(new URL('/v1/secret-storage/keys/k2', server.url), {
       method: 'PUT',
       headers: { authorization: `Bearer ${session.state.token}`, 'content-type': 'application/json' },

@@ -1,6 +1,8 @@
-import { addOauthClient, addOauthScope, connect, openStore } from '@latchkey/server';
+import { addOauthClient, addOauthScope, connect, openStore, type ServerConfig } from '@latchkey/server';
 import { CompactEncrypt, exportJWK, generateKeyPair } from 'jose';
 import * as oauth from 'oauth4webapi';
+import { freePort } from './free-port.js';
+import { createLoggedInAccount, startTestServer, type TestServer } from './server.js';
 
 /**
  * The OAuth flow of issue 9 driven as an app and a consent page would: oauth4webapi plays the app
@@ -23,6 +25,28 @@ export async function registerApps(databaseUrl: string) {
     await addOauthScope(store, { scope: PLAIN_SCOPE, keyClass: null, clients: ['notes', 'other'] }, now);
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * A test server for the OAuth flow: on a known port, since the issuer (and so every redirect) names its
+ * public URL; with {@link registerApps}' clients and scopes; and `user` signed up and logged in, whose
+ * token plays the consent page's session. `overrides` as startTestServer's (a database, a clock...).
+ */
+export async function startOauthServer(
+  user: string,
+  overrides: Partial<ServerConfig> = {},
+  options: Parameters<typeof startTestServer>[1] = {},
+): Promise<{ server: TestServer; token: string }> {
+  const port = await freePort();
+  const server = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, ...overrides }, options);
+  try {
+    await registerApps(server.config.databaseUrl);
+    const { session } = await createLoggedInAccount(server, `${user}@example.com`, `${user} password`);
+    return { server, token: session.state.token };
+  } catch (error) {
+    await server.close();
+    throw error;
   }
 }
 
@@ -78,6 +102,20 @@ export async function startApp(baseUrl: string, clientId = 'notes', redirectUri 
 
 export type App = Awaited<ReturnType<typeof startApp>>;
 
+/**
+ * The app redeems its code (with PKCE) at the token endpoint; `as` may name another node's, and
+ * `verifier` and `client` may be an attacker's. Returns the raw response, to test refusals too.
+ */
+export function redeemCode(
+  app: App,
+  params: URLSearchParams,
+  { as = app.as, client = app.client, verifier = app.codeVerifier } = {},
+): Promise<Response> {
+  return oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, app.redirectUri, verifier, {
+    [oauth.allowInsecureRequests]: true,
+  });
+}
+
 export async function authorizationUrl(app: App, scope: string, extra: Record<string, string> = {}) {
   const url = new URL(app.as.authorization_endpoint as string);
   url.searchParams.set('client_id', app.client.client_id);
@@ -113,6 +151,65 @@ export async function beginAuthorization(browser: Browser, baseUrl: string, url:
   const match = /^\/v1\/oauth\/interaction\/([^/]+)$/.exec(target.pathname);
   if (match === null) return { status: first.status, redirect: target };
   return { status: first.status, uid: match[1] as string };
+}
+
+/**
+ * The browser begins `app`'s authorization for `scope` with its keys_jwk (and `extra` parameters) and
+ * lands on the consent page; returns the interaction's uid, and fails if oidc-provider answered at once.
+ */
+export async function beginKeyAuthorization(
+  browser: Browser,
+  baseUrl: string,
+  app: App,
+  scope = `openid ${KEY_SCOPE}`,
+  extra: Record<string, string> = {},
+): Promise<string> {
+  const url = await authorizationUrl(app, scope, { keys_jwk: app.keysJwk, ...extra });
+  const begun = await beginAuthorization(browser, baseUrl, url);
+  if (begun.uid === undefined) throw new Error(`no interaction: ${JSON.stringify(begun)}`);
+  return begun.uid;
+}
+
+/**
+ * The consent page grants interaction `uid` with `keysJwe` (at `consentUrl`, which another node may
+ * serve) and the browser follows the resume redirects (at `baseUrl`) to the app's callback URL.
+ */
+export async function grantAndFollow(
+  browser: Browser,
+  { baseUrl, consentUrl = baseUrl }: { baseUrl: string; consentUrl?: string },
+  uid: string,
+  token: string,
+  keysJwe: string,
+): Promise<URL> {
+  const granted = await consent(browser, consentUrl, uid, token, { keys_jwe: keysJwe });
+  if (granted.status !== 200) throw new Error(`consent refused: ${granted.status} ${JSON.stringify(granted.body)}`);
+  return followToApp(browser, baseUrl, granted.body.redirectTo as string);
+}
+
+/**
+ * One whole authorization, as the app and the user's browser run it: the app starts (unless `app` is
+ * given), the browser reaches the consent page (where `onConsentPage` may look before the grant), the
+ * page encrypts `keys` to keys_jwk and grants on `consentUrl` (another node may serve it), and the
+ * browser follows on to the app's callback, whose code parameters come back validated.
+ */
+export async function authorizeApp(options: {
+  baseUrl: string;
+  token: string;
+  keys: Record<string, unknown>;
+  app?: App;
+  consentUrl?: string;
+  scope?: string;
+  extra?: Record<string, string>;
+  onConsentPage?: (browser: Browser, uid: string) => Promise<void>;
+}) {
+  const { baseUrl, consentUrl = baseUrl } = options;
+  const app = options.app ?? (await startApp(baseUrl));
+  const browser = new Browser();
+  const uid = await beginKeyAuthorization(browser, baseUrl, app, options.scope, options.extra);
+  await options.onConsentPage?.(browser, uid);
+  const keysJwe = await encryptKeys(app.keysJwk, options.keys);
+  const callback = await grantAndFollow(browser, { baseUrl, consentUrl }, uid, options.token, keysJwe);
+  return { app, callback, keysJwe, params: oauth.validateAuthResponse(app.as, app.client, callback, app.state) };
 }
 
 /** The consent page grants; the browser follows the resume redirect to the app's callback. */

@@ -18,6 +18,15 @@ export const TEST_KEY_STRETCHING = { 'argon2id-custom': { memory: 1024, iteratio
 export const TEST_KEY_STRETCHING_SPEC = (({ memory, iterations, parallelism }) =>
   `argon2id:m=${memory},t=${iterations},p=${parallelism}`)(TEST_KEY_STRETCHING['argon2id-custom']);
 
+/**
+ * Every rate limit of the server lifted, for tests whose subject is something a limit would answer
+ * first (a code's own attempt count, a race). Built from the server's DEFAULTS, so a limit added there
+ * is lifted here too.
+ */
+export const UNLIMITED_RATE_LIMITS = Object.fromEntries(
+  Object.keys(DEFAULTS.rateLimits).map((name) => [name, { max: 1_000_000, windowMs: 60_000 }]),
+) as ServerConfig['rateLimits'];
+
 export interface TestServer {
   url: string;
   app: FastifyInstance;
@@ -91,4 +100,38 @@ export async function createVerifiedAccount(server: TestServer, email: string, p
   const { accountId } = await client.signUp(email, password);
   await client.verifyEmail(email, await server.smtp.codeFor(email, { after: before }));
   return { client, accountId };
+}
+
+/** {@link createVerifiedAccount}, then a login: an account and a session on it. */
+export async function createLoggedInAccount(server: TestServer, email: string, password: string) {
+  const { client, accountId } = await createVerifiedAccount(server, email, password);
+  return { client, accountId, session: await client.logIn(email, password) };
+}
+
+/** What the server answered: its status and its JSON body. */
+export interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/**
+ * A request with `token` as the bearer, straight to the server, with no SDK between: what a thief of
+ * the token could send, or a dishonest server could be shown to serve.
+ */
+export async function requestAsBearer(
+  server: TestServer,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Reply> {
+  const response = await fetch(new URL(path, server.url), {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
