@@ -16,7 +16,7 @@ import {
   startApp,
   startOauthServer,
 } from '../support/oauth.js';
-import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
+import { createLoggedInAccount, createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 
 /**
  * Issue 9, the server: oauth4webapi (code nobody here wrote) runs the whole code + PKCE flow against
@@ -133,6 +133,38 @@ describe.each(BACKENDS)('oauth flow on %s', (backend) => {
     const reused = await oauth.refreshTokenGrantRequest(app.as, app.client, oauth.None(), first, insecure);
     expect(reused.status).toBe(400);
     expect(((await reused.json()) as { error: string }).error).toBe('invalid_grant');
+  });
+  it("ends an app's grant with the account: its refresh token and access token stop working", async () => {
+    const password = 'leaving password';
+    const { session } = await createLoggedInAccount(server, `leaving-${backend}@example.com`, password);
+    const keys = { [KEY_SCOPE]: scopedKey };
+    const scope = `openid offline_access ${KEY_SCOPE}`;
+    const { app, callback } = await authorizeApp({
+      baseUrl: server.url,
+      token: session.state.token,
+      keys,
+      scope,
+      extra: { prompt: 'consent' },
+    });
+    const params = oauth.validateAuthResponse(app.as, app.client, callback, app.state);
+    const tokens = await oauth.processAuthorizationCodeResponse(app.as, app.client, await redeemCode(app, params));
+    const insecure = { [oauth.allowInsecureRequests]: true } as const;
+    await session.deleteAccount(password);
+    const refresh = await oauth.refreshTokenGrantRequest(
+      app.as,
+      app.client,
+      oauth.None(),
+      tokens.refresh_token as string,
+      insecure,
+    );
+    expect(refresh.status).toBe(400);
+    expect(((await refresh.json()) as { error: string }).error).toBe('invalid_grant');
+    const introspected = await oauth.processIntrospectionResponse(
+      app.as,
+      app.client,
+      await oauth.introspectionRequest(app.as, app.client, oauth.None(), tokens.access_token, insecure),
+    );
+    expect(introspected.active).toBe(false);
   });
 });
 

@@ -188,10 +188,12 @@ const INVARIANTS: Record<string, string> = {
     SELECT k.account_id, k.version FROM backup_keys k
      WHERE NOT EXISTS (SELECT 1 FROM backup_versions v WHERE v.account_id = k.account_id AND v.version = k.version)`,
   ...Object.fromEntries(
-    ['sessions', 'reset_tokens', 'backup_versions', 'backup_keys', 'account_data'].map((table) => [
-      `no ${table} row without its account`,
-      `SELECT account_id FROM ${table} t WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.account_id)`,
-    ]),
+    ['sessions', 'reset_tokens', 'backup_versions', 'backup_keys', 'account_data', 'oauth_key_rotation'].map(
+      (table) => [
+        `no ${table} row without its account`,
+        `SELECT account_id FROM ${table} t WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.account_id)`,
+      ],
+    ),
   ),
   'no code for an email without an account':
     'SELECT email, purpose FROM codes c WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.email = c.email)',

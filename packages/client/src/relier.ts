@@ -1,4 +1,11 @@
-import { createKeysJwkPair, decryptScopedKeys, LatchkeyError, type ScopedKeyJwk } from '@latchkey/core';
+import {
+  constantTimeEqual,
+  createKeysJwkPair,
+  decryptScopedKeys,
+  LatchkeyError,
+  type ScopedKeyJwk,
+  utf8,
+} from '@latchkey/core';
 import * as oauth from 'oauth4webapi';
 
 /**
@@ -162,10 +169,7 @@ export async function startAuthorization(
 
 /** Compares the state without leaking, by timing, how much of a guess was right. */
 function sameState(expected: string, received: string | null): boolean {
-  if (received === null || received.length !== expected.length) return false;
-  let difference = 0;
-  for (let i = 0; i < expected.length; i++) difference |= expected.charCodeAt(i) ^ received.charCodeAt(i);
-  return difference === 0;
+  return received !== null && constantTimeEqual(utf8(expected), utf8(received));
 }
 
 /**

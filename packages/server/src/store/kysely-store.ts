@@ -97,11 +97,11 @@ class KyselyStore implements Store {
     private readonly dialect: Dialect,
     /** Inside a transaction: the locks it holds (`write:<account>`, `delete:<account>`, `email:<email>`). */
     private readonly held: Set<string> | undefined,
-  ) {}
-
-  get oauth() {
-    return new KyselyOauthStore(this.db);
+  ) {
+    this.oauth = new KyselyOauthStore(db);
   }
+
+  readonly oauth: KyselyOauthStore;
 
   async transaction<T>(work: (tx: Store) => Promise<T>): Promise<T> {
     if (this.held !== undefined) return work(this); // already inside one: nest by joining it
@@ -225,6 +225,8 @@ class KyselyStore implements Store {
       await db.deleteFrom('backup_keys').where('account_id', '=', id).execute();
       await db.deleteFrom('backup_versions').where('account_id', '=', id).execute();
       await db.deleteFrom('account_data').where('account_id', '=', id).execute();
+      // An app's grant must not outlive the account: its refresh token would renew access for 30 days.
+      await store.oauth.revokeAccount(id);
       await db.deleteFrom('device_tokens').where('account_id', '=', id).execute();
       await db.deleteFrom('sessions').where('account_id', '=', id).execute();
       await db.deleteFrom('reset_tokens').where('account_id', '=', id).execute();

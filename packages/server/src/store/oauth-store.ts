@@ -17,6 +17,8 @@ export interface OauthStore {
   /** Removes and returns an unexpired payload: at most one caller gets it. */
   takePayload(model: string, id: string, now: number): Promise<OidcPayloadRow | undefined>;
   revokeByGrantId(grantId: string): Promise<void>;
+  /** Ends everything an account granted (grants, their codes and tokens) and its key rotation secrets. */
+  revokeAccount(accountId: string): Promise<void>;
   /** The account's unexpired grants. */
   listGrants(accountId: string, now: number): Promise<OidcPayloadRow[]>;
 
@@ -93,6 +95,22 @@ export class KyselyOauthStore implements OauthStore {
 
   async revokeByGrantId(grantId: string) {
     await this.db.deleteFrom('oidc_payloads').where('grant_id', '=', grantId).execute();
+  }
+
+  async revokeAccount(accountId: string) {
+    // Only a Grant row names its account; the codes and tokens name their grant.
+    const grants = this.db
+      .selectFrom('oidc_payloads')
+      .select('id')
+      .where('model', '=', 'Grant')
+      .where('account_id', '=', accountId);
+    await this.db.deleteFrom('oidc_payloads').where('grant_id', 'in', grants).execute();
+    await this.db
+      .deleteFrom('oidc_payloads')
+      .where('model', '=', 'Grant')
+      .where('account_id', '=', accountId)
+      .execute();
+    await this.db.deleteFrom('oauth_key_rotation').where('account_id', '=', accountId).execute();
   }
 
   listGrants(accountId: string, now: number) {

@@ -87,7 +87,11 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
         if (live !== undefined) setScopes(live, registered);
       },
     ) as unknown as Configuration['adapter'],
-    findAccount: async (_koa: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    // An account deleted since its grant answers nothing: refresh and userinfo are then refused.
+    findAccount: async (_koa: unknown, sub: string) =>
+      (await ctx.store.findAccountById(sub)) === undefined
+        ? undefined
+        : { accountId: sub, claims: async () => ({ sub }) },
     jwks: { keys: [signingKey] as never },
     cookies: { keys: cookieKeys },
     scopes: scopes as unknown as string[],

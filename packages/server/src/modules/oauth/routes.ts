@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ServerResponse } from 'node:http';
-import { checkKeysJwe, FRESH_AUTH_MS, LatchkeyError } from '@latchkey/core';
+import { checkKeysJwe, LatchkeyError } from '@latchkey/core';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
@@ -8,7 +8,7 @@ import type { Interaction } from 'oidc-provider';
 import type { ServerContext } from '../../context.js';
 import { route } from '../../route.js';
 import type { OauthScopeRow } from '../../store/schema.js';
-import type { AuthenticatedSession } from '../accounts/service.js';
+import { type AuthenticatedSession, requireFreshAuth } from '../accounts/service.js';
 import { scopesAllowedFor } from './clients.js';
 import { INTERACTION_PREFIX } from './provider.js';
 
@@ -185,10 +185,6 @@ export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerConte
       return {};
     },
   });
-}
-
-function requireFreshAuth(ctx: ServerContext, auth: AuthenticatedSession): void {
-  if (ctx.now() - auth.session.authenticated_at > FRESH_AUTH_MS) throw new LatchkeyError('LK_REAUTH_REQUIRED');
 }
 
 /**
