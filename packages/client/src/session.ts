@@ -41,10 +41,6 @@ interface Keys {
   kB: KB;
 }
 
-/**
- * A logged-in session. It holds kA and kB in memory (after a login or re-authentication) and forgets
- * them at {@link logOut}.
- */
 /** One app's OAuth grant, as `GET /v1/oauth/grants` lists it. */
 export interface OauthGrant {
   grantId: string;
@@ -52,6 +48,11 @@ export interface OauthGrant {
   clientName: string;
   scopes: string[];
 }
+
+/**
+ * A logged-in session. It holds kA and kB in memory (after a login or re-authentication) and forgets
+ * them at {@link logOut}.
+ */
 
 export class Session {
   private keys: Keys | undefined;

@@ -73,7 +73,7 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
   const scopes: ScopeSet = new Set();
   const oidc = await loadOidcProvider();
   const { errors } = oidc;
-  const { signingKey, cookieKeys } = await loadOrCreateOauthSecrets(ctx.store, ctx.masterKey);
+  const { signingKey, cookieKeys } = await loadOrCreateOauthSecrets(ctx.store, ctx.masterKey, ctx.random);
   await refreshScopes(ctx, scopes);
   const configuration: Configuration = {
     // Loading a client reads the registered scopes anyway: they refresh the live set there too, so a

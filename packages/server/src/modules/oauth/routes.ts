@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { ServerResponse } from 'node:http';
-import { checkKeysJwe, LatchkeyError } from '@latchkey/core';
+import { checkKeysJwe, LatchkeyError, scopedKeyRotationTimestamp } from '@latchkey/core';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
@@ -242,11 +241,14 @@ async function keyData(ctx: ServerContext, auth: AuthenticatedSession, clientId:
     if (!allowed.has(name)) throw new LatchkeyError('LK_OAUTH_SCOPE_INVALID', `This app may not ask for ${name}.`);
     const row = byName.get(name);
     if (row?.key_class == null) continue;
-    const secret = await ctx.store.oauth.keyRotationSecret(auth.account.id, name, new Uint8Array(randomBytes(32)));
+    const secret = await ctx.store.oauth.keyRotationSecret(auth.account.id, name, ctx.random(32));
     out[name] = {
       identifier: name,
       keyRotationSecret: Buffer.from(secret).toString('hex'),
-      keyRotationTimestamp: row.key_class === 'kB' ? auth.account.keys_changed_at : auth.account.created_at,
+      keyRotationTimestamp: scopedKeyRotationTimestamp(row.key_class, {
+        createdAt: auth.account.created_at,
+        keysChangedAt: auth.account.keys_changed_at,
+      }),
       keyClass: row.key_class,
     };
   }
