@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import {
   createKeysJwkPair,
   decryptScopedKeys,
@@ -10,6 +9,7 @@ import {
   type ScopedKeyMetadata,
   toHex,
 } from '@latchkey/core';
+import { deriver, relier } from '../test/support/fxa-crypto-relier.js';
 import { type BenchRow, costRow } from './support/bench.js';
 
 /**
@@ -24,23 +24,6 @@ const MIN_ROUNDS = 30;
 const BUDGET_MS = 3000;
 const WARMUP = 20;
 const MAX_RATIO = 1.5;
-
-const require = createRequire(import.meta.url);
-interface FxaScopedKeys {
-  deriveScopedKey(options: Record<string, unknown>): Promise<ScopedKeyJwk>;
-}
-interface FxaDeriverUtils {
-  encryptBundle(keysJwk: string, bundle: string): Promise<string>;
-}
-interface FxaKeyUtils {
-  createApplicationKeyPair(): Promise<{ jwkPublicKey: Record<string, string> }>;
-  decryptBundle(keysJwe: string): Promise<Record<string, ScopedKeyJwk>>;
-}
-const deriver = require('fxa-crypto-relier/src/deriver') as {
-  ScopedKeys: new () => FxaScopedKeys;
-  DeriverUtils: new () => FxaDeriverUtils;
-};
-const relier = require('fxa-crypto-relier/src/relier') as { KeyUtils: new () => FxaKeyUtils };
 
 const account = {
   uid: crypto.getRandomValues(new Uint8Array(16)),

@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import {
   createKeysJwkPair,
   decryptScopedKeys,
@@ -7,13 +6,13 @@ import {
   type FxaScopedKeyInput,
   KEYS_JWE_MAX_LENGTH,
   parseKeysJwk,
-  type ScopedKeyJwk,
   toBase64Url,
   toHex,
   utf8,
 } from '@latchkey/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { deriver, type FxaScopedKeyOptions, relier } from '../support/fxa-crypto-relier.js';
 
 /**
  * Interop with Mozilla's own relier library, fxa-crypto-relier 2.7.0 (nobody here wrote it): its
@@ -22,31 +21,6 @@ import { describe, expect, it } from 'vitest';
  * runs on Node 20 as it is: `require` of its `src/` entry points (its `dist/` is a webpack bundle for
  * browsers), with Node's global WebCrypto for the few `crypto.*` calls of its relier utilities.
  */
-const require = createRequire(import.meta.url);
-
-interface FxaScopedKeyOptions {
-  inputKey: string;
-  uid: string;
-  identifier: string;
-  keyRotationSecret: string;
-  keyRotationTimestamp: number;
-}
-interface FxaScopedKeys {
-  deriveScopedKey(options: FxaScopedKeyOptions): Promise<ScopedKeyJwk>;
-}
-interface FxaDeriverUtils {
-  encryptBundle(keysJwk: string, bundle: string): Promise<string>;
-}
-interface FxaKeyUtils {
-  createApplicationKeyPair(): Promise<{ jwkPublicKey: Record<string, string> }>;
-  decryptBundle(keysJwe: string): Promise<Record<string, ScopedKeyJwk>>;
-}
-
-const deriver = require('fxa-crypto-relier/src/deriver') as {
-  ScopedKeys: new () => FxaScopedKeys;
-  DeriverUtils: new () => FxaDeriverUtils;
-};
-const relier = require('fxa-crypto-relier/src/relier') as { KeyUtils: new () => FxaKeyUtils };
 
 const OLDSYNC = 'https://identity.mozilla.com/apps/oldsync';
 
