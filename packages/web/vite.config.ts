@@ -18,6 +18,8 @@ export default defineConfig({
   root: here('.'),
   define: { __LATCHKEY_KEY_STRETCHING__: JSON.stringify(keyStretching) },
   base: './',
+  // Preact's automatic JSX runtime: components are .tsx files, no React and no plugin needed.
+  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
   resolve: {
     alias: {
       '@latchkey/client': here('../client/src/index.ts'),
