@@ -293,6 +293,102 @@ export const ERRORS = {
     expose: true,
     message: 'The decrypted scoped keys are not the keys of the scopes asked for.',
   },
+
+  // The transparency log (issue 10): RFC 6962 proofs and the C2SP note, checkpoint, cosignature, tiles
+  // and witness formats, in core/src/transparency-log. Raised by the SDK on what a server showed it, by
+  // the server's witness on what a log sent it; 502 where the data came from the server itself.
+  LK_REGISTRY_BAD_PROOF: {
+    status: 502,
+    expose: true,
+    message:
+      'A Merkle proof from the log does not verify (wrong length, wrong sizes or wrong hashes): the log ' +
+      'cannot show that this entry or this history is in the tree it signed. Nothing was acted on.',
+  },
+  LK_REGISTRY_FORK: {
+    status: 502,
+    expose: true,
+    message:
+      'The log signed two different trees of the same size: proof that it shows different histories to ' +
+      'different clients. Keep both checkpoints as evidence; nothing was acted on.',
+  },
+  LK_REGISTRY_ROLLBACK: {
+    status: 502,
+    expose: true,
+    message:
+      'The log shows a tree smaller than one this client already verified: it rolled its history back. ' +
+      'Nothing was acted on.',
+  },
+  LK_LOG_NOTE_MALFORMED: {
+    status: 400,
+    expose: true,
+    message:
+      'Not a well-formed signed note (c2sp.org/signed-note): text ending in a newline, a blank line, then ' +
+      'at most 100 lines "— <name> <base64>", in UTF-8 without control characters.',
+  },
+  LK_LOG_NOTE_BAD_SIGNATURE: {
+    status: 403,
+    expose: true,
+    message: 'A note signature from a known key does not verify: the note was altered or forged.',
+  },
+  LK_LOG_NOTE_UNVERIFIED: {
+    status: 403,
+    expose: true,
+    message: 'No signature on the note is from a key this client trusts, so it cannot be believed.',
+  },
+  LK_LOG_KEY_INVALID: {
+    status: 400,
+    expose: true,
+    message:
+      'Not a usable note key: a verifier key is "<name>+<8 hex id>+<base64(type || key)>", a signer key ' +
+      '"PRIVATE+KEY+<name>+<id>+<base64(0x01 || seed)>", and the id must match the name and key.',
+  },
+  LK_LOG_CHECKPOINT_MALFORMED: {
+    status: 400,
+    expose: true,
+    message:
+      'Not a well-formed checkpoint (c2sp.org/tlog-checkpoint): origin line, tree size in decimal without ' +
+      'leading zeros, base64 of a 32-byte root hash, then only non-empty extension lines.',
+  },
+  LK_LOG_ORIGIN_MISMATCH: {
+    status: 400,
+    expose: true,
+    message: 'The checkpoint is for another log (its origin line is not the one expected).',
+  },
+  LK_LOG_COSIGNATURE_INVALID: {
+    status: 400,
+    expose: true,
+    message:
+      'Not a valid tlog-cosignature/v1: it must be a 4-byte key id, a non-zero 8-byte timestamp of at most ' +
+      '2^63-1 and a 64-byte Ed25519 signature.',
+  },
+  LK_LOG_WITNESS_POLICY_UNMET: {
+    status: 502,
+    expose: true,
+    message:
+      'The checkpoint lacks enough recent cosignatures from the witnesses this client requires, so nobody ' +
+      'independent vouches that others see the same log. Nothing was acted on.',
+  },
+  LK_LOG_TILE_MALFORMED: {
+    status: 400,
+    expose: true,
+    message:
+      'Not a well-formed log tile (c2sp.org/tlog-tiles): a bad tile path, a hash tile whose length is not ' +
+      '32 bytes per hash of its width, or an entry bundle with a truncated or missing entry.',
+  },
+  LK_LOG_WITNESS_REQUEST_MALFORMED: {
+    status: 400,
+    expose: true,
+    message:
+      'Not a well-formed add-checkpoint body (c2sp.org/tlog-witness): "old <size>", at most 63 base64 ' +
+      'hashes, an empty line, then a signed checkpoint, every line ending in a newline.',
+  },
+  LK_LOG_RANGE_INVALID: {
+    status: 400,
+    expose: true,
+    message:
+      'The tree size, leaf index or hash asked for is out of range for this log (sizes and indexes are ' +
+      'whole numbers below 2^53, indexes below the size, hashes 32 bytes).',
+  },
 } as const satisfies Record<string, { status: number; expose: boolean; message: string }>;
 
 /** A stable error code, `LK_*`. */
