@@ -31,5 +31,8 @@ export * from './scoped-keys/derive.js';
 export * from './scoped-keys/keys-jwe.js';
 export * from './scoped-keys/keys-jwk.js';
 export * from './scoped-keys/registration.js';
+export * from './transparency-log/checkpoint.js';
+export * from './transparency-log/cosignature.js';
 export * from './transparency-log/merkle-tree.js';
 export * from './transparency-log/proofs.js';
+export * from './transparency-log/signed-note.js';
