@@ -36,3 +36,5 @@ export * from './transparency-log/cosignature.js';
 export * from './transparency-log/merkle-tree.js';
 export * from './transparency-log/proofs.js';
 export * from './transparency-log/signed-note.js';
+export * from './transparency-log/tiles.js';
+export * from './transparency-log/witness-protocol.js';
