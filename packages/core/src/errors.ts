@@ -358,8 +358,8 @@ export const ERRORS = {
     status: 400,
     expose: true,
     message:
-      'Not a valid tlog-cosignature/v1: it must be a 4-byte key id, a non-zero 8-byte timestamp of at most ' +
-      '2^63-1 and a 64-byte Ed25519 signature.',
+      'Not a valid tlog-cosignature/v1: after its 4-byte key id come an 8-byte big-endian time (below 2^53 ' +
+      'here; a witness never signs time 0) and a 64-byte Ed25519 signature.',
   },
   LK_LOG_WITNESS_POLICY_UNMET: {
     status: 502,
