@@ -38,9 +38,13 @@ function invalid(why: string): LatchkeyError {
   return new LatchkeyError('LK_LOG_COSIGNATURE_INVALID', `Not a valid cosignature: ${why}.`);
 }
 
-/** The bytes a v1 cosignature signs: header line, time line, then the checkpoint's note text. */
-export function cosignedMessage(checkpointText: string, time: number): Uint8Array {
-  return utf8(`cosignature/v1\ntime ${time}\n${checkpointText}`);
+/**
+ * The bytes a v1 cosignature signs: header line, time line, then the checkpoint's note text, taken as
+ * the exact bytes given (never decoded and re-encoded, which could change them).
+ */
+export function cosignedMessage(checkpointText: string | Uint8Array, time: number): Uint8Array {
+  const text = typeof checkpointText === 'string' ? utf8(checkpointText) : checkpointText;
+  return concatBytes(utf8(`cosignature/v1\ntime ${time}\n`), text);
 }
 
 /**
@@ -70,7 +74,7 @@ export function cosignatureVerifier(name: string, publicKey: Uint8Array): Cosign
       } catch {
         return false;
       }
-      return ed25519Verify(signature.subarray(8), cosignedMessage(new TextDecoder().decode(text), time), key);
+      return ed25519Verify(signature.subarray(8), cosignedMessage(text, time), key);
     },
   };
 }
@@ -91,7 +95,7 @@ export function cosignatureSigner(name: string, seed: Uint8Array, time: number):
   return {
     name,
     keyId: noteKeyId(name, NOTE_TYPE_COSIGNATURE, ed25519.getPublicKey(secret)),
-    sign: (text) => concatBytes(timeBytes, ed25519.sign(cosignedMessage(new TextDecoder().decode(text), time), secret)),
+    sign: (text) => concatBytes(timeBytes, ed25519.sign(cosignedMessage(text, time), secret)),
   };
 }
 
