@@ -26,6 +26,7 @@ export * from './matrix/secret-storage.js';
 export * from './protocol/accounts.js';
 export * from './protocol/backup.js';
 export * from './protocol/common.js';
+export * from './registry/canonical-json.js';
 export * from './scoped-keys/consent.js';
 export * from './scoped-keys/derive.js';
 export * from './scoped-keys/keys-jwe.js';
