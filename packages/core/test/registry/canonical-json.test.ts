@@ -56,7 +56,16 @@ describe('jcs-rfc8785.json (cyberphone/json-canonicalization testdata)', () => {
 
 describe('the canonical encoder', () => {
   it('refuses what is not JSON, and lone surrogates (RFC 8785 §3.2.2.2)', () => {
-    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, undefined, 1n, () => 1, new Date(0), '\ud800', 'a\udc00']) {
+    for (const bad of [
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      undefined,
+      1n,
+      () => 1,
+      new Date(0),
+      '\ud800',
+      'a\udc00',
+    ]) {
       expect(() => canonicalizeJson(bad)).toThrow(CanonicalJsonError);
     }
     expect(() => canonicalizeJson({ ['\udead']: 1 })).toThrow(CanonicalJsonError);
