@@ -250,6 +250,8 @@ function mustFail(valid: RegistryLinkVector[]): RegistryMustFail[] {
     ['version 0', first.replace('"version":1}', '"version":0}')],
     ['version 2', first.replace('"version":1}', '"version":2}'), 'LK_REGISTRY_UNKNOWN_VERSION'],
     ['a JSON array', `[${first}]`],
+    ['truncated by one byte', first.slice(0, -1)],
+    ['empty', ''],
   ];
   const out: RegistryMustFail[] = edits.map(([name, text, error]) => {
     if (text === first || text === second) throw new Error(`must-fail case "${name}" did not change the text`);

@@ -8,6 +8,15 @@ import { signersOf, verifyLinkSignatures } from './link-signatures.js';
  * The registry chain's state machine (issue 10): each link is a transition of an account's
  * {@link AccountState}. The server runs {@link applyLink} before it appends, and every client runs
  * {@link verifyChain} after it reads, with the same rules, so what one accepts the other accepts.
+ *
+ * Who must sign each link (every signature must verify; a signer with no role is refused):
+ * - register-primary: the identity key named in the body and the new primary device (its countersignature).
+ *   Only as the first link, or after a deregister-primary with the identity key the account began with.
+ * - declare-group-key: the current primary; the epoch must exceed every epoch declared before.
+ * - transfer-primary: the current primary and the new primary (its countersignature).
+ * - deregister-primary: the current primary.
+ * - tombstone: the identity key or the current primary (either or both); nothing may follow it.
+ * Every link: seq one more than the last, prev the last link's hash, time not earlier, seen larger.
  */
 
 /** The codes of registry chain failures. */
@@ -21,7 +30,9 @@ export interface RegistryFailure {
   message: string;
 }
 
+/** One link accepted (with the state after it and the link decoded), or refused. */
 export type ApplyLinkResult = { ok: true; state: AccountState; link: SignedLink } | RegistryFailure;
+/** A whole chain accepted (with the account's state after its last link), or refused at its first bad link. */
 export type VerifyChainResult = { ok: true; state: AccountState } | RegistryFailure;
 
 /** What the caller knows beyond the chain itself; each option only adds a check. */

@@ -35,6 +35,7 @@ export const LINK_TYPES = [
   'deregister-primary',
   'tombstone',
 ] as const;
+/** One of {@link LINK_TYPES}. */
 export type LinkType = (typeof LINK_TYPES)[number];
 
 /** Unpadded base64url of exactly 32 bytes (an Ed25519 public key, a hash, the account's keyed hash). */
@@ -65,6 +66,7 @@ export interface TransferPrimaryBody {
 /** deregister-primary and tombstone say everything by their type, so their body is `{}`. */
 export type EmptyBody = Record<string, never>;
 
+/** The body each link type carries. */
 export interface LinkBodies {
   'register-primary': RegisterPrimaryBody;
   'declare-group-key': DeclareGroupKeyBody;
@@ -73,7 +75,11 @@ export interface LinkBodies {
   tombstone: EmptyBody;
 }
 
-/** The checkpoint the link's signer last verified: the log's size and root hash (RFC 6962 MTH). */
+/**
+ * The checkpoint the link's signer last verified: the log's size and root hash (RFC 6962 MTH), so a link
+ * carries proof of what its author was shown. A signer must have verified the previous link's inclusion
+ * before writing the next, so each link's `seen.size` is larger than the previous link's (chain.ts).
+ */
 export interface SeenCheckpoint {
   size: number;
   root: Base64Url32;

@@ -7,6 +7,7 @@ import { LatchkeyError } from '../errors.js';
  * so a refusal says where the link went wrong.
  */
 
+/** An `LK_REGISTRY_BAD_LINK` error saying what is wrong. */
 export function badLink(reason: string): LatchkeyError {
   return new LatchkeyError('LK_REGISTRY_BAD_LINK', `Malformed registry link: ${reason}.`);
 }
