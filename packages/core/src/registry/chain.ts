@@ -183,6 +183,58 @@ function tombstone(
   return { ...advance(state, link, head), identityKey, group, status: 'tombstoned' };
 }
 
+/** Where the first link must stand: seq 0, the all-zero prev, and a register-primary. */
+function checkFirstPlace(link: Link): void {
+  if (link.seq !== 0) throw refuse('LK_REGISTRY_OUT_OF_ORDER', `The first link has seq ${link.seq}, not 0.`);
+  if (link.prev !== GENESIS_PREV) {
+    throw refuse('LK_REGISTRY_PREV_MISMATCH', 'The first link has a prev other than zero.');
+  }
+  if (link.type !== 'register-primary') {
+    throw refuse('LK_REGISTRY_NOT_REGISTERED', `The first link is a ${link.type}, not a register-primary.`);
+  }
+}
+
+/** Whether the chain may grow at all, and whether this register-primary comes too late. */
+function checkOpen(state: AccountState, link: Link): void {
+  if (state.status === 'tombstoned') {
+    throw refuse(
+      'LK_REGISTRY_TOMBSTONED',
+      `The account was tombstoned at seq ${state.seq}; link ${link.seq} follows it.`,
+    );
+  }
+  // The loser of a race of two first devices learns why in one code (both links claimed seq 0).
+  if (link.type === 'register-primary' && state.status === 'primary') {
+    throw refuse('LK_REGISTRY_ALREADY_REGISTERED', 'This account already has a primary device.');
+  }
+}
+
+/** Where a later link must stand: right after the last link, hashing to it, not earlier, having seen more. */
+function checkNextPlace(state: AccountState, link: Link): void {
+  if (link.seq <= state.seq) {
+    throw refuse(
+      'LK_REGISTRY_REPLAYED',
+      `Link seq ${link.seq} is already in the chain (its last seq is ${state.seq}).`,
+    );
+  }
+  if (link.seq !== state.seq + 1) {
+    throw refuse('LK_REGISTRY_OUT_OF_ORDER', `Link seq ${link.seq} follows seq ${state.seq}: links are missing.`);
+  }
+  if (link.prev !== state.head) {
+    throw refuse('LK_REGISTRY_PREV_MISMATCH', `Link ${link.seq}'s prev is not the hash of link ${state.seq}.`);
+  }
+  if (link.time < state.time) {
+    throw refuse('LK_REGISTRY_BAD_TIME', `Link ${link.seq} is dated before link ${state.seq}.`);
+  }
+  // The signer must have verified the previous link's inclusion, in a tree larger than the one that
+  // link's own signer had seen (that link sits at an index at least that size).
+  if (link.seen.size <= state.seenSize) {
+    throw refuse(
+      'LK_REGISTRY_STALE_SEEN',
+      `Link ${link.seq} was signed having seen a log of ${link.seen.size} entries; it needs more than ${state.seenSize}.`,
+    );
+  }
+}
+
 /** The rules every link obeys whatever its type: account, finality, position, prev, time, seen. */
 function checkPlace(state: AccountState | null, link: Link, options: ChainOptions): void {
   const account = state?.account ?? options.account;
@@ -193,46 +245,10 @@ function checkPlace(state: AccountState | null, link: Link, options: ChainOption
     );
   }
   if (state === null) {
-    if (link.seq !== 0) throw refuse('LK_REGISTRY_OUT_OF_ORDER', `The first link has seq ${link.seq}, not 0.`);
-    if (link.prev !== GENESIS_PREV)
-      throw refuse('LK_REGISTRY_PREV_MISMATCH', 'The first link has a prev other than zero.');
-    if (link.type !== 'register-primary') {
-      throw refuse('LK_REGISTRY_NOT_REGISTERED', `The first link is a ${link.type}, not a register-primary.`);
-    }
+    checkFirstPlace(link);
   } else {
-    if (state.status === 'tombstoned') {
-      throw refuse(
-        'LK_REGISTRY_TOMBSTONED',
-        `The account was tombstoned at seq ${state.seq}; link ${link.seq} follows it.`,
-      );
-    }
-    // The loser of a race of two first devices learns why in one code (both links claimed seq 0).
-    if (link.type === 'register-primary' && state.status === 'primary') {
-      throw refuse('LK_REGISTRY_ALREADY_REGISTERED', 'This account already has a primary device.');
-    }
-    if (link.seq <= state.seq) {
-      throw refuse(
-        'LK_REGISTRY_REPLAYED',
-        `Link seq ${link.seq} is already in the chain (its last seq is ${state.seq}).`,
-      );
-    }
-    if (link.seq !== state.seq + 1) {
-      throw refuse('LK_REGISTRY_OUT_OF_ORDER', `Link seq ${link.seq} follows seq ${state.seq}: links are missing.`);
-    }
-    if (link.prev !== state.head) {
-      throw refuse('LK_REGISTRY_PREV_MISMATCH', `Link ${link.seq}'s prev is not the hash of link ${state.seq}.`);
-    }
-    if (link.time < state.time) {
-      throw refuse('LK_REGISTRY_BAD_TIME', `Link ${link.seq} is dated before link ${state.seq}.`);
-    }
-    // The signer must have verified the previous link's inclusion, in a tree larger than the one that
-    // link's own signer had seen (that link sits at an index at least that size).
-    if (link.seen.size <= state.seenSize) {
-      throw refuse(
-        'LK_REGISTRY_STALE_SEEN',
-        `Link ${link.seq} was signed having seen a log of ${link.seen.size} entries; link ${state.seq} needs more than ${state.seenSize}.`,
-      );
-    }
+    checkOpen(state, link);
+    checkNextPlace(state, link);
   }
   if (options.now !== undefined && link.time > options.now + (options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS)) {
     throw refuse('LK_REGISTRY_BAD_TIME', `Link ${link.seq} is dated in the future.`);
