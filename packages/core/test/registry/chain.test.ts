@@ -8,6 +8,7 @@ import {
   type RegistryErrorCode,
   signAndEncodeLink,
   toBase64Url,
+  utf8,
   verifyChain,
 } from '@latchkey/core';
 import { describe, expect, it } from 'vitest';
@@ -347,6 +348,16 @@ describe('the other chain rules', () => {
       const link = createNextLink(chain.state, { seen: seen(size), time: T0 + 5000 }, declare(2));
       expectAppendRefused(chain, signAndEncodeLink(link, [KEYS.deviceA]), 'LK_REGISTRY_STALE_SEEN');
     }
+  });
+
+  it('deeply nested JSON is refused as malformed, not a crash: LK_REGISTRY_BAD_LINK', () => {
+    const depth = 8000;
+    const nested = [
+      utf8(`${'['.repeat(depth)}${']'.repeat(depth)}`),
+      utf8(`{"link":${'{"a":'.repeat(depth / 6)}1${'}'.repeat(depth / 6)},"sigs":[]}`),
+    ];
+    for (const bytes of nested)
+      expect(applyLink(null, bytes)).toMatchObject({ ok: false, code: 'LK_REGISTRY_BAD_LINK' });
   });
 
   it('an unknown version: LK_REGISTRY_UNKNOWN_VERSION', () => {
