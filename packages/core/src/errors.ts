@@ -389,6 +389,96 @@ export const ERRORS = {
       'The tree size, leaf index or hash asked for is out of range for this log (sizes and indexes are ' +
       'whole numbers below 2^53, indexes below the size, hashes 32 bytes).',
   },
+  // The device registry's per-account chain (issue 10; packages/core/src/registry). The server refuses
+  // an append with these; a client that reads a chain which breaks a rule refuses to act on it.
+  LK_REGISTRY_BAD_LINK: {
+    status: 400,
+    expose: true,
+    message:
+      'A registry link is malformed: not RFC 8785 canonical JSON, or a field is missing, unknown, of the ' +
+      'wrong type or size (byte fields are canonical unpadded base64url, numbers are safe integers).',
+  },
+  LK_REGISTRY_UNKNOWN_VERSION: {
+    status: 400,
+    expose: true,
+    message: 'A registry link has a version this software does not know; update it before trusting this chain.',
+  },
+  LK_REGISTRY_BAD_SIGNATURE: {
+    status: 400,
+    expose: true,
+    message: 'A signature on a registry link does not verify: the link was altered after it was signed, or forged.',
+  },
+  LK_REGISTRY_NOT_PRIMARY: {
+    status: 403,
+    expose: true,
+    message:
+      "This registry link needs the signature of the account's current primary device (a tombstone: the " +
+      "primary's or the identity key's), and it does not carry one.",
+  },
+  LK_REGISTRY_NOT_IDENTITY: {
+    status: 403,
+    expose: true,
+    message: "This register-primary link is not signed by the account's identity key.",
+  },
+  LK_REGISTRY_MISSING_COUNTERSIGNATURE: {
+    status: 400,
+    expose: true,
+    message:
+      'A device that becomes primary must countersign the link that names it (register-primary, ' +
+      'transfer-primary), proving it holds its key; this link lacks that signature.',
+  },
+  LK_REGISTRY_WRONG_ACCOUNT: {
+    status: 400,
+    expose: true,
+    message: "A registry link names another account than this chain's.",
+  },
+  LK_REGISTRY_NOT_REGISTERED: {
+    status: 409,
+    expose: true,
+    message: "This account's registry is empty: its first link must be a register-primary.",
+  },
+  LK_REGISTRY_ALREADY_REGISTERED: {
+    status: 409,
+    expose: true,
+    message: 'This account already has a primary device; only a transfer-primary signed by it can change that.',
+  },
+  LK_REGISTRY_OUT_OF_ORDER: {
+    status: 409,
+    expose: true,
+    message: "A registry link's seq is not one more than the previous link's: a link is missing from the chain.",
+  },
+  LK_REGISTRY_PREV_MISMATCH: {
+    status: 409,
+    expose: true,
+    message: "A registry link's prev is not the hash of the link before it: the chain was rewritten or forked.",
+  },
+  LK_REGISTRY_REPLAYED: {
+    status: 409,
+    expose: true,
+    message: 'This registry link repeats a seq the chain already has: a replayed or stale link.',
+  },
+  LK_REGISTRY_BAD_TIME: {
+    status: 400,
+    expose: true,
+    message: "A registry link's time is earlier than the previous link's, or too far in the future.",
+  },
+  LK_REGISTRY_STALE_SEEN: {
+    status: 409,
+    expose: true,
+    message:
+      "A registry link's seen checkpoint is no larger than the previous link's, so its signer cannot have " +
+      'verified the link it follows; fetch and verify the latest checkpoint, then sign again.',
+  },
+  LK_REGISTRY_STALE_EPOCH: {
+    status: 409,
+    expose: true,
+    message: "A group-key declaration's epoch is not greater than the current one: an old or replayed group key.",
+  },
+  LK_REGISTRY_TOMBSTONED: {
+    status: 410,
+    expose: true,
+    message: 'This account was tombstoned (destroyed): its registry is final and takes no more links.',
+  },
 } as const satisfies Record<string, { status: number; expose: boolean; message: string }>;
 
 /** A stable error code, `LK_*`. */
