@@ -1,4 +1,5 @@
 import { LatchkeyError } from '@latchkey/client';
+import { clearMessages } from './notices.js';
 
 /** The progress message while OPAQUE stretches the password with Argon2id (the slow part, on purpose). */
 export const DERIVING = 'Deriving keys… (Argon2id runs in this tab and takes a moment)';
@@ -51,14 +52,6 @@ export function panel(title: string, ...children: Child[]): HTMLElement {
   return h('section', { class: 'panel', 'aria-labelledby': id }, h('h2', { id }, title), ...children);
 }
 
-const alertBox = () => document.getElementById('alert') as HTMLElement;
-const statusBox = () => document.getElementById('status') as HTMLElement;
-
-function show(box: HTMLElement, content: Child | undefined): void {
-  box.replaceChildren(...(content === undefined ? [] : [content]));
-  box.hidden = content === undefined;
-}
-
 /**
  * What the user reads for a failure: the SDK's sentence, or ours where its sentence speaks to a
  * developer (a URL, a token). The code is never part of the sentence; {@link errorNotice} keeps it apart.
@@ -93,20 +86,8 @@ export function errorNotice(error: unknown): HTMLElement {
   return notice;
 }
 
-/** Shows an error in the page's top `role="alert"` region: for a failure of the whole screen. */
-export function showError(error: unknown): void {
-  show(alertBox(), errorNotice(error));
-}
-
-/** Shows a message in the page's top status region: the notice a new screen opens with. */
-export function showStatus(message: string | undefined): void {
-  show(statusBox(), message);
-}
-
-export function clearMessages(): void {
-  show(alertBox(), undefined);
-  show(statusBox(), undefined);
-}
+// The page's notices are the Preact app's (notices.tsx); the screens not yet components use them too.
+export { clearMessages, showError, showStatus } from './notices.js';
 
 /**
  * A section's own messages, shown beside the action that caused them, where the user is looking:

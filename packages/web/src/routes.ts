@@ -1,0 +1,35 @@
+import type { Session } from '@latchkey/client';
+
+/** The screens of the app, addressed by the URL hash (`#/login`), so any static server can host it. */
+export type Route = 'signup' | 'verify' | 'login' | 'account' | 'backup' | 'reset';
+
+const ROUTES: readonly Route[] = ['signup', 'verify', 'login', 'account', 'backup', 'reset'];
+
+/**
+ * A screen to show, with what it needs: the screens of a signed-in account carry its session, so one
+ * cannot be opened without it.
+ */
+export type Screen =
+  | { route: 'signup' | 'verify' | 'login' | 'reset' }
+  | { route: 'account' | 'backup'; session: Session };
+
+/**
+ * The screen a URL hash names. The account and backup screens need a session, and show the log-in
+ * without one; an unknown hash shows the account when signed in, else the log-in.
+ */
+export function screenFor(hash: string, session: Session | undefined): Screen {
+  const name = hash.replace(/^#\/?/, '');
+  const route = ROUTES.find((r) => r === name) ?? (session === undefined ? 'login' : 'account');
+  if (route === 'account' || route === 'backup') return session === undefined ? { route: 'login' } : { route, session };
+  return { route };
+}
+
+/** The URL hash that names `screen`. */
+export function urlOf(screen: Screen): string {
+  return `#/${screen.route}`;
+}
+
+/** Whether `screen` belongs to a signed-in account (its fields are filled, not empty to type in). */
+export function signedIn(screen: Screen): boolean {
+  return 'session' in screen;
+}
