@@ -1,5 +1,5 @@
 import { useLayoutEffect, useRef } from 'preact/hooks';
-import { accountScreen } from './account.js';
+import { AccountScreen } from './account.js';
 import type { App } from './app.js';
 import { backupScreen } from './backup.js';
 import { LoginScreen } from './login.js';
@@ -52,7 +52,7 @@ function ScreenView({ app, screen }: { app: App; screen: Screen }) {
     case 'login':
       return <LoginScreen app={app} />;
     case 'account':
-      return <Legacy make={() => accountScreen(app, screen.session)} />;
+      return <AccountScreen app={app} session={screen.session} />;
     case 'backup':
       return <Legacy make={() => backupScreen(app, screen.session)} />;
   }
