@@ -1,7 +1,7 @@
 import { useLayoutEffect, useRef } from 'preact/hooks';
 import { AccountScreen } from './account.js';
 import type { App } from './app.js';
-import { backupScreen } from './backup.js';
+import { BackupScreen } from './backup.js';
 import { LoginScreen } from './login.js';
 import { PageNotices } from './notices.js';
 import { ResetScreen } from './reset.js';
@@ -54,13 +54,6 @@ function ScreenView({ app, screen }: { app: App; screen: Screen }) {
     case 'account':
       return <AccountScreen app={app} session={screen.session} />;
     case 'backup':
-      return <Legacy make={() => backupScreen(app, screen.session)} />;
+      return <BackupScreen app={app} session={screen.session} />;
   }
-}
-
-/** A screen still drawn by the old DOM helper, until it is a component too. */
-function Legacy({ make }: { make: () => HTMLElement }) {
-  const element = useRef<HTMLDivElement>(null);
-  useLayoutEffect(() => element.current?.replaceChildren(make()), []);
-  return <div ref={element} class="legacy" />;
 }

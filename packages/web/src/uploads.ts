@@ -1,5 +1,5 @@
 import { type BackupProgress, type KeyBackup, LatchkeyError, type LocalKeystore } from '@latchkey/client';
-import { effect, signal } from '@preact/signals';
+import { signal } from '@preact/signals';
 
 /** How long the background upload waits between runs; a change on this device starts one at once. */
 export const UPLOAD_INTERVAL_MS = 10_000;
@@ -19,6 +19,11 @@ export interface UploadState {
   /** Keys on this device not yet in the backup. */
   pending: number;
   uploading?: BackupProgress | undefined;
+  /**
+   * The last progress of the latest run, kept after it ends so the bar still says what it did (until
+   * the backup is off). Kept here, as it happens: a view that redraws once a frame sees only the end.
+   */
+  lastRun?: BackupProgress | undefined;
   lastUpload?: { at: number; uploaded: number } | undefined;
   error?: unknown;
 }
@@ -56,11 +61,6 @@ export class Uploads {
     return Math.max(state.pending, state.uploading?.total ?? 0);
   }
 
-  /** Calls `listener` now and on every change; returns the function that stops it. */
-  subscribe(listener: (state: UploadState) => void): () => void {
-    return effect(() => listener(this.current.value));
-  }
-
   private set(patch: Partial<UploadState>): void {
     if (this.disposed) return;
     this.current.value = { ...this.current.peek(), ...patch };
@@ -95,6 +95,7 @@ export class Uploads {
           onServer: 0,
           onDevice: held.persisted,
           pending: 0,
+          lastRun: undefined,
           error: undefined,
         });
         return;
@@ -128,7 +129,7 @@ export class Uploads {
     if (this.running || this.disposed) return;
     this.running = true;
     device.backup.start(UPLOAD_INTERVAL_MS, (error) => void this.failed(error), {
-      onProgress: (progress) => this.set({ uploading: progress }),
+      onProgress: (progress) => this.set({ uploading: progress, lastRun: progress }),
       onUploaded: ({ uploaded }) => {
         const sent = uploaded > 0 ? { lastUpload: { at: Date.now(), uploaded } } : {};
         this.set({ uploading: undefined, error: undefined, ...sent });
