@@ -21,6 +21,9 @@ const KA_SCOPE = 'https://identity.example.org/apps/web-notes-archive';
 const EMAIL = 'consent-web@example.com';
 const PASSWORD = 'consent web password';
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
+/** Where the test leaves pictures of the consent page and of the granted apps, to look at. */
+const CONSENT_SCREENSHOT = '/tmp/latchkey-consent.png';
+const GRANTS_SCREENSHOT = '/tmp/latchkey-granted-apps.png';
 
 /**
  * Issue 9's consent page in Chromium: an app (its callback a tiny HTTP server on another port of
@@ -128,6 +131,7 @@ describe('the consent page in Chromium', () => {
     );
     expect(await scopes.locator('[data-scope="openid"]').textContent()).not.toContain('encryption key');
     // The page's requests, to show what left it: only the consent POST may carry keys, and only encrypted.
+    await page.screenshot({ path: CONSENT_SCREENSHOT, fullPage: true });
     const posted: string[] = [];
     page.on('request', (request) => posted.push(request.postData() ?? ''));
     await page.getByRole('button', { name: 'Allow', exact: true }).click();
@@ -152,6 +156,7 @@ describe('the consent page in Chromium', () => {
     const granted = page.getByTestId('granted-app').filter({ hasText: CLIENT_NAME });
     await granted.waitFor();
     expect(await granted.textContent()).toContain(KB_SCOPE);
+    await granted.screenshot({ path: GRANTS_SCREENSHOT });
     await page.getByRole('button', { name: `Revoke ${CLIENT_NAME}` }).click();
     await page.getByTestId('no-granted-apps').waitFor();
     const refresh = await oauth.refreshTokenGrantRequest(
@@ -176,6 +181,16 @@ describe('the consent page in Chromium', () => {
     expect(callback.searchParams.get('error')).toBe('access_denied');
     expect(callback.searchParams.get('state')).toBe(app.state);
     expect(callback.searchParams.get('code')).toBeNull();
+    expect(tab.errors).toEqual([]);
+    await tab.context.close();
+  });
+
+  it('lets the user refuse before logging in: Cancel sends access_denied too', async () => {
+    const { app, tab } = await authorizeIn(`openid ${KB_SCOPE}`);
+    await tab.page.getByRole('button', { name: 'Cancel', exact: true }).click();
+    const callback = await arrivedAtApp(tab.page);
+    expect(callback.searchParams.get('error')).toBe('access_denied');
+    expect(callback.searchParams.get('state')).toBe(app.state);
     expect(tab.errors).toEqual([]);
     await tab.context.close();
   });

@@ -3,7 +3,7 @@ import { useSignal } from '@preact/signals';
 import { type ComponentChildren, render } from 'preact';
 import { useEffect } from 'preact/hooks';
 import type { App } from './app.js';
-import { Feedback, nextPaint, Panel } from './oauth-notice.js';
+import { Feedback, nextPaint, Panel, ScopeName } from './oauth-notice.js';
 import { clearMessages, DERIVING } from './ui.js';
 
 /**
@@ -285,17 +285,10 @@ function ConsentRequest(props: {
   );
 }
 
-/** Names people read for the protocol's own scopes; an app's scopes show as registered. */
-const SCOPE_NAMES: Record<string, string> = {
-  openid: 'Know who you are (your account ID)',
-  offline_access: 'Stay signed in when you are away',
-};
-
 function ScopeItem({ entry }: { entry: OauthScopeRequest }) {
-  const label = SCOPE_NAMES[entry.scope];
   return (
     <li data-scope={entry.scope} data-key-class={entry.keyClass ?? undefined}>
-      {label ?? <code>{entry.scope}</code>}
+      <ScopeName scope={entry.scope} />
       {entry.keyClass === null ? null : (
         <>
           {' '}

@@ -3,7 +3,7 @@ import { useSignal } from '@preact/signals';
 import { render } from 'preact';
 import { useEffect } from 'preact/hooks';
 import type { App } from './app.js';
-import { Feedback, Panel } from './oauth-notice.js';
+import { Feedback, Panel, ScopeName } from './oauth-notice.js';
 
 /**
  * The apps this account granted through OAuth (issue 9), each with its scopes and a Revoke button:
@@ -53,8 +53,8 @@ export function GrantedApps({ session }: { app: App; session: Session }) {
               <strong>{grant.clientName}</strong>
               <ul class="scopes">
                 {grant.scopes.map((scope) => (
-                  <li key={scope}>
-                    <code>{scope}</code>
+                  <li key={scope} data-scope={scope}>
+                    <ScopeName scope={scope} />
                   </li>
                 ))}
               </ul>

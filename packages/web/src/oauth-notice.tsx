@@ -4,8 +4,9 @@ import { useId } from 'preact/hooks';
 import { plainMessage } from './ui.js';
 
 /**
- * The app's panel and message styles (ui.ts's panel, errorNotice and feedback) as Preact components,
- * for the OAuth screens (issue 9); the same markup, so the same CSS and the same tests find them.
+ * What the OAuth screens (issue 9) share: the app's panel and message styles (ui.ts's panel,
+ * errorNotice and feedback) as Preact components, with the same markup, so the same CSS and the same
+ * tests find them; and scope names as people read them.
  */
 
 /** A card with a heading: a region named by it, as ui.ts's panel. */
@@ -53,4 +54,15 @@ export function Feedback({ progress, error }: { progress?: string | undefined; e
 /** Lets the browser paint a progress message before main-thread work (Argon2id, key derivation) starts. */
 export function nextPaint(): Promise<void> {
   return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+}
+
+/** Names people read for the protocol's own scopes; an app's scopes show as registered. */
+const SCOPE_NAMES: Record<string, string> = {
+  openid: 'Know who you are (your account ID)',
+  offline_access: 'Stay signed in when you are away',
+};
+
+export function ScopeName({ scope }: { scope: string }) {
+  const name = SCOPE_NAMES[scope];
+  return name === undefined ? <code>{scope}</code> : name;
 }
