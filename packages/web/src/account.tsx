@@ -6,6 +6,7 @@ import type { App } from './app.js';
 import { ActionForm, Busy, Button, Field, Link, Panel, runAction, textIn, useScope } from './controls.js';
 import { count, DERIVING, requireSame, when } from './format.js';
 import { type Feedback, FeedbackRegions, plainMessage, showError, useFeedback } from './notices.js';
+import { GrantedApps } from './oauth-grants.js';
 import type { Uploads } from './uploads.js';
 
 type AccountInfo = Awaited<ReturnType<Session['account']>>;
@@ -46,6 +47,7 @@ export function AccountScreen({ app, session }: { app: App; session: Session }) 
       </Panel>
       <KeysPanel app={app} session={session} guarded={guarded} />
       <SessionsPanel session={session} sessions={sessions} load={loadSessions} guarded={guarded} say={sessionsSay} />
+      <GrantedApps app={app} session={session} />
       <ChangePasswordPanel session={session} guarded={guarded} reload={reload} />
       <LeavePanel app={app} session={session} guarded={guarded} />
     </div>

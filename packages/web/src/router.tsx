@@ -4,8 +4,9 @@ import type { App } from './app.js';
 import { BackupScreen } from './backup.js';
 import { LoginScreen } from './login.js';
 import { PageNotices } from './notices.js';
+import { ConsentScreen } from './oauth-consent.js';
 import { ResetScreen } from './reset.js';
-import { type Screen, signedIn } from './routes.js';
+import { type Screen, signedIn, titleOf } from './routes.js';
 import { SignupScreen } from './signup.js';
 import { VerifyScreen } from './verify.js';
 
@@ -27,7 +28,7 @@ function Router({ app }: { app: App }) {
   const { screen, n } = app.visit;
   const element = useRef<HTMLDivElement>(null);
   useLayoutEffect(() => {
-    document.title = `Latchkey · ${screen.route}`;
+    document.title = titleOf(screen);
     // A new screen opens at its top, where its notice is.
     window.scrollTo(0, 0);
     // On the short form screens, focus the first field still to fill so keyboard users can type at once.
@@ -55,5 +56,7 @@ function ScreenView({ app, screen }: { app: App; screen: Screen }) {
       return <AccountScreen app={app} session={screen.session} />;
     case 'backup':
       return <BackupScreen app={app} session={screen.session} />;
+    case 'oauth/consent':
+      return <ConsentScreen app={app} uid={screen.uid} />;
   }
 }
