@@ -23,6 +23,7 @@ const PASSWORD = 'consent web password';
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 /** Where the test leaves pictures of the consent page and of the granted apps, to look at. */
 const CONSENT_SCREENSHOT = '/tmp/latchkey-consent.png';
+const CONSENT_LOGIN_SCREENSHOT = '/tmp/latchkey-consent-login.png';
 const GRANTS_SCREENSHOT = '/tmp/latchkey-granted-apps.png';
 
 /**
@@ -120,6 +121,9 @@ describe('the consent page in Chromium', () => {
     await expect
       .poll(() => page.getByRole('heading', { name: `Log in to continue to ${CLIENT_NAME}` }).count())
       .toBe(1);
+    // The keyboard is already in the first field.
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('name'))).toBe('email');
+    await page.screenshot({ path: CONSENT_LOGIN_SCREENSHOT, fullPage: true });
     await logInOnConsentPage(page);
 
     await page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();

@@ -12,6 +12,7 @@ import {
 import { addOauthScope, connect, openStore } from '@latchkey/server';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, databaseOn } from '../support/backends.js';
 import { codeOf } from '../support/errors.js';
 import { freePort } from '../support/free-port.js';
 import {
@@ -34,9 +35,10 @@ const PASSWORD = 'consent sdk password';
 /**
  * Issue 9, the consent page's SDK: `session.consentToAuthorization(uid)` derives the app's keys in the
  * caller (here Node, in the web app the browser) and posts only a keys_jwe; the app, playing itself
- * with oauth4webapi, decrypts exactly the keys core derives from the account's kB and kA.
+ * with oauth4webapi, decrypts exactly the keys core derives from the account's kB and kA. On SQLite
+ * and PostgreSQL, since the rotation secrets the keys depend on live in the store.
  */
-describe('the SDK consents for the consent page', () => {
+describe.each(BACKENDS)('the SDK consents for the consent page on %s', (backend) => {
   let server: TestServer;
   let clock = Date.now();
   /** Every request body the SDK sent, to prove nothing key-bearing left it in clear. */
@@ -44,7 +46,8 @@ describe('the SDK consents for the consent page', () => {
 
   beforeAll(async () => {
     const port = await freePort();
-    server = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}` }, { now: () => clock });
+    const database = await databaseOn(backend, 'oauth_consent_sdk');
+    server = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, ...database }, { now: () => clock });
     await registerApps(server.config.databaseUrl);
     const store = await openStore(connect(server.config.databaseUrl));
     try {
