@@ -73,14 +73,27 @@ describe('the consent page in Chromium', () => {
 
   const web = (): WebApp => ({ server, browser, webDir });
 
-  /** A fresh browser profile (no session) that an app has just sent to its authorization URL. */
-  async function authorizeIn(scope: string, tab?: Tab): Promise<{ app: App; tab: Tab }> {
+  /**
+   * A fresh browser profile (no session) that an app has just sent to its authorization URL; it
+   * records every Content-Security-Policy violation its pages report (see {@link violations}).
+   */
+  async function authorizeIn(scope: string): Promise<{ app: App; tab: Tab }> {
     const app = await startApp(server.url, CLIENT_ID, redirectUri);
     const url = await authorizationUrl(app, scope, { keys_jwk: app.keysJwk, prompt: 'consent' });
-    const opened = tab ?? (await openTab(web(), 'login', { stepMs: STEP_MS, viewport: { width: 1000, height: 900 } }));
-    await opened.page.goto(url.href);
-    await opened.page.waitForURL(/#\/oauth\/consent\/[A-Za-z0-9_-]+$/);
-    return { app, tab: opened };
+    const tab = await openTab(web(), 'login', { stepMs: STEP_MS, viewport: { width: 1000, height: 900 } });
+    await tab.context.addInitScript(() => {
+      const seen: string[] = [];
+      Object.assign(window, { __violations: seen });
+      document.addEventListener('securitypolicyviolation', (event) => seen.push(event.effectiveDirective));
+    });
+    await tab.page.goto(url.href);
+    await tab.page.waitForURL(/#\/oauth\/consent\/[A-Za-z0-9_-]+$/);
+    return { app, tab };
+  }
+
+  /** The CSP violations the consent page has reported so far. */
+  function violations(page: Page): Promise<string[]> {
+    return page.evaluate(() => (window as unknown as { __violations: string[] }).__violations);
   }
 
   async function logInOnConsentPage(page: Page, password = PASSWORD): Promise<void> {
@@ -136,6 +149,8 @@ describe('the consent page in Chromium', () => {
     expect(await scopes.locator('[data-scope="openid"]').textContent()).not.toContain('encryption key');
     // The page's requests, to show what left it: only the consent POST may carry keys, and only encrypted.
     await page.screenshot({ path: CONSENT_SCREENSHOT, fullPage: true });
+    // The page worked under the app's CSP: Preact needs no inline script or style.
+    expect(await violations(page)).toEqual([]);
     const posted: string[] = [];
     page.on('request', (request) => posted.push(request.postData() ?? ''));
     await page.getByRole('button', { name: 'Allow', exact: true }).click();
@@ -199,16 +214,38 @@ describe('the consent page in Chromium', () => {
     await tab.context.close();
   });
 
-  it('asks for the password again after a reload, and shows a wrong one with its code', async () => {
-    const { tab } = await authorizeIn(`openid ${KB_SCOPE}`);
-    await logInOnConsentPage(tab.page, 'not the password at all');
-    expect(await alertWith(tab.page, 'LK_LOGIN_FAILED')).not.toBe('');
-    await logInOnConsentPage(tab.page);
-    await tab.page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();
-    // A reload forgets the keys: the same tab's session must prove the password again before consenting.
-    await tab.page.reload();
-    await tab.page.getByRole('button', { name: 'Log in and continue' }).waitFor();
-    expect(await tab.page.getByLabel('Email', { exact: true }).inputValue()).toBe(EMAIL);
+  it('asks for the password again after a reload, on the same session, and shows a wrong one with its code', async () => {
+    const { app, tab } = await authorizeIn(`openid ${KB_SCOPE}`);
+    const { page } = tab;
+    const tabSession = () =>
+      page.evaluate(
+        () => (JSON.parse(sessionStorage.getItem('latchkey.session') ?? '{}') as { sessionId?: string }).sessionId,
+      );
+    await logInOnConsentPage(page, 'not the password at all');
+    expect(await alertWith(page, 'LK_LOGIN_FAILED')).not.toBe('');
+    await logInOnConsentPage(page);
+    await page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();
+    const first = await tabSession();
+    const sessions = (await node.listSessions()).length;
+
+    // A reload forgets the keys: the tab's session proves the password again (no second session).
+    await page.reload();
+    await page.getByRole('button', { name: 'Log in and continue' }).waitFor();
+    expect(await page.getByLabel('Email', { exact: true }).inputValue()).toBe(EMAIL);
+    await logInOnConsentPage(page);
+    await page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();
+    expect(await tabSession()).toBe(first);
+    expect((await node.listSessions()).length).toBe(sessions);
+
+    // A tab whose session was revoked meanwhile cannot re-prove it: the page logs in afresh instead.
+    await node.revokeSession(first as string);
+    await page.reload();
+    await logInOnConsentPage(page);
+    await page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();
+    expect(await tabSession()).not.toBe(first);
+    await page.getByRole('button', { name: 'Allow', exact: true }).click();
+    const callback = await arrivedAtApp(page);
+    expect(oauth.validateAuthResponse(app.as, app.client, callback, app.state).get('code')).toEqual(expect.any(String));
     expect(tab.errors).toEqual([]);
     await tab.context.close();
   });
