@@ -7,24 +7,42 @@ import {
   type Session,
   type SessionState,
 } from '@latchkey/client';
+import { batch, signal } from '@preact/signals';
+import { clearMessages, showStatus } from './notices.js';
+import { type Route, type Screen, screenFor, urlOf } from './routes.js';
 import { type Device, Uploads } from './uploads.js';
 
 /** Where the bearer token survives a reload. Keys never go here: a reload forgets kA and kB. */
 const STORAGE_KEY = 'latchkey.session';
 
-/** The screens of the app, addressed by the URL hash (`#/login`), so any static server can host it. */
-export type Route = 'signup' | 'verify' | 'login' | 'account' | 'backup' | 'reset';
+/** One opening of a screen: going to the screen already shown opens it afresh, as the old page did. */
+export interface Visit {
+  readonly screen: Screen;
+  /** Counts the visits, so each one is a new key for the screen's component. */
+  readonly n: number;
+}
 
-/** What the screens share: one SDK client for this page's origin and the current session, if any. */
+/**
+ * What the screens share: one SDK client for this page's origin, the current session, the screen
+ * shown. The state lives in signals: reading `session`, `pendingEmail` or `visit` while a component
+ * draws makes it draw again when they change (and the background upload's state is a signal too).
+ */
 export interface App {
   readonly client: LatchkeyClient;
-  session: Session | undefined;
+  readonly session: Session | undefined;
   /** The email being signed up or reset, carried from one screen to the next. */
   pendingEmail: string;
+  /** The screen shown now. */
+  readonly visit: Visit;
   /** Replaces the session (or ends it with `undefined`) and keeps sessionStorage in step. */
   setSession(session: Session | undefined): void;
   /** Shows another screen; `notice` is shown in the status region once it is there. */
   go(route: Route, notice?: string): void;
+  /**
+   * Shows the screen the URL's hash names (at start, and when a link or the back button changes it):
+   * a screen that needs a session shows the log-in without one.
+   */
+  openFromHash(notice?: string): void;
   /**
    * This browser's encrypted keystore (IndexedDB) for the current session's account, opened once and
    * closed when the session ends. It needs kB, so only a session with its keys in memory opens it.
@@ -64,8 +82,14 @@ function pinnedKeyStretching(): { keyStretching?: KeyStretchingConfig } {
 }
 
 /** Builds the app state; the server is always the page's own origin. */
-export function createApp(go: App['go']): App {
+export function createApp(): App {
   const client = new LatchkeyClient({ serverUrl: location.origin, ...pinnedKeyStretching() });
+  const resumed = resumeSession(client);
+  const state = {
+    session: signal(resumed),
+    pendingEmail: signal(''),
+    visit: signal<Visit>({ screen: screenFor(location.hash, resumed), n: 0 }),
+  };
   // The keystore belongs to the session that opened it: another session (or none) closes it.
   let open: { session: Session; keystore: Promise<LocalKeystore> } | undefined;
   // The background upload, like the keystore it reads, belongs to one session.
@@ -83,20 +107,44 @@ export function createApp(go: App['go']): App {
   };
   const app: App = {
     client,
-    session: resumeSession(client),
-    pendingEmail: '',
-    setSession(session) {
-      if (open !== undefined && open.session !== session) closeKeystore();
-      if (uploading !== undefined && uploading.session !== session) endUploads();
-      app.session = session;
-      if (session === undefined) sessionStorage.removeItem(STORAGE_KEY);
-      else sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session.state));
+    get session() {
+      return state.session.value;
+    },
+    get pendingEmail() {
+      return state.pendingEmail.value;
+    },
+    set pendingEmail(email) {
+      state.pendingEmail.value = email;
+    },
+    get visit() {
+      return state.visit.value;
+    },
+    setSession(next) {
+      if (open !== undefined && open.session !== next) closeKeystore();
+      if (uploading !== undefined && uploading.session !== next) endUploads();
+      state.session.value = next;
+      if (next === undefined) sessionStorage.removeItem(STORAGE_KEY);
+      else sessionStorage.setItem(STORAGE_KEY, JSON.stringify(next.state));
       // A log-in or an unlock starts the upload at once, whatever screen comes next.
       app.uploads();
     },
-    go,
+    go(route, notice) {
+      // Screens change at once (pushState fires no hashchange), so a message shown right after `go` stays.
+      if (location.hash !== `#/${route}`) history.pushState(null, '', `#/${route}`);
+      app.openFromHash(notice);
+    },
+    openFromHash(notice) {
+      const screen = screenFor(location.hash, state.session.peek());
+      batch(() => {
+        clearMessages();
+        showStatus(notice);
+        state.visit.value = { screen, n: state.visit.peek().n + 1 };
+      });
+      if (location.hash !== urlOf(screen)) history.replaceState(null, '', urlOf(screen));
+    },
+    // The actions below read the session without following it (peek): they are not views.
     keystore() {
-      const session = app.session;
+      const session = state.session.peek();
       if (session === undefined) return Promise.reject(new LatchkeyError('LK_NOT_LOGGED_IN'));
       if (open?.session === session) return open.keystore;
       closeKeystore();
@@ -110,7 +158,7 @@ export function createApp(go: App['go']): App {
       return current.keystore;
     },
     uploads() {
-      const session = app.session;
+      const session = state.session.peek();
       if (session === undefined || !session.hasKeys) return undefined;
       if (uploading?.session === session) return uploading.uploads;
       endUploads();
@@ -121,7 +169,7 @@ export function createApp(go: App['go']): App {
       return uploading.uploads;
     },
     async eraseKeystore() {
-      const session = app.session;
+      const session = state.session.peek();
       if (session === undefined) throw new LatchkeyError('LK_NOT_LOGGED_IN');
       const closing = open?.keystore;
       closeKeystore();

@@ -1,4 +1,5 @@
 import { type BackupProgress, type KeyBackup, LatchkeyError, type LocalKeystore } from '@latchkey/client';
+import { signal } from '@preact/signals';
 
 /** How long the background upload waits between runs; a change on this device starts one at once. */
 export const UPLOAD_INTERVAL_MS = 10_000;
@@ -18,6 +19,11 @@ export interface UploadState {
   /** Keys on this device not yet in the backup. */
   pending: number;
   uploading?: BackupProgress | undefined;
+  /**
+   * The last progress of the latest run, kept after it ends so the bar still says what it did (until
+   * the backup is off). Kept here, as it happens: a view that redraws once a frame sees only the end.
+   */
+  lastRun?: BackupProgress | undefined;
   lastUpload?: { at: number; uploaded: number } | undefined;
   error?: unknown;
 }
@@ -29,12 +35,12 @@ export interface Device {
 }
 
 /**
- * Keeps the SDK's background upload running while a backup is on and this tab holds the keys, and
- * tells listeners its state as it changes. One per session with keys; {@link dispose} ends it.
+ * Keeps the SDK's background upload running while a backup is on and this tab holds the keys. Its
+ * state is a signal: a component that reads {@link state} (or {@link unsaved}) as it draws follows the
+ * upload live. One per session with keys; {@link dispose} ends it.
  */
 export class Uploads {
-  private current: UploadState = { backup: 'checking', onServer: 0, onDevice: 0, pending: 0 };
-  private readonly listeners = new Set<(state: UploadState) => void>();
+  private readonly current = signal<UploadState>({ backup: 'checking', onServer: 0, onDevice: 0, pending: 0 });
   private running = false;
   private disposed = false;
   /** Refreshes in order, so a slow answer never overwrites a newer one; a refresh never rejects. */
@@ -45,26 +51,19 @@ export class Uploads {
   }
 
   get state(): Readonly<UploadState> {
-    return this.current;
+    return this.current.value;
   }
 
-  /** True while this device holds keys the backup lacks, or a run is sending some. */
+  /** How many keys this device holds that the backup lacks, or a run is sending. */
   get unsaved(): number {
-    if (this.current.backup !== 'on' && this.current.backup !== 'untrusted') return 0;
-    return Math.max(this.current.pending, this.current.uploading?.total ?? 0);
-  }
-
-  /** Calls `listener` now and on every change; returns the function that stops it. */
-  subscribe(listener: (state: UploadState) => void): () => void {
-    this.listeners.add(listener);
-    listener(this.current);
-    return () => this.listeners.delete(listener);
+    const state = this.current.value;
+    if (state.backup !== 'on' && state.backup !== 'untrusted') return 0;
+    return Math.max(state.pending, state.uploading?.total ?? 0);
   }
 
   private set(patch: Partial<UploadState>): void {
     if (this.disposed) return;
-    this.current = { ...this.current, ...patch };
-    for (const listener of this.listeners) listener(this.current);
+    this.current.value = { ...this.current.peek(), ...patch };
   }
 
   /**
@@ -96,6 +95,7 @@ export class Uploads {
           onServer: 0,
           onDevice: held.persisted,
           pending: 0,
+          lastRun: undefined,
           error: undefined,
         });
         return;
@@ -114,12 +114,12 @@ export class Uploads {
       // records, and let the upload keep trying (it retries each turn) if the backup was on.
       this.set({ error });
       await this.countLocally(device).catch(() => undefined);
-      if (this.current.backup === 'on') this.start(device);
+      if (this.current.peek().backup === 'on') this.start(device);
     }
   }
 
   private async countLocally(device: Device): Promise<void> {
-    const version = this.current.version;
+    const version = this.current.peek().version;
     if (version === undefined) return;
     const [pending, held] = await Promise.all([device.keystore.pendingBackup(version), device.keystore.count()]);
     this.set({ pending: pending.length, onDevice: held.persisted });
@@ -129,12 +129,12 @@ export class Uploads {
     if (this.running || this.disposed) return;
     this.running = true;
     device.backup.start(UPLOAD_INTERVAL_MS, (error) => void this.failed(error), {
-      onProgress: (progress) => this.set({ uploading: progress }),
+      onProgress: (progress) => this.set({ uploading: progress, lastRun: progress }),
       onUploaded: ({ uploaded }) => {
         const sent = uploaded > 0 ? { lastUpload: { at: Date.now(), uploaded } } : {};
         this.set({ uploading: undefined, error: undefined, ...sent });
         // The server's count moved, and keys may have arrived during the run: read both again.
-        if (uploaded > 0 || this.current.pending > 0) void this.refresh();
+        if (uploaded > 0 || this.current.peek().pending > 0) void this.refresh();
       },
     });
   }
@@ -170,7 +170,6 @@ export class Uploads {
   /** Ends the background upload for good (the session ended or the keystore is being erased). */
   async dispose(): Promise<void> {
     this.disposed = true;
-    this.listeners.clear();
     this.running = false;
     await this.device.then((device) => device.backup.stop()).catch(() => undefined);
   }
