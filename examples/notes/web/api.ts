@@ -1,4 +1,4 @@
-import { isErrorCode, LatchkeyError } from '@latchkey/client';
+import { isErrorCode, LatchkeyError } from '@latchkey/core';
 import type { NotesConfig } from './sign-in.js';
 
 /** The notes backend's API, from the page: the same origin, the Latchkey access token as the bearer. */

@@ -1,4 +1,4 @@
-import { LatchkeyError } from '@latchkey/client';
+import { LatchkeyError } from '@latchkey/core';
 import { loadCiphertext, loadConfig, saveCiphertext } from './api.js';
 import { KeyValueDb } from './idb.js';
 import { openNote, sealNote } from './note-crypto.js';

@@ -1,4 +1,5 @@
-import { type AuthorizationPending, finishAuthorization, LatchkeyError, startAuthorization } from '@latchkey/client';
+import { type AuthorizationPending, finishAuthorization, startAuthorization } from '@latchkey/client/relier';
+import { LatchkeyError } from '@latchkey/core';
 import type { KeyValueDb } from './idb.js';
 import { importNoteKey, type NoteKey } from './note-crypto.js';
 
