@@ -22,6 +22,7 @@ import {
   wrapKB,
 } from '@latchkey/core';
 import * as opaque from '@serenity-kit/opaque';
+import { fetchInteraction, type OauthInteraction, refuseInteraction } from './oauth-consent.js';
 import { randomBytes } from './random.js';
 import { Session, type SessionState } from './session.js';
 import { Transport } from './transport.js';
@@ -146,6 +147,19 @@ export class LatchkeyClient {
   /** Resumes a session from its saved state (for example the CLI's), without keys in memory. */
   resume(state: SessionState): Session {
     return new Session(this, state, undefined);
+  }
+
+  /**
+   * What an app asks for in the pending authorization `uid`, before anyone logs in: the consent page
+   * shows it beside its log-in form. See {@link Session.oauthInteraction}.
+   */
+  oauthInteraction(uid: string): Promise<OauthInteraction> {
+    return fetchInteraction((method, path, body) => this.transport.request(method, path, { body }), uid);
+  }
+
+  /** Refuses the app's request without logging in; returns where the browser goes (`access_denied`). */
+  refuseAuthorization(uid: string): Promise<string> {
+    return refuseInteraction((method, path, body) => this.transport.request(method, path, { body }), uid);
   }
 
   /** Mails a reset code if the email has an account; the answer is the same either way. */

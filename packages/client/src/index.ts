@@ -30,6 +30,7 @@ export {
 } from './backup/key-backup.js';
 export { type ClientOptions, LatchkeyClient } from './client.js';
 export { LocalKeystore, type StoredRoomKey } from './keystore/keystore.js';
+export type { OauthInteraction, OauthScopeRequest } from './oauth-consent.js';
 export { randomBytes } from './random.js';
 export {
   type AuthorizationOptions,

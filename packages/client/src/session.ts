@@ -3,6 +3,8 @@ import {
   type AccountInfo,
   checkPassword,
   constantTimeEqual,
+  FRESH_AUTH_MS,
+  fromBase64Url,
   type KA,
   type KB,
   LatchkeyError,
@@ -18,6 +20,7 @@ import { matrixCrypto } from '#platform';
 import { KeyBackup } from './backup/key-backup.js';
 import type { LatchkeyClient } from './client.js';
 import { LocalKeystore } from './keystore/keystore.js';
+import { fetchInteraction, grantInteraction, type OauthInteraction, refuseInteraction } from './oauth-consent.js';
 
 /** What identifies a session between runs; it holds no key, only the bearer token. */
 export interface SessionState {
@@ -56,6 +59,8 @@ export interface OauthGrant {
 
 export class Session {
   private keys: Keys | undefined;
+  /** When this session last proved the password (this machine's clock): a login or a re-authentication. */
+  private authenticatedAt: number | undefined;
   /** Keystores opened from this session, closed when it logs out. */
   private readonly keystores = new Set<LocalKeystore>();
   /** Backups made for this session's keystores: their background uploads stop when it logs out. */
@@ -67,6 +72,8 @@ export class Session {
     keys: Keys | undefined,
   ) {
     this.keys = keys;
+    // Keys come with a login only; a resumed session's proof is of unknown age, so never fresh here.
+    if (keys !== undefined) this.authenticatedAt = Date.now();
   }
 
   get state(): Readonly<SessionState> {
@@ -99,6 +106,16 @@ export class Session {
    */
   get kBFingerprint(): string {
     return toHex(sha256Digest(this.kB)).slice(0, 8);
+  }
+
+  /**
+   * True while the keys are in memory and the password was proved recently enough for the server's
+   * sensitive actions (consenting to an app, password change), with a minute to spare for the action
+   * itself. Judged on this machine's clock, so a guide for what to show: the server still decides
+   * (`LK_REAUTH_REQUIRED`).
+   */
+  isFresh(now = Date.now()): boolean {
+    return this.hasKeys && this.authenticatedAt !== undefined && now - this.authenticatedAt < FRESH_AUTH_MS - 60_000;
   }
 
   private requireKeys(): Keys {
@@ -156,6 +173,33 @@ export class Session {
     await this.request('DELETE', `/v1/oauth/grants/${encodeURIComponent(grantId)}`);
   }
 
+  /**
+   * What an app asks for in the pending authorization `uid` (the consent page's `#/oauth/consent/<uid>`).
+   * An unknown, expired or other browser's uid is `LK_OAUTH_INTERACTION_INVALID`.
+   */
+  oauthInteraction(uid: string): Promise<OauthInteraction> {
+    return fetchInteraction((method, path, body) => this.request(method, path, body), uid);
+  }
+
+  /**
+   * Grants the app's request as this account: derives the app's scoped keys here from kB (or kA, by
+   * each scope's class), encrypts them to the app's keys_jwk, and posts only that ciphertext. Returns
+   * the URL to send the browser to. Needs the keys in memory (`LK_NOT_LOGGED_IN`) and a fresh session
+   * (`LK_REAUTH_REQUIRED`: {@link reauthenticate} first).
+   */
+  consentToAuthorization(uid: string): Promise<string> {
+    return grantInteraction(
+      (method, path, body) => this.request(method, path, body),
+      uid,
+      () => ({ uid: fromBase64Url(this.accountId, 'accountId'), kA: this.kA, kB: this.kB }),
+    );
+  }
+
+  /** Refuses the app's request: returns the URL to send the browser to; the app gets `access_denied`. */
+  refuseAuthorization(uid: string): Promise<string> {
+    return refuseInteraction((method, path, body) => this.request(method, path, body), uid);
+  }
+
   async revokeSession(sessionId: string): Promise<void> {
     await this.request('DELETE', `/v1/sessions/${encodeURIComponent(sessionId)}`);
   }
@@ -205,6 +249,7 @@ export class Session {
     }
     this.forgetKeys();
     this.keys = { kA: keys.kA, kB: keys.kB };
+    this.authenticatedAt = Date.now();
     this.current.keysChangedAt = keys.result.keysChangedAt;
   }
 

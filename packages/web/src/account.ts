@@ -1,5 +1,6 @@
 import { LatchkeyError, type Session } from '@latchkey/client';
 import type { App } from './app.js';
+import { showGrantedApps } from './oauth-grants.js';
 import {
   count,
   DERIVING,
@@ -50,10 +51,14 @@ export function accountScreen(app: App, session: Session): HTMLElement {
     await Promise.all([loadSummary().catch((error) => summarySay.error(error)), loadSessions()]);
   };
 
+  // Issue 9's Preact panel of granted apps; the Preact router re-wires it.
+  const grantedApps = h('div', { class: 'stack' });
+  showGrantedApps(grantedApps, app, session);
   root.append(
     panel('Your account', summary, summarySay.element),
     keysPanel(app, session, guarded),
     sessionsPanel,
+    grantedApps,
     changePasswordPanel(session, guarded, reload),
     leavePanel(app, session, guarded),
   );

@@ -2,6 +2,7 @@ import { accountScreen } from './account.js';
 import { type App, createApp, type Route } from './app.js';
 import { backupScreen } from './backup.js';
 import { loginScreen } from './login.js';
+import { consentUid, leavePreactScreen, showConsentScreen } from './oauth-consent.js';
 import { resetScreen } from './reset.js';
 import { signupScreen } from './signup.js';
 import { clearMessages, showStatus } from './ui.js';
@@ -39,9 +40,16 @@ function screenFor(app: App, route: Route): HTMLElement {
 }
 
 function render(app: App, notice?: string): void {
+  const screen = document.getElementById('screen') as HTMLElement;
+  // Issue 9's consent page, a Preact screen: the Preact router takes it over.
+  leavePreactScreen(screen);
+  const uid = consentUid(location.hash);
+  if (uid !== undefined) {
+    showConsentScreen(screen, app, uid);
+    return;
+  }
   const route = currentRoute(app);
   clearMessages();
-  const screen = document.getElementById('screen') as HTMLElement;
   screen.replaceChildren(screenFor(app, route));
   screen.dataset.route = route;
   document.title = `Latchkey · ${route}`;

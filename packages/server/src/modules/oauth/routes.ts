@@ -25,6 +25,8 @@ const InteractionDetails = Type.Object({
   client: Type.Object({ id: Type.String(), name: Type.String() }),
   scopes: Type.Array(ScopeInfo),
   keysRequested: Type.Boolean(),
+  /** The app's one-time public key, which the consent page encrypts the keys to; absent when no keys are asked for. */
+  keysJwk: Type.Optional(Type.String()),
 });
 // Bounded loosely here: anything over Firefox Accounts' 1,024 characters gets the precise LK_OAUTH_KEYS_JWE_INVALID.
 const ConsentBody = Type.Object(
@@ -91,6 +93,8 @@ export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerConte
         client: { id: client.id, name: client.name },
         scopes: requested.map((scope) => ({ scope, keyClass: registered.get(scope)?.key_class ?? null })),
         keysRequested: interaction.params.keys_jwk !== undefined,
+        // Public by nature, and already checked by the provider's keys_jwk validator.
+        ...(interaction.params.keys_jwk === undefined ? {} : { keysJwk: interaction.params.keys_jwk }),
       };
     },
   });

@@ -1,0 +1,82 @@
+import type { OauthGrant, Session } from '@latchkey/client';
+import { useSignal } from '@preact/signals';
+import { render } from 'preact';
+import { useEffect } from 'preact/hooks';
+import type { App } from './app.js';
+import { Feedback, Panel, ScopeName } from './oauth-notice.js';
+
+/**
+ * The apps this account granted through OAuth (issue 9), each with its scopes and a Revoke button:
+ * revoking ends the app's tokens and codes under that grant at once, so it can no longer refresh.
+ */
+export function GrantedApps({ session }: { app: App; session: Session }) {
+  const grants = useSignal<OauthGrant[] | undefined>(undefined);
+  const progress = useSignal<string | undefined>(undefined);
+  const error = useSignal<unknown>(undefined);
+  const busy = progress.value !== undefined;
+
+  const run = async (message: string, action: () => Promise<void>) => {
+    error.value = undefined;
+    progress.value = message;
+    try {
+      await action();
+    } catch (failure) {
+      error.value = failure;
+    } finally {
+      progress.value = undefined;
+    }
+  };
+  const load = async () => {
+    grants.value = await session.listOauthGrants();
+  };
+  const revoke = (grant: OauthGrant) =>
+    run(`Revoking ${grant.clientName}…`, async () => {
+      await session.revokeOauthGrant(grant.grantId);
+      await load();
+    });
+  useEffect(() => {
+    void run('Loading apps…', load);
+  }, [session]);
+
+  const list = grants.value;
+  return (
+    <Panel title="Apps with access">
+      <p class="aside">
+        Apps you allowed to use your account. Revoking one signs it out at once; it keeps any keys it already received.
+      </p>
+      {list === undefined ? null : list.length === 0 ? (
+        <p data-testid="no-granted-apps">No app has access to your account.</p>
+      ) : (
+        <ul class="granted-apps">
+          {list.map((grant) => (
+            <li key={grant.grantId} data-testid="granted-app" data-client-id={grant.clientId}>
+              <strong>{grant.clientName}</strong>
+              <ul class="scopes">
+                {grant.scopes.map((scope) => (
+                  <li key={scope} data-scope={scope}>
+                    <ScopeName scope={scope} />
+                  </li>
+                ))}
+              </ul>
+              <button
+                type="button"
+                class="danger small"
+                disabled={busy}
+                aria-label={`Revoke ${grant.clientName}`}
+                onClick={() => void revoke(grant)}
+              >
+                Revoke
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <Feedback progress={progress.value} error={error.value} />
+    </Panel>
+  );
+}
+
+/** Draws {@link GrantedApps} into `mount` (account.ts's hook until the Preact router). */
+export function showGrantedApps(mount: HTMLElement, app: App, session: Session): void {
+  render(<GrantedApps app={app} session={session} />, mount);
+}
