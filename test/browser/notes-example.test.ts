@@ -106,17 +106,44 @@ async function openProfile(): Promise<{ page: Page; errors: string[] }> {
   return { page, errors };
 }
 
-/**
- * The whole sign-in as a user makes it: "Sign in with Latchkey" in the notes app, Latchkey's consent
- * page (log in, then Allow), and the redirect back to the app, which then shows the note field.
- */
-async function signInThroughConsentPage(page: Page): Promise<void> {
+/** The kept note key, as any script in the page could reach it: is it extractable, will it export? */
+function noteKeyExport(page: Page): Promise<{ extractable: boolean; exported: string }> {
+  return page.evaluate(async () => {
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const request = indexedDB.open('latchkey-notes');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    const session = await new Promise<{ noteKey: { key: CryptoKey } }>((resolve, reject) => {
+      const request = db.transaction('session').objectStore('session').get('current');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    const key = session.noteKey.key;
+    const exported = await crypto.subtle.exportKey('raw', key).then(
+      () => 'exported',
+      () => 'refused',
+    );
+    return { extractable: key.extractable, exported };
+  });
+}
+
+/** Logs in on Latchkey's consent page, which the notes app's sign-in button led to. */
+async function logInOnConsentPage(page: Page): Promise<void> {
   await page.getByRole('button', { name: 'Sign in with Latchkey' }).click();
   await page.waitForURL(`${latchkey.url}/#/oauth/consent/*`);
   await page.getByLabel('Email', { exact: true }).fill(EMAIL);
   await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await page.getByRole('button', { name: 'Log in and continue' }).click();
   await page.getByRole('heading', { name: /^Allow .*Notes/ }).waitFor();
+}
+
+/**
+ * The whole sign-in as a user makes it: "Sign in with Latchkey" in the notes app, Latchkey's consent
+ * page (log in, then Allow), and the redirect back to the app, which then shows the note field.
+ */
+async function signInThroughConsentPage(page: Page): Promise<void> {
+  await logInOnConsentPage(page);
   await page.getByRole('button', { name: 'Allow', exact: true }).click();
   await page.waitForURL(`${notes.url}/`);
   await page.getByLabel('Your note', { exact: true }).waitFor();
@@ -130,6 +157,8 @@ describe('examples/notes in Chromium', () => {
     await a.page.getByLabel('Your note', { exact: true }).fill(NOTE);
     await a.page.getByRole('button', { name: 'Save' }).click();
     await a.page.getByRole('status').filter({ hasText: 'Saved, encrypted.' }).waitFor();
+    // The page keeps the scoped key as a CryptoKey that no script can read back out.
+    expect(await noteKeyExport(a.page)).toEqual({ extractable: false, exported: 'refused' });
 
     const b = await openProfile();
     await b.page.getByRole('button', { name: 'Sign in with Latchkey' }).waitFor();
@@ -142,6 +171,19 @@ describe('examples/notes in Chromium', () => {
     await a.page.getByRole('status').filter({ hasText: 'decrypted in this page' }).waitFor();
     expect(await a.page.getByLabel('Your note', { exact: true }).inputValue()).toBe(NOTE);
     expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
+  it('a user who denies on the consent page comes back signed out, told so with LK_OAUTH_ERROR', async () => {
+    const c = await openProfile();
+    await logInOnConsentPage(c.page);
+    await c.page.getByRole('button', { name: 'Deny', exact: true }).click();
+    await c.page.waitForURL(`${notes.url}/`);
+    const notice = c.page.locator('[role="alert"] [data-code="LK_OAUTH_ERROR"]');
+    await notice.waitFor();
+    expect(await notice.locator('.message').textContent()).toMatch(/did not allow Notes/);
+    await c.page.getByRole('button', { name: 'Sign in with Latchkey' }).waitFor();
+    expect(await c.page.getByLabel('Your note', { exact: true }).isVisible()).toBe(false);
+    expect(c.errors).toEqual([]);
   });
 });
 

@@ -15,6 +15,14 @@ function showStatus(text: string): void {
   status.textContent = text;
 }
 
+/** The sentence for the user: the SDK's, or a plainer one where its own is written for developers. */
+function sentenceFor(error: LatchkeyError): string {
+  if (error.code === 'LK_OAUTH_ERROR' && error.details?.error === 'access_denied') {
+    return 'You did not allow Notes on Latchkey, so nothing was shared. Sign in again to allow it.';
+  }
+  return error.message;
+}
+
 /** Shows an error with its stable code kept apart from the sentence (`data-code`), as Latchkey's web app does. */
 function showError(error: unknown): void {
   const known = error instanceof LatchkeyError ? error : new LatchkeyError('LK_INTERNAL');
@@ -23,7 +31,7 @@ function showError(error: unknown): void {
   line.dataset.code = known.code;
   const message = document.createElement('span');
   message.className = 'message';
-  message.textContent = known.message;
+  message.textContent = sentenceFor(known);
   const code = document.createElement('code');
   code.textContent = known.code;
   line.append(message, ' ', code);
