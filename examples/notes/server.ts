@@ -125,7 +125,7 @@ async function ciphertextOf(request: IncomingMessage): Promise<string> {
   return ciphertext;
 }
 
-async function ownerOf(request: IncomingMessage, introspect: Introspector): Promise<TokenOwner> {
+async function requestOwner(request: IncomingMessage, introspect: Introspector): Promise<TokenOwner> {
   const match = /^Bearer ([^\s]+)$/.exec(request.headers.authorization ?? '');
   if (match === null) fail('LK_UNAUTHORIZED', 'Sign in with Latchkey: send its access token as the bearer.');
   const owner = await introspect(match[1] as string);
@@ -140,7 +140,7 @@ async function notesApi(
   store: NoteStore,
 ) {
   if (request.method !== 'GET' && request.method !== 'PUT') fail('LK_METHOD_NOT_ALLOWED');
-  const { sub } = await ownerOf(request, introspect);
+  const { sub } = await requestOwner(request, introspect);
   if (request.method === 'GET') return sendJson(response, 200, { ciphertext: store.get(sub) ?? null });
   await store.put(sub, await ciphertextOf(request));
   sendJson(response, 200, {});
