@@ -23,6 +23,7 @@ const PASSWORD = 'consent web password';
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 /** Where the test leaves pictures of the consent page and of the granted apps, to look at. */
 const CONSENT_SCREENSHOT = '/tmp/latchkey-consent.png';
+const CONSENT_LOGIN_SCREENSHOT = '/tmp/latchkey-consent-login.png';
 const GRANTS_SCREENSHOT = '/tmp/latchkey-granted-apps.png';
 
 /**
@@ -120,6 +121,9 @@ describe('the consent page in Chromium', () => {
     await expect
       .poll(() => page.getByRole('heading', { name: `Log in to continue to ${CLIENT_NAME}` }).count())
       .toBe(1);
+    // The keyboard is already in the first field.
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('name'))).toBe('email');
+    await page.screenshot({ path: CONSENT_LOGIN_SCREENSHOT, fullPage: true });
     await logInOnConsentPage(page);
 
     await page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();
@@ -195,16 +199,38 @@ describe('the consent page in Chromium', () => {
     await tab.context.close();
   });
 
-  it('asks for the password again after a reload, and shows a wrong one with its code', async () => {
-    const { tab } = await authorizeIn(`openid ${KB_SCOPE}`);
-    await logInOnConsentPage(tab.page, 'not the password at all');
-    expect(await alertWith(tab.page, 'LK_LOGIN_FAILED')).not.toBe('');
-    await logInOnConsentPage(tab.page);
-    await tab.page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();
-    // A reload forgets the keys: the same tab's session must prove the password again before consenting.
-    await tab.page.reload();
-    await tab.page.getByRole('button', { name: 'Log in and continue' }).waitFor();
-    expect(await tab.page.getByLabel('Email', { exact: true }).inputValue()).toBe(EMAIL);
+  it('asks for the password again after a reload, on the same session, and shows a wrong one with its code', async () => {
+    const { app, tab } = await authorizeIn(`openid ${KB_SCOPE}`);
+    const { page } = tab;
+    const tabSession = () =>
+      page.evaluate(
+        () => (JSON.parse(sessionStorage.getItem('latchkey.session') ?? '{}') as { sessionId?: string }).sessionId,
+      );
+    await logInOnConsentPage(page, 'not the password at all');
+    expect(await alertWith(page, 'LK_LOGIN_FAILED')).not.toBe('');
+    await logInOnConsentPage(page);
+    await page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();
+    const first = await tabSession();
+    const sessions = (await node.listSessions()).length;
+
+    // A reload forgets the keys: the tab's session proves the password again (no second session).
+    await page.reload();
+    await page.getByRole('button', { name: 'Log in and continue' }).waitFor();
+    expect(await page.getByLabel('Email', { exact: true }).inputValue()).toBe(EMAIL);
+    await logInOnConsentPage(page);
+    await page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();
+    expect(await tabSession()).toBe(first);
+    expect((await node.listSessions()).length).toBe(sessions);
+
+    // A tab whose session was revoked meanwhile cannot re-prove it: the page logs in afresh instead.
+    await node.revokeSession(first as string);
+    await page.reload();
+    await logInOnConsentPage(page);
+    await page.getByRole('heading', { name: `Allow ${CLIENT_NAME}?` }).waitFor();
+    expect(await tabSession()).not.toBe(first);
+    await page.getByRole('button', { name: 'Allow', exact: true }).click();
+    const callback = await arrivedAtApp(page);
+    expect(oauth.validateAuthResponse(app.as, app.client, callback, app.state).get('code')).toEqual(expect.any(String));
     expect(tab.errors).toEqual([]);
     await tab.context.close();
   });

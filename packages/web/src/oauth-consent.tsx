@@ -1,7 +1,7 @@
 import { LatchkeyError, type OauthInteraction, type OauthScopeRequest, type Session } from '@latchkey/client';
 import { useSignal } from '@preact/signals';
 import { type ComponentChildren, render } from 'preact';
-import { useEffect } from 'preact/hooks';
+import { useEffect, useRef } from 'preact/hooks';
 import type { App } from './app.js';
 import { Feedback, nextPaint, Panel, ScopeName } from './oauth-notice.js';
 import { clearMessages, DERIVING } from './ui.js';
@@ -112,6 +112,11 @@ function ConsentLogIn(props: {
   const progress = useSignal<string | undefined>(undefined);
   const error = useSignal<unknown>(props.error);
   const busy = progress.value !== undefined;
+  const form = useRef<HTMLFormElement>(null);
+  // As the other short forms do: the first field still to fill takes the keyboard at once.
+  useEffect(() => {
+    [...(form.current?.querySelectorAll('input') ?? [])].find((input) => input.value === '')?.focus();
+  }, []);
 
   const run = async (message: string, action: () => Promise<void>) => {
     clearMessages();
@@ -139,6 +144,7 @@ function ConsentLogIn(props: {
         {interaction.client.name} asks for access to your Latchkey account. Log in to see what it asks for and decide.
       </p>
       <form
+        ref={form}
         noValidate
         aria-busy={busy ? 'true' : undefined}
         onSubmit={(event) => {
@@ -175,12 +181,14 @@ function ConsentLogIn(props: {
           />
         </Field>
         <div class="form-end">
-          <button type="submit" disabled={busy}>
-            Log in and continue
-          </button>
-          <button type="button" class="secondary" disabled={busy} onClick={() => void cancel()}>
-            Cancel
-          </button>
+          <div class="button-row">
+            <button type="submit" disabled={busy}>
+              Log in and continue
+            </button>
+            <button type="button" class="secondary" disabled={busy} onClick={() => void cancel()}>
+              Cancel
+            </button>
+          </div>
           <Feedback progress={progress.value} error={error.value} />
         </div>
       </form>
