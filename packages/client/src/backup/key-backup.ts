@@ -143,8 +143,11 @@ export interface EnableOptions {
    * proves the password again after the carry-over, before anything on the server changes. Without
    * it, the session must have proved it within the last ten minutes (a login or
    * `Session.reauthenticate`). A first backup on an empty secret storage needs none.
+   *
+   * A function is called after the carry-over (which may take long) instead: its password is proved
+   * as above, and undefined proves nothing, for a caller that knows its session's check is fresh.
    */
-  password?: string;
+  password?: string | (() => Promise<string | undefined>);
 }
 
 /** Options of {@link KeyBackup.replaceRecoveryKey}. */
@@ -266,7 +269,8 @@ export class KeyBackup {
       existing === undefined ? undefined : { version: existing.version, ...(await this.carryOver(existing, options)) };
     // Deleting the old backup and writing over secret storage both need a fresh password check: proved
     // here, before the first change, so a wrong password changes nothing.
-    if (options.password !== undefined) await this.reauthenticate(options.password);
+    const password = typeof options.password === 'function' ? await options.password() : options.password;
+    if (password !== undefined) await this.reauthenticate(password);
     if (existing !== undefined) {
       // Its keys are on this device now and its key is about to be replaced in secret storage, so it
       // goes first: deleting needs a fresh password check, and refused here, nothing has changed yet
