@@ -1,4 +1,5 @@
 import {
+  type Brand,
   CODE_MAX_ATTEMPTS,
   CODE_TTL_MS,
   codeFromRandom,
@@ -162,8 +163,7 @@ function storedGuessHits(text: string | null): GuessHit[] {
  * under. So a registration start for someone else's email reaches no key of theirs, and the answer is
  * the same whether or not the email has an account.
  */
-function startRegistration(ctx: ServerContext, binding: RegistrationBinding, registrationRequest: string) {
-  checkRegistrationRequest(registrationRequest);
+function startRegistration(ctx: ServerContext, binding: RegistrationBinding, registrationRequest: CheckedRequest) {
   const credentialId = newCredentialIdentifier(ctx.random(32));
   const { registrationResponse } = opaqueStep(
     () =>
@@ -179,15 +179,20 @@ function startRegistration(ctx: ServerContext, binding: RegistrationBinding, reg
   return { registrationResponse, registrationTicket };
 }
 
+/** A registration request that {@link checkRegistrationRequest} let through: the only kind startRegistration takes. */
+type CheckedRequest = Brand<string, 'CheckedRegistrationRequest'>;
+
 /**
  * Refuses a registration request that is not one before anything is counted: RFC 9807 §5.1 with
- * ristretto255, the blinded element alone, which must be a group element.
+ * ristretto255, the blinded element alone, which must be a group element. Called once per start, by
+ * the route's function, which may count only what passed.
  */
-function checkRegistrationRequest(text: string): void {
+function checkRegistrationRequest(text: string): CheckedRequest {
   const bytes = fromBase64Url(checkOpaqueMessage(text, 'registrationRequest'), 'registrationRequest');
   if (!isRistretto255Element(bytes)) {
     throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', 'registrationRequest is no valid group element.');
   }
+  return text as CheckedRequest;
 }
 
 /** The credential identifier a registration start sealed for `binding`; anything else is refused. */
@@ -202,11 +207,11 @@ function ticketCredentialId(ctx: ServerContext, binding: RegistrationBinding, ti
  */
 export async function signUpStart(ctx: ServerContext, rawEmail: string, registrationRequest: string, address: string) {
   const email = normalizeEmail(rawEmail);
-  checkRegistrationRequest(registrationRequest);
+  const request = checkRegistrationRequest(registrationRequest);
   const limits = ctx.config.rateLimits;
   await enforceRateLimit(ctx, rateLimitBucket.registerByAddress(address), limits.registerPerAddress);
   await enforceRateLimit(ctx, rateLimitBucket.registerByEmail(email), limits.registerPerEmail);
-  return startRegistration(ctx, { purpose: 'sign-up', email }, registrationRequest);
+  return startRegistration(ctx, { purpose: 'sign-up', email }, request);
 }
 
 /**
@@ -731,7 +736,8 @@ export async function revokeSession(
  */
 export function passwordChangeStart(ctx: ServerContext, auth: AuthenticatedSession, registrationRequest: string) {
   requireFreshAuth(ctx, auth);
-  return startRegistration(ctx, { purpose: 're-register', accountId: auth.account.id }, registrationRequest);
+  const request = checkRegistrationRequest(registrationRequest);
+  return startRegistration(ctx, { purpose: 're-register', accountId: auth.account.id }, request);
 }
 
 /** New OPAQUE record and a new wrapKB of the same kB, in one transaction; every other session ends. */
@@ -792,7 +798,8 @@ async function accountForResetToken(ctx: ServerContext, resetToken: string): Pro
 /** Reset, step 1: only with a reset token (the mailed code's), under a new random credential identifier. */
 export async function resetRegister(ctx: ServerContext, resetToken: string, registrationRequest: string) {
   const account = await accountForResetToken(ctx, resetToken);
-  return startRegistration(ctx, { purpose: 're-register', accountId: account.id }, registrationRequest);
+  const request = checkRegistrationRequest(registrationRequest);
+  return startRegistration(ctx, { purpose: 're-register', accountId: account.id }, request);
 }
 
 /**
