@@ -72,6 +72,13 @@ export const ERRORS = {
       'A backed-up room key was refused: its room or session id does not match the key itself, so the ' +
       'server (or whoever wrote it) filed it under a name that is not its own.',
   },
+  LK_ROOM_KEY_REFUSED: {
+    status: 400,
+    expose: true,
+    message:
+      "A room key was refused: its session id is not the session its session_key belongs to (the key's " +
+      'own Ed25519 key), so whoever wrote it labelled it as another session.',
+  },
   LK_RECOVERY_KEY_UNCHECKABLE: {
     status: 409,
     expose: true,
