@@ -70,8 +70,8 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     summary: 'Confirm the email address with the mailed code',
     body: VerifyEmailRequest,
     reply: VerifyEmailResponse,
-    handler: async ({ body }: Body<{ email: string; code: string }>) => {
-      await accounts.verifyEmail(ctx, body.email, body.code);
+    handler: async ({ body }: Body<{ email: string; code: string; accountId?: string }>) => {
+      await accounts.verifyEmail(ctx, body.email, body.code, body.accountId);
       return { verified: true };
     },
   });

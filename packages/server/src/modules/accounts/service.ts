@@ -277,17 +277,34 @@ export async function resendVerification(ctx: ServerContext, rawEmail: string, a
   ctx.outbox.post(() => newCodeIf(ctx, email, 'verify', (account) => account.verified_at === null));
 }
 
-export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
+/**
+ * Verifies the email's account with its code. `forAccount`, when the client names it, is the account
+ * its own sign-up returned: a sign-up replaces an unverified one of the same email, and mails its code
+ * to the same mailbox, so the newest code there may be a stranger's sign-up. Typed by the mailbox's
+ * owner, it would verify an account whose password the stranger chose; named, it is refused
+ * (`LK_SIGNUP_REPLACED`) and used up, so it verifies nothing. Checked after the code, so only the
+ * mailbox's owner learns that the sign-up was replaced.
+ */
+export async function verifyEmail(
+  ctx: ServerContext,
+  rawEmail: string,
+  code: string,
+  forAccount?: string,
+): Promise<void> {
   const email = normalizeEmail(rawEmail);
   const checked = await checkCode(ctx, email, 'verify', code);
   // The code is burned and the account verified under the email's lock (issue 7). A sign-up replacing
   // the unverified account deletes its code under the same lock: either it went first and the code is
   // gone here, or it waits and then finds the account verified. Burned outside, the code of the account
   // it replaced would verify the new one, whose password its mailbox's owner never chose.
-  await ctx.store.transaction(async (tx) => {
+  const replaced = await ctx.store.transaction(async (tx) => {
     const account = await useCode(tx, email, checked);
+    // Used, not verified: the refusal is thrown after the commit, which keeps the code spent.
+    if (forAccount !== undefined && account.id !== forAccount) return true;
     if (account.verified_at === null) await tx.markAccountVerified(account.id, ctx.now());
+    return false;
   });
+  if (replaced) throw new LatchkeyError('LK_SIGNUP_REPLACED');
 }
 
 /**
