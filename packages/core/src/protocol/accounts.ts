@@ -59,6 +59,9 @@ export const RegisterFinishResponse = Type.Object(
 
 export const Code = Type.String({ pattern: '^[0-9]{8}$', description: 'The 8-digit code from the email.' });
 
+/** An email and its mailed code: a reset code's trade for a reset token. */
+export const EmailCodeRequest = Type.Object({ email: Email, code: Code }, strict);
+
 export const VerifyEmailRequest = Type.Object(
   {
     email: Email,

@@ -1,6 +1,7 @@
 import {
   AcceptedResponse,
   AccountInfoResponse,
+  EmailCodeRequest,
   EmailOnlyRequest,
   Empty,
   LoginFinishRequest,
@@ -231,7 +232,7 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
   r.post('/v1/account/reset/verify', {
     tag: 'accounts',
     summary: 'Trade the reset code for a short-lived reset token',
-    body: VerifyEmailRequest,
+    body: EmailCodeRequest,
     reply: ResetVerifyResponse,
     handler: async ({ body }: Body<{ email: string; code: string }>) =>
       accounts.resetVerify(ctx, body.email, body.code),
