@@ -1,5 +1,7 @@
+import { LatchkeyClient } from '@latchkey/client';
 import { DEFAULTS } from '@latchkey/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_KEY_STRETCHING } from '../support/server.js';
 import { type ServerProcess, startServerProcess } from '../support/server-process.js';
 
 /**
@@ -17,19 +19,31 @@ const UPLOAD_LIMIT = 4 * 1024 * 1024;
 const REPEATS = 8;
 
 let server: ServerProcess;
+/** A live session's bearer token: the batch upload checks it before reading any of the body. */
+let authorization: string;
 beforeAll(async () => {
   server = await startServerProcess();
+  const client = new LatchkeyClient({ serverUrl: server.url, keyStretching: TEST_KEY_STRETCHING });
+  const email = 'body-limit@example.com';
+  await client.signUp(email, 'body limit password');
+  await client.verifyEmail(email, await server.codeFor(email));
+  authorization = `Bearer ${(await client.logIn(email, 'body limit password')).state.token}`;
 });
 afterAll(async () => {
   await server?.stop();
 });
 
 /** What a fetch of `body` came to: the status and LK code read from the answer, or the network error. */
-async function outcome(method: string, path: string, body: Uint8Array | ReadableStream<Uint8Array>): Promise<string> {
+async function outcome(
+  method: string,
+  path: string,
+  body: Uint8Array | ReadableStream<Uint8Array>,
+  headers: Record<string, string> = {},
+): Promise<string> {
   try {
     const response = await fetch(`${server.url}${path}`, {
       method,
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...headers },
       body,
       // Before the fix a streamed body could leave fetch waiting for good; that is an outcome too.
       signal: AbortSignal.timeout(20_000),
@@ -67,24 +81,36 @@ const SIZES = [
 ] as const;
 
 describe('a body over the limit, sent by fetch', () => {
-  for (const [route, method, path, limit] of [
-    ['a route with the default limit', 'POST', '/v1/account/register/start', DEFAULT_LIMIT],
-    ['the batch upload', 'PUT', '/v1/backup/keys?version=1', UPLOAD_LIMIT],
+  for (const [route, method, path, limit, signedIn] of [
+    ['a route with the default limit', 'POST', '/v1/account/register/start', DEFAULT_LIMIT, false],
+    ['the batch upload', 'PUT', '/v1/backup/keys?version=1', UPLOAD_LIMIT, true],
   ] as const) {
+    const headers = () => (signedIn ? { authorization } : {});
     for (const [label, factor] of SIZES) {
       const size = factor === 1 ? limit + 1 : limit * factor;
       it(`${route}: ${label} its ${limit / 1024} KiB is read as LK_BODY_TOO_LARGE, every time`, async () => {
         const body = new Uint8Array(size).fill(0x41);
         const outcomes: string[] = [];
-        for (let i = 0; i < REPEATS; i++) outcomes.push(await outcome(method, path, body));
+        for (let i = 0; i < REPEATS; i++) outcomes.push(await outcome(method, path, body, headers()));
         expect(outcomes).toEqual(Array(REPEATS).fill('413 LK_BODY_TOO_LARGE'));
       });
     }
 
     it(`${route}: twice its limit streamed without a length is read as LK_BODY_TOO_LARGE, every time`, async () => {
       const outcomes: string[] = [];
-      for (let i = 0; i < REPEATS; i++) outcomes.push(await outcome(method, path, streamOf(limit * 2)));
+      for (let i = 0; i < REPEATS; i++) outcomes.push(await outcome(method, path, streamOf(limit * 2), headers()));
       expect(outcomes).toEqual(Array(REPEATS).fill('413 LK_BODY_TOO_LARGE'));
+    });
+  }
+
+  // Refused from its head alone (before the body is read), an upload without a session is answered while
+  // fetch is still sending: that answer must be readable too, not lost to a reset connection.
+  for (const [label, factor] of [['its whole limit', 1], ...SIZES.slice(1)] as const) {
+    it(`the batch upload without a session: ${label} is read as LK_UNAUTHORIZED, every time`, async () => {
+      const body = new Uint8Array(UPLOAD_LIMIT * factor).fill(0x41);
+      const outcomes: string[] = [];
+      for (let i = 0; i < REPEATS; i++) outcomes.push(await outcome('PUT', '/v1/backup/keys?version=1', body));
+      expect(outcomes).toEqual(Array(REPEATS).fill('401 LK_UNAUTHORIZED'));
     });
   }
 

@@ -702,7 +702,8 @@ function accountEndpoints(fx: Fixtures): Endpoint[] {
       route: 'POST /v1/account/verify',
       url: '/v1/account/verify',
       body: { email: 'ghost@example.com', code: '12345678' },
-      fields: { email, code: { kind: 'code' } },
+      // accountId (the sign-up the code is for) is optional: its shape rows are the schema's.
+      fields: { email, code: { kind: 'code' }, accountId: { kind: 'plain' } },
       cases: codeCases('verify', fx),
     },
     {

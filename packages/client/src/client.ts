@@ -48,6 +48,8 @@ export interface ClientOptions {
 export class LatchkeyClient {
   readonly transport: Transport;
   private config: Promise<ServerConfig> | undefined;
+  /** The account each email's sign-up through this client made: {@link verifyEmail} names it. */
+  private readonly signUps = new Map<string, AccountId>();
 
   constructor(private readonly options: ClientOptions) {
     this.transport = new Transport(options.serverUrl, options.fetch);
@@ -88,13 +90,24 @@ export class LatchkeyClient {
     const result = await this.transport.request<{ accountId: string }>('POST', '/v1/account/register/finish', {
       body: { email: normalized, registrationRecord, wrapKB: toBase64Url(wrapped), registrationTicket },
     });
+    this.signUps.set(normalized, result.accountId as AccountId);
     return { accountId: result.accountId as AccountId };
   }
 
-  async verifyEmail(email: string, code: string): Promise<void> {
+  /**
+   * Verifies the email with the mailed code, for the account its sign-up made: `accountId` when given,
+   * else the one this client's own {@link signUp} of the email returned. Anyone may sign an unverified
+   * email up again, which replaces the sign-up and mails a new code to the same mailbox; named, the
+   * account makes that code `LK_SIGNUP_REPLACED` (sign up again) instead of verifying the stranger's
+   * account. With neither, the email's current sign-up is verified, whoever made it.
+   */
+  async verifyEmail(email: string, code: string, options: { accountId?: string } = {}): Promise<void> {
+    const normalized = normalizeEmail(email);
+    const accountId = options.accountId ?? this.signUps.get(normalized);
     await this.transport.request('POST', '/v1/account/verify', {
-      body: { email: normalizeEmail(email), code: code.trim() },
+      body: { email: normalized, code: code.trim(), ...(accountId === undefined ? {} : { accountId }) },
     });
+    this.signUps.delete(normalized);
   }
 
   async resendVerification(email: string): Promise<void> {

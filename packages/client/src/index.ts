@@ -12,7 +12,13 @@
 
 export type { KeyStretchingConfig, RoomKey, RoomKeyMeta } from '@latchkey/core';
 export { type ErrorCode, isErrorCode, LatchkeyError, parseKeyStretching } from '@latchkey/core';
-export { exportRoomKeys, importRoomKeys, type KeyFileOptions, type KeyFileProgress } from './backup/export-file.js';
+export {
+  exportRoomKeys,
+  type ImportResult,
+  importRoomKeys,
+  type KeyFileOptions,
+  type KeyFileProgress,
+} from './backup/export-file.js';
 export {
   BACKUP_SECRET,
   type BackgroundListener,

@@ -27,7 +27,8 @@ import { BETTER_KEY_CASES } from '../../core/test/better-key-cases.js';
 /** A copy of `base` (same room and session) ranking as `rank`: fresh key bytes, index in bytes 1–4. */
 function copyOf(base: RoomKey, rank: BackupKeyRank): { key: RoomKey; meta?: RoomKeyMeta } {
   const bytes = fromBase64(base.session_key).slice();
-  bytes.set(randomBytes(160), 5);
+  // The ratchet only: a copy of one session keeps its Ed25519 key, which is its session id.
+  bytes.set(randomBytes(128), 5);
   new DataView(bytes.buffer).setUint32(1, rank.first_message_index);
   const key = { ...base, session_key: toBase64(bytes) };
   expect(firstKnownIndex(key.session_key)).toBe(rank.first_message_index);

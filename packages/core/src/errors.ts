@@ -38,6 +38,13 @@ export const ERRORS = {
   LK_ACCOUNT_UNVERIFIED: { status: 403, expose: true, message: 'Verify your email address first.' },
   LK_ACCOUNT_NOT_FOUND: { status: 404, expose: true, message: 'No such account.' },
   LK_CODE_INVALID: { status: 400, expose: true, message: 'That code is wrong, expired or already used.' },
+  LK_SIGNUP_REPLACED: {
+    status: 409,
+    expose: true,
+    message:
+      'That code is for a later sign-up of this email, which replaced yours: it verifies nothing now. ' +
+      'If you did not sign up again yourself, someone else tried to; sign up again to claim the address.',
+  },
   LK_CODE_ATTEMPTS_EXHAUSTED: {
     status: 400,
     expose: true,
@@ -71,6 +78,13 @@ export const ERRORS = {
     message:
       'A backed-up room key was refused: its room or session id does not match the key itself, so the ' +
       'server (or whoever wrote it) filed it under a name that is not its own.',
+  },
+  LK_ROOM_KEY_REFUSED: {
+    status: 400,
+    expose: true,
+    message:
+      "A room key was refused: its session id is not the session its session_key belongs to (the key's " +
+      'own Ed25519 key), so whoever wrote it labelled it as another session.',
   },
   LK_RECOVERY_KEY_UNCHECKABLE: {
     status: 409,

@@ -111,6 +111,12 @@ describe('parseKeyStretching', () => {
     expect(parseKeyStretching('argon2id:m=1024,t=1,p=1')).toEqual(custom(1024, 1, 1));
   });
 
+  it('reads the largest setting Argon2id itself allows', () => {
+    expect(parseKeyStretching('argon2id:m=4294967295,t=4294967295,p=16777215')).toEqual(
+      custom(4294967295, 4294967295, 16777215),
+    );
+  });
+
   it.each([
     '',
     'scrypt',
@@ -119,6 +125,10 @@ describe('parseKeyStretching', () => {
     'argon2id:m=7,t=1,p=1',
     'argon2id:m=0x400,t=1,p=1',
     ' argon2id:m=1024,t=1,p=1',
+    // Argon2id's own upper bounds (RFC 9106 §3.1): 32-bit memory and passes, fewer than 2^24 lanes.
+    'argon2id:m=4294967296,t=1,p=1',
+    'argon2id:m=65536,t=4294967296,p=1',
+    'argon2id:m=4294967295,t=1,p=16777216',
   ])('refuses %j with LK_KDF_INVALID', (text) => {
     expectLatchkeyError(() => parseKeyStretching(text), 'LK_KDF_INVALID');
   });

@@ -3,6 +3,7 @@ import {
   type KeyStretchingConfig,
   LatchkeyError,
   LOGIN_RATE_LIMITS,
+  parseKeyStretching,
   type RateLimit,
   REGISTRATION_RATE_LIMITS,
 } from '@latchkey/core';
@@ -129,7 +130,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<ServerConf
       Object.assign(fromEnv, parse(text));
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      throw new LatchkeyError('LK_CONFIG_INVALID', `${name}: ${reason}`, { setting: name });
+      // A reader shared with the clients (core's parseKeyStretching) has its own code: kept as the cause.
+      const cause = error instanceof LatchkeyError && error.code !== 'LK_CONFIG_INVALID' ? { cause: error.code } : {};
+      throw new LatchkeyError('LK_CONFIG_INVALID', `${name}: ${reason}`, { setting: name, ...cause });
     }
   }
   return { ...DEFAULTS, ...fromEnv, ...overrides };
@@ -137,27 +140,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<ServerConf
 
 function invalid(reason: string): LatchkeyError {
   return new LatchkeyError('LK_CONFIG_INVALID', reason);
-}
-
-/** Argon2id's own bounds (RFC 9106 §3.1): at least 8 KiB per lane, one pass, one lane; 32-bit fields. */
-const MAX_U32 = 2 ** 32 - 1;
-const MAX_LANES = 2 ** 24 - 1;
-
-/** Reads `argon2id:m=65536,t=3,p=4` or a named preset into the OPAQUE key-stretching config. */
-export function parseKeyStretching(text: string): KeyStretchingConfig {
-  if (text === 'memory-constrained' || text === 'rfc-recommended') return text;
-  const match = /^argon2id:m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,8})$/.exec(text);
-  if (match === null) {
-    throw invalid(`key stretching must be memory-constrained, rfc-recommended or argon2id:m=…,t=…,p=… (got ${text})`);
-  }
-  const [memory, iterations, parallelism] = [Number(match[1]), Number(match[2]), Number(match[3])];
-  if (parallelism < 1 || parallelism > MAX_LANES || iterations < 1 || iterations > MAX_U32) {
-    throw invalid(`argon2id needs t ≥ 1 and 1 ≤ p ≤ ${MAX_LANES} (got ${text})`);
-  }
-  if (memory < 8 * parallelism || memory > MAX_U32) {
-    throw invalid(`argon2id needs m (KiB) of at least 8 × p and below 2^32 (got ${text})`);
-  }
-  return { 'argon2id-custom': { memory, iterations, parallelism } };
 }
 
 /** A decimal port, 0 to 65535 (0: any free port); `0x50`, `1e3` or ` 80` are refused, not read as numbers. */

@@ -1,6 +1,6 @@
 /** @latchkey/server: the Fastify server and its storage. */
 export { type AppOptions, buildApp, VERSION } from './app.js';
-export { DEFAULTS, loadConfig, parseKeyStretching, parsePort, type ServerConfig } from './config.js';
+export { DEFAULTS, loadConfig, parsePort, type ServerConfig } from './config.js';
 export { logMailer, type Mailer, type MailMessage, smtpMailer } from './mail/mailer.js';
 export {
   addOauthClient,

@@ -13,7 +13,11 @@ export interface RouteSpec<R> {
   params?: TSchema;
   querystring?: TSchema;
   reply: TSchema;
-  /** A larger body limit than the server default, for bulk routes. */
+  /**
+   * A larger body limit than the server default, for bulk routes. A guarded route with one checks its
+   * token as the request's head arrives, before reading any of the body: a stranger's request must not
+   * get that much read and parsed.
+   */
   bodyLimit?: number;
   /** Needs a live session; the handler gets it as its second argument. */
   guarded?: boolean;
@@ -22,6 +26,17 @@ export interface RouteSpec<R> {
 }
 
 const ERRORS = { '4xx': ErrorResponse, '5xx': ErrorResponse };
+
+/**
+ * Where a guarded route checks its token. A bulk route (its own body limit) checks in onRequest, before
+ * Fastify reads the body: refused, the body goes unread (Node discards it as it arrives, on a
+ * connection kept alive, so a client still sending reads the 401 rather than a reset). Other routes
+ * check after validation, as their small bodies cost nothing to read, and a malformed request is told
+ * what is wrong with it.
+ */
+function guardHook(spec: RouteSpec<unknown>, guard: ReturnType<typeof sessionGuard>) {
+  return spec.bodyLimit === undefined ? { preHandler: guard } : { onRequest: guard };
+}
 
 /** Registers routes from {@link RouteSpec}s so every route has a schema, error shapes and, if guarded, a session. */
 export function route(app: FastifyInstance, ctx: ServerContext) {
@@ -41,7 +56,7 @@ export function route(app: FastifyInstance, ctx: ServerContext) {
           response: { 200: spec.reply, ...ERRORS },
           ...(spec.guarded ? { security: [{ bearer: [] }] } : {}),
         },
-        ...(spec.guarded ? { preHandler: guard } : {}),
+        ...(spec.guarded ? guardHook(spec, guard) : {}),
         ...(spec.bodyLimit === undefined ? {} : { bodyLimit: spec.bodyLimit }),
         handler: async (request: FastifyRequest) =>
           spec.handler(request, spec.guarded ? authOf(request) : (undefined as unknown as AuthenticatedSession)),

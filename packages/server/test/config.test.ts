@@ -1,13 +1,13 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseKeyStretching as coreParseKeyStretching } from '@latchkey/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { latchkeyErrorOf } from '../../../test/support/errors.js';
 import {
   DEFAULTS,
   loadConfig,
   parseCorsOrigins,
-  parseKeyStretching,
   parsePort,
   parseTrustProxy,
   type ServerConfig,
@@ -131,7 +131,7 @@ describe('loadConfig', () => {
   it.each(refused)('refuses %s=%j with LK_CONFIG_INVALID naming the variable', (name, text) => {
     const error = latchkeyErrorOf(() => loadConfig({ [name]: text }));
     expect(error.code).toBe('LK_CONFIG_INVALID');
-    expect(error.details).toEqual({ setting: name });
+    expect(error.details).toMatchObject({ setting: name });
     expect(error.message.startsWith(`${name}: `)).toBe(true);
     // URLs carry passwords: an error message (which reaches the log) must not repeat them.
     expect(error.message).not.toContain('hunter2');
@@ -215,16 +215,31 @@ describe('parseCorsOrigins', () => {
   });
 });
 
-describe('parsePort and parseKeyStretching (also used for flags)', () => {
-  it('accept what loadConfig accepts and refuse the rest with LK_CONFIG_INVALID', () => {
+describe('parsePort (also used for flags)', () => {
+  it('accepts what loadConfig accepts and refuses the rest with LK_CONFIG_INVALID', () => {
     expect(parsePort('65535')).toBe(65535);
     expect(latchkeyErrorOf(() => parsePort('')).code).toBe('LK_CONFIG_INVALID');
-    expect(parseKeyStretching('memory-constrained')).toBe('memory-constrained');
-    expect(parseKeyStretching('argon2id:m=32,t=1,p=4')).toEqual({
-      'argon2id-custom': { memory: 32, iterations: 1, parallelism: 4 },
-    });
-    expect(latchkeyErrorOf(() => parseKeyStretching('argon2id:m=31,t=1,p=4')).code).toBe('LK_CONFIG_INVALID');
   });
+});
+
+describe('LATCHKEY_KEY_STRETCHING', () => {
+  const stretching = (text: string) => loadConfig({ LATCHKEY_KEY_STRETCHING: text }).keyStretching;
+
+  it("is read by core's parseKeyStretching, the one the SDK, CLI and web app pin with", () => {
+    for (const text of ['memory-constrained', 'argon2id:m=32,t=1,p=4', 'argon2id:m=4294967295,t=1,p=16777215']) {
+      expect(stretching(text)).toEqual(coreParseKeyStretching(text));
+    }
+  });
+
+  it.each(['argon2id:m=31,t=1,p=4', 'argon2id:m=4294967296,t=1,p=1', 'argon2id:m=65536,t=0,p=1', 'scrypt'])(
+    "refuses %j with LK_CONFIG_INVALID naming the setting, and core's LK_KDF_INVALID as its cause",
+    (text) => {
+      const error = latchkeyErrorOf(() => stretching(text));
+      expect(error.code).toBe('LK_CONFIG_INVALID');
+      expect(error.details).toEqual({ setting: 'LATCHKEY_KEY_STRETCHING', cause: 'LK_KDF_INVALID' });
+      expect(latchkeyErrorOf(() => coreParseKeyStretching(text)).code).toBe('LK_KDF_INVALID');
+    },
+  );
 });
 
 describe('the master key file', () => {

@@ -129,12 +129,12 @@ const signup: Command = {
     if (ctx.args.flag('no-verify')) {
       ctx.out.result(
         { accountId, email, verified: false },
-        `Account ${accountId} created. Verify it: latchkey account verify ${email} CODE`,
+        `Account ${accountId} created. Verify it: latchkey account verify ${email} CODE --account ${accountId}`,
       );
       return;
     }
     ctx.out.hint(`Account created; a code was sent to ${email}.`);
-    const verified = await verifyWithPromptedCode(ctx, client, email);
+    const verified = await verifyWithPromptedCode(ctx, client, email, accountId);
     ctx.out.result(
       { accountId, email, verified },
       verified
@@ -145,7 +145,12 @@ const signup: Command = {
 };
 
 /** Asks for the emailed code; false if input ends first (the account stays, unverified). */
-async function verifyWithPromptedCode(ctx: CommandContext, client: LatchkeyClient, email: string): Promise<boolean> {
+async function verifyWithPromptedCode(
+  ctx: CommandContext,
+  client: LatchkeyClient,
+  email: string,
+  accountId: string,
+): Promise<boolean> {
   let code: string;
   try {
     code = await ctx.prompt.ask('Code from the email: ');
@@ -156,9 +161,11 @@ async function verifyWithPromptedCode(ctx: CommandContext, client: LatchkeyClien
     throw error;
   }
   try {
-    await client.verifyEmail(email, code);
+    await client.verifyEmail(email, code, { accountId });
   } catch (error) {
-    ctx.out.hint(`The account exists; verify it with: latchkey account verify ${email} CODE (or --resend)`);
+    ctx.out.hint(
+      `The account exists; verify it with: latchkey account verify ${email} CODE --account ${accountId} (or --resend)`,
+    );
     throw error;
   }
   return true;
@@ -168,7 +175,16 @@ const verify: Command = {
   name: 'account verify',
   summary: 'Verify an email address with the code the server mailed',
   positionals: { usage: 'EMAIL [CODE]', max: 2 },
-  options: { ...SERVER, resend: { type: 'boolean', description: 'mail a new code instead' } },
+  options: {
+    ...SERVER,
+    resend: { type: 'boolean', description: 'mail a new code instead' },
+    account: {
+      type: 'string',
+      value: 'ID',
+      description:
+        'the account id `account signup` printed: a code from a later sign-up of the email (which replaced yours) is then refused',
+    },
+  },
   async run(ctx) {
     const { client } = await connect(ctx);
     const email = await emailArgument(ctx);
@@ -179,7 +195,8 @@ const verify: Command = {
       return;
     }
     const code = ctx.args.positional(1) ?? (await ctx.prompt.ask('Code from the email: '));
-    await client.verifyEmail(email, code);
+    const accountId = ctx.args.string('account');
+    await client.verifyEmail(email, code, accountId === undefined ? {} : { accountId });
     ctx.out.result({ email, verified: true }, `Email verified. Log in: latchkey account login ${email}`);
   },
 };

@@ -50,7 +50,7 @@ const enable: Command = {
     `--discard-unreadable. ${PASSPHRASE_NOTE}\nThen upload this device's keys: latchkey backup upload`,
   async run(ctx) {
     checkOldBackupFlags(ctx);
-    await withUnlockedDevice(ctx, async ({ backup, password }) => {
+    await withUnlockedDevice(ctx, async ({ backup, password, passwordIfStale }) => {
       const existing = await backup.current();
       if (existing !== undefined && !ctx.args.flag('replace')) {
         throw new LatchkeyError(
@@ -62,7 +62,8 @@ const enable: Command = {
       }
       // Replacing deletes the old backup, and enabling over an earlier backup's secret storage writes over
       // its keys: both need a recent password check, asked for first, as always. A first backup needs none.
-      const accountPassword = existing !== undefined || (await backup.enableReplaces()) ? await password() : undefined;
+      const replacesSomething = existing !== undefined || (await backup.enableReplaces());
+      if (replacesSomething) await password();
       const carryOverWith = existing === undefined ? undefined : await oldBackupSecret(ctx);
       const usePassphrase = ctx.args.flag('passphrase');
       const secret = usePassphrase ? await newPassphrase(ctx, 'Backup passphrase') : undefined;
@@ -74,7 +75,8 @@ const enable: Command = {
           onProgress: (p) => bar.update(p),
           ...(carryOverWith === undefined ? {} : { carryOverWith }),
           ...(secret === undefined ? {} : { passphrase: secret }),
-          ...(accountPassword === undefined ? {} : { password: accountPassword }),
+          // Asked after the carry-over, which may take long: this command's check may be stale by then.
+          ...(replacesSomething ? { password: passwordIfStale } : {}),
         })
         .finally(() => bar.end());
       const { version, recoveryKey, replaced } = enabled;
@@ -220,11 +222,11 @@ const deleteBackup: Command = {
     `${STDIN_NOTE}\nOrder: password, then "yes" to confirm (unless --yes).\n` +
     'The password is asked for even when unlocked (latchkey unlock): the server deletes only after a fresh password check.',
   async run(ctx) {
-    await withUnlockedDevice(ctx, async ({ backup, password }) => {
+    await withUnlockedDevice(ctx, async ({ backup, password, passwordIfStale }) => {
       const info = await backup.current();
       if (info === undefined) throw new LatchkeyError('LK_BACKUP_NOT_FOUND', 'There is no backup to delete.');
       // Deleting needs a recent password check; asked for even when unlocked, and before the confirmation.
-      const accountPassword = await password();
+      await password();
       if (!ctx.args.flag('yes')) {
         ctx.out.hint('Deleting cannot be undone; keys not on any device are lost with it.');
         const answer = await ctx.prompt.ask(
@@ -234,7 +236,9 @@ const deleteBackup: Command = {
           throw new LatchkeyError('LK_CANCELLED', 'Not confirmed; nothing was deleted.');
         }
       }
-      await backup.delete(info.version, { password: accountPassword });
+      // After the confirmation, which may have waited long enough for this command's check to go stale.
+      const accountPassword = await passwordIfStale();
+      await backup.delete(info.version, accountPassword === undefined ? {} : { password: accountPassword });
       ctx.out.result(
         { deleted: true, version: info.version },
         `Backup version ${info.version} deleted. Keys on this device are kept.`,

@@ -1,5 +1,5 @@
 import { type KeyBackup, type LocalKeystore, Session } from '@latchkey/client';
-import { LatchkeyError } from '@latchkey/core';
+import { FRESH_AUTH_MS, LatchkeyError } from '@latchkey/core';
 import type { CommandContext } from '../command.js';
 import type { SavedSession } from '../state.js';
 import { keystoreFilePath } from '../state.js';
@@ -17,7 +17,19 @@ export interface UnlockedDevice {
    * typed for this command, else (unlocked with LATCHKEY_SESSION, where none was) asked for now.
    */
   password(): Promise<string>;
+  /**
+   * What to hand the backup as its `password` option, asked just before the delete or overwrite:
+   * undefined while this command's own password check is fresh enough for the server to count it
+   * (proving it again would run OPAQUE and Argon2id a second time for nothing), else the password.
+   */
+  passwordIfStale(): Promise<string | undefined>;
 }
+
+/**
+ * How long this command's own password check is relied on for the server's freshness rule: half of
+ * FRESH_AUTH_MS, so a slow step between our clock's reading and the server's still falls inside it.
+ */
+const RELY_ON_CHECK_MS = FRESH_AUTH_MS / 2;
 
 /**
  * Brings kA and kB into memory for the saved session: from the unlocked keys when LATCHKEY_SESSION
@@ -44,11 +56,19 @@ export async function withUnlockedDevice<T>(
     typed ??= await ctx.prompt.secret('Password: ');
     return typed;
   };
+  let provedAt: number | undefined;
+  const passwordIfStale = async () =>
+    provedAt !== undefined && Date.now() - provedAt < RELY_ON_CHECK_MS ? undefined : await password();
   try {
-    if (sessionKey === undefined) await session.reauthenticate(await password());
+    if (sessionKey === undefined) {
+      const started = Date.now();
+      await session.reauthenticate(await password());
+      provedAt = started;
+    }
     const keystore = await openDeviceKeystore(session, keystoreFilePath(ctx.env, saved.accountId));
     try {
-      return await work({ session, saved, keystore, backup: session.keyBackup(keystore), password });
+      const backup = session.keyBackup(keystore);
+      return await work({ session, saved, keystore, backup, password, passwordIfStale });
     } finally {
       await keystore.close();
     }

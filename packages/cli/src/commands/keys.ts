@@ -127,14 +127,27 @@ const importKeys: Command = {
     await withUnlockedDevice(ctx, async ({ keystore }) => {
       const secret = await passphrase(ctx, "The file's passphrase");
       const bar = ctx.out.progress();
-      const { total, imported } = await importRoomKeys(keystore, text, secret, {
+      const {
+        total,
+        imported,
+        refused = 0,
+        refusals = {},
+      } = await importRoomKeys(keystore, text, secret, {
         onProgress: (p) => bar.update(p),
         onStretch: () => ctx.out.hint(STRETCHING),
       }).finally(() => bar.end());
+      const others = total - imported - refused;
+      // Refusals are named only when there are some: an honest file has none.
+      const refusedText =
+        refused > 0
+          ? `; ${formatCount(refused)} refused as labelled with another session (${Object.entries(refusals)
+              .map(([reason, n]) => `${reason}: ${formatCount(n)}`)
+              .join(', ')})`
+          : '';
       ctx.out.result(
-        { file, total, imported },
+        { file, total, imported, ...(refused > 0 ? { refused, refusals } : {}) },
         `Imported ${keys(imported)} from ${file}` +
-          `${total > imported ? ` (${formatCount(total - imported)} already held or unusable)` : ''}.`,
+          `${others > 0 ? ` (${formatCount(others)} already held or unusable)` : ''}${refusedText}.`,
       );
     });
   },

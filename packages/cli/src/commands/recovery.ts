@@ -20,14 +20,15 @@ const showNew: Command = {
     'The backup itself does not change. The old recovery key, and any old passphrase, stop working at\n' +
     'once. It works from a device logged in with the password, so a lost recovery key can be replaced.',
   async run(ctx) {
-    await withUnlockedDevice(ctx, async ({ backup, password }) => {
+    await withUnlockedDevice(ctx, async ({ backup, password, passwordIfStale }) => {
       // Asked for even when unlocked, before the passphrase: the server replaces the stored key only
       // after a recent password check.
-      const accountPassword = await password();
+      await password();
       const usePassphrase = ctx.args.flag('passphrase');
       const secret = usePassphrase ? await newPassphrase(ctx, 'New backup passphrase') : undefined;
+      const accountPassword = await passwordIfStale();
       const { version, recoveryKey } = await backup.replaceRecoveryKey({
-        password: accountPassword,
+        ...(accountPassword === undefined ? {} : { password: accountPassword }),
         ...(secret === undefined ? {} : { passphrase: secret }),
       });
       ctx.out.result(

@@ -5,6 +5,8 @@ import {
   fromUtf8,
   type RoomKey,
   roomKeyFromPlaintext,
+  type SessionIdRefusal,
+  sessionIdRefusal,
   utf8,
 } from '@latchkey/core';
 import { matrixCrypto } from '#platform';
@@ -54,27 +56,48 @@ export async function exportRoomKeys(
   return { text, count: keys.length };
 }
 
+/** What {@link importRoomKeys} did: keys in the file, keys stored, and keys refused (and why), if any. */
+export interface ImportResult {
+  /** Every entry of the file. */
+  total: number;
+  /** Keys stored on this device (the rest were held already, as well or better, unusable, or refused). */
+  imported: number;
+  /** Keys labelled with a session id that is not their own: never imported. Present only when some were. */
+  refused?: number;
+  /** How many were refused for each reason (`LK_ROOM_KEY_REFUSED`'s `details.reason`). */
+  refusals?: Partial<Record<SessionIdRefusal, number>>;
+}
+
 /**
  * Imports an export file; keys already held are kept unless the file's are better. The whole file is
  * decrypted and read before anything is written, so a wrong passphrase or a damaged file changes
- * nothing; then keys are added {@link IMPORT_BATCH} at a time, each batch written whole.
+ * nothing; then keys are added {@link IMPORT_BATCH} at a time, each batch written whole. A key
+ * labelled with another session's id (the file's writer chose the label; the key names itself) is
+ * refused and counted, as a restore counts the backup's misfiled keys.
  */
 export async function importRoomKeys(
   keystore: LocalKeystore,
   fileText: string,
   passphrase: string,
   options: KeyFileOptions = {},
-) {
+): Promise<ImportResult> {
   options.onStretch?.();
   const parsed = JSON.parse(fromUtf8(await decryptKeyExport(matrixCrypto, fileText, passphrase))) as unknown;
   const items: unknown[] = Array.isArray(parsed) ? parsed : [];
-  // null for an item that is not a usable key: it still counts toward the progress, as handled.
+  const refusals: Partial<Record<SessionIdRefusal, number>> = {};
+  let refused = 0;
+  // null for an item that is not a usable key, or refused: it still counts toward the progress, as handled.
   const entries = items.map((item: unknown) => {
     if (typeof item !== 'object' || item === null) return null;
     const record = item as Record<string, unknown>;
     if (typeof record.room_id !== 'string' || typeof record.session_id !== 'string') return null;
     const key = roomKeyFromPlaintext(record.room_id, record.session_id, record);
-    return key === undefined ? null : { key };
+    if (key === undefined) return null;
+    const reason = sessionIdRefusal(key.session_id, key.session_key);
+    if (reason === undefined) return { key };
+    refused++;
+    refusals[reason] = (refusals[reason] ?? 0) + 1;
+    return null;
   });
   const report = progressMeter('import', options.onProgress);
   let imported = 0;
@@ -83,5 +106,6 @@ export async function importRoomKeys(
     imported += await keystore.addRoomKeys(batch);
     report(Math.min(i + IMPORT_BATCH, entries.length), entries.length);
   }
-  return { total: items.length, imported };
+  // Refusals are named only when there are some: an honest file has none.
+  return refused === 0 ? { total: items.length, imported } : { total: items.length, imported, refused, refusals };
 }

@@ -143,8 +143,11 @@ export interface EnableOptions {
    * proves the password again after the carry-over, before anything on the server changes. Without
    * it, the session must have proved it within the last ten minutes (a login or
    * `Session.reauthenticate`). A first backup on an empty secret storage needs none.
+   *
+   * A function is called after the carry-over (which may take long) instead: its password is proved
+   * as above, and undefined proves nothing, for a caller that knows its session's check is fresh.
    */
-  password?: string;
+  password?: string | (() => Promise<string | undefined>);
 }
 
 /** Options of {@link KeyBackup.replaceRecoveryKey}. */
@@ -266,20 +269,16 @@ export class KeyBackup {
       existing === undefined ? undefined : { version: existing.version, ...(await this.carryOver(existing, options)) };
     // Deleting the old backup and writing over secret storage both need a fresh password check: proved
     // here, before the first change, so a wrong password changes nothing.
-    if (options.password !== undefined) await this.reauthenticate(options.password);
-    if (existing !== undefined) {
-      // Its keys are on this device now and its key is about to be replaced in secret storage, so it
-      // goes first: deleting needs a fresh password check, and refused here, nothing has changed yet
-      // (after the new version, a refusal would leave two backups and a recovery key never shown).
-      await this.request('DELETE', `/v1/backup/version/${encodeURIComponent(existing.version)}`);
-    }
+    const password = typeof options.password === 'function' ? await options.password() : options.password;
+    if (password !== undefined) await this.reauthenticate(password);
     const backupKey = randomBytes(32);
     let version: string;
     let recoveryKey: string;
     try {
       // Order matters: the private key is stored before the version that needs it exists. Interrupted
-      // in between, there is no backup for keys to go to, and enabling again starts over; the other way
-      // round, keys would be uploaded to a version whose private key was never saved.
+      // in between, no version takes keys under the new key (a replaced backup is still there, but its
+      // key is no longer stored: enabling again finds it so and starts over); the other way round, keys
+      // would be uploaded to a version whose private key was never saved.
       recoveryKey = await this.storeNewBackupKey(backupKey, options);
       ({ version } = await this.request<{ version: string }>('POST', '/v1/backup/version', {
         algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
@@ -287,6 +286,16 @@ export class KeyBackup {
       }));
     } finally {
       backupKey.fill(0);
+    }
+    if (existing !== undefined) {
+      // Deleted last, once the new version is there: stopped at any point before, the account still
+      // has a backup (the server keeps both versions meanwhile, the newest current), and this device
+      // holds the old one's keys for the new one. Deleting needs a recent password check; the secret
+      // storage writes above needed one too when they wrote over the old backup's key, so a session
+      // that got this far has it. Should the delete fail anyway, the new backup stands: enabling
+      // again (with replace) carries its keys over and deletes it in turn, leaving the old version,
+      // no longer current, on the server.
+      await this.request('DELETE', `/v1/backup/version/${encodeURIComponent(existing.version)}`);
     }
     return replaced === undefined ? { version, recoveryKey } : { version, recoveryKey, replaced };
   }

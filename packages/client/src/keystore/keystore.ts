@@ -1,4 +1,5 @@
 import {
+  checkRoomKeySession,
   constantTimeEqual,
   deriveLocalStoreKeys,
   firstKnownIndex,
@@ -137,8 +138,13 @@ export class LocalKeystore {
   /**
    * Adds room keys. A key that is already held is replaced only by a better one (the backup's rule),
    * so re-importing never loses history. Returns how many were added or improved.
+   *
+   * Every key must carry its own session id (the Ed25519 key inside its session_key): one that does
+   * not is `LK_ROOM_KEY_REFUSED`, and then nothing of the batch is added. Under another session's id,
+   * a key that starts earlier would outrank the held one and replace it.
    */
   async addRoomKeys(entries: Array<{ key: RoomKey; meta?: RoomKeyMeta }>, options: { ephemeral?: boolean } = {}) {
+    for (const { key } of entries) checkRoomKeySession(key);
     if (options.ephemeral) return this.holdEphemeral(entries);
     const records: StoredRecord[] = [];
     for (const { key, meta } of entries) {

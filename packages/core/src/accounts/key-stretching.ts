@@ -55,9 +55,16 @@ export const KEY_STRETCHING_CEILING = {
 } as const;
 
 /**
+ * Argon2id's own upper bounds (RFC 9106 §3.1): memory and passes are 32-bit fields, lanes fewer than
+ * 2^24. A setting past them is not a weak or costly one but none at all.
+ */
+const ARGON2ID_LIMITS = { memory: 2 ** 32 - 1, iterations: 2 ** 32 - 1, parallelism: 2 ** 24 - 1 } as const;
+
+/**
  * The Argon2id parameters a setting stands for, or `undefined` when it is not a setting at all (an
- * unknown preset, a missing or non-integer field, or values Argon2id itself refuses: t ≥ 1, p ≥ 1,
- * m ≥ 8 × p KiB). Input may come straight off the network, so nothing about its shape is assumed.
+ * unknown preset, a missing or non-integer field, or values Argon2id itself refuses: 1 ≤ t < 2^32,
+ * 1 ≤ p < 2^24, 8 × p ≤ m < 2^32 KiB). Input may come straight off the network, so nothing about its
+ * shape is assumed.
  */
 export function argon2idParameters(config: unknown): Argon2idParameters | undefined {
   if (config === 'rfc-recommended' || config === 'memory-constrained') return KEY_STRETCHING_PRESETS[config];
@@ -69,6 +76,13 @@ export function argon2idParameters(config: unknown): Argon2idParameters | undefi
     return undefined;
   }
   if (memory < 8 * parallelism) return undefined;
+  if (
+    memory > ARGON2ID_LIMITS.memory ||
+    iterations > ARGON2ID_LIMITS.iterations ||
+    parallelism > ARGON2ID_LIMITS.parallelism
+  ) {
+    return undefined;
+  }
   return { memory, iterations, parallelism };
 }
 
@@ -123,8 +137,9 @@ function sameParameters(a: Argon2idParameters, b: Argon2idParameters): boolean {
 
 /**
  * Reads a setting as the server's `LATCHKEY_KEY_STRETCHING` spells it (`memory-constrained`,
- * `rfc-recommended` or `argon2id:m=65536,t=3,p=4`), for an app or the CLI to pin; `LK_KDF_INVALID`
- * when it is not one.
+ * `rfc-recommended` or `argon2id:m=65536,t=3,p=4`): the one reader of that spelling, for the server's
+ * configuration and for an app or the CLI to pin, so each accepts exactly what the others do.
+ * `LK_KDF_INVALID` when it is not one.
  */
 export function parseKeyStretching(text: string): KeyStretchingConfig {
   if (text === 'memory-constrained' || text === 'rfc-recommended') return text;
@@ -135,7 +150,8 @@ export function parseKeyStretching(text: string): KeyStretchingConfig {
   if (config === null || argon2idParameters(config) === undefined) {
     throw new LatchkeyError(
       'LK_KDF_INVALID',
-      `Not a key-stretching setting: ${JSON.stringify(text)} (memory-constrained, rfc-recommended or argon2id:m=…,t=…,p=…).`,
+      `Not a key-stretching setting: ${JSON.stringify(text)} (memory-constrained, rfc-recommended or ` +
+        'argon2id:m=…,t=…,p=… with 1 ≤ t < 2^32, 1 ≤ p < 2^24 and 8 × p ≤ m < 2^32 KiB).',
     );
   }
   return config;

@@ -1,6 +1,6 @@
 import { fromBase64 } from '../encoding.js';
 import { LatchkeyError } from '../errors.js';
-import { sessionIdOf } from '../matrix/megolm-session.js';
+import { type SessionIdRefusal, sessionIdRefusal } from '../matrix/megolm-session.js';
 
 /**
  * A Megolm room key as apps hold it and as key export files carry it (spec `ExportedSessionData`):
@@ -113,7 +113,7 @@ export function roomKeyFromPlaintext(
  * an exported Megolm session; its session id is not the Ed25519 key inside its session_key; or the
  * plaintext names another room or session than the one it is filed under.
  */
-export type BackupRefusal = 'session-key-invalid' | 'session-id-mismatch' | 'room-id-mismatch';
+export type BackupRefusal = SessionIdRefusal | 'room-id-mismatch';
 
 function refuse(reason: BackupRefusal, why: string): never {
   throw new LatchkeyError('LK_BACKUP_KEY_REFUSED', `A backed-up room key was refused: ${why}.`, { reason });
@@ -135,15 +135,10 @@ export function roomKeyFromBackup(
 ): RoomKey | undefined {
   const key = roomKeyFromPlaintext(roomId, sessionId, json);
   if (key === undefined) return undefined;
-  let ownSessionId: string;
-  try {
-    ownSessionId = sessionIdOf(key.session_key);
-  } catch {
-    return refuse('session-key-invalid', 'its session_key is not an exported Megolm session');
-  }
-  if (ownSessionId !== sessionId) {
-    refuse('session-id-mismatch', `it is filed under session ${sessionId}, but its key is session ${ownSessionId}`);
-  }
+  const notItsOwn = sessionIdRefusal(sessionId, key.session_key);
+  if (notItsOwn === 'session-key-invalid') refuse(notItsOwn, 'its session_key is not an exported Megolm session');
+  if (notItsOwn === 'session-id-mismatch')
+    refuse(notItsOwn, `it is filed under session ${sessionId}, but its key is another's`);
   if (Object.hasOwn(json, 'session_id') && json.session_id !== sessionId) {
     refuse('session-id-mismatch', `it is filed under session ${sessionId}, but its plaintext names another`);
   }

@@ -46,6 +46,44 @@ export function sessionIdOf(sessionKey: string): string {
   return toBase64(parseExportedSession(sessionKey).signingKey);
 }
 
+/**
+ * Why a room key does not name itself (`details.reason` of `LK_ROOM_KEY_REFUSED`, and of a backup's
+ * `LK_BACKUP_KEY_REFUSED`): its session_key is not an exported Megolm session, or it is one of another
+ * session than its session id says.
+ */
+export type SessionIdRefusal = 'session-key-invalid' | 'session-id-mismatch';
+
+/**
+ * Undefined when `sessionId` is the session `sessionKey` belongs to, else why not. The label comes with
+ * the key from whoever wrote it (an export file, a backup, another device); the key names itself.
+ */
+export function sessionIdRefusal(sessionId: string, sessionKey: string): SessionIdRefusal | undefined {
+  let own: string;
+  try {
+    own = sessionIdOf(sessionKey);
+  } catch {
+    return 'session-key-invalid';
+  }
+  return own === sessionId ? undefined : 'session-id-mismatch';
+}
+
+/**
+ * Refuses a room key labelled with a session id that is not its own: `LK_ROOM_KEY_REFUSED`, with
+ * `details.reason` (a {@link SessionIdRefusal}) and the room and session it claimed. Under another
+ * session's label, a key that starts earlier would outrank and replace the one held for that session.
+ */
+export function checkRoomKeySession(key: { room_id: string; session_id: string; session_key: string }): void {
+  const reason = sessionIdRefusal(key.session_id, key.session_key);
+  if (reason === undefined) return;
+  throw new LatchkeyError(
+    'LK_ROOM_KEY_REFUSED',
+    reason === 'session-key-invalid'
+      ? `The room key for session ${key.session_id} was refused: its session_key is not an exported Megolm session.`
+      : `The room key labelled session ${key.session_id} was refused: its session_key is another session's.`,
+    { reason, room_id: key.room_id, session_id: key.session_id },
+  );
+}
+
 /** Seeds of the four parts' HMACs (libolm megolm.c `HASH_KEY_SEEDS`; vodozemac `ratchet.rs`). */
 const SEEDS = [0, 1, 2, 3].map((seed) => Uint8Array.of(seed));
 

@@ -59,7 +59,24 @@ export const RegisterFinishResponse = Type.Object(
 
 export const Code = Type.String({ pattern: '^[0-9]{8}$', description: 'The 8-digit code from the email.' });
 
-export const VerifyEmailRequest = Type.Object({ email: Email, code: Code }, strict);
+/** An email and its mailed code: a reset code's trade for a reset token. */
+export const EmailCodeRequest = Type.Object({ email: Email, code: Code }, strict);
+
+export const VerifyEmailRequest = Type.Object(
+  {
+    email: Email,
+    code: Code,
+    accountId: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9_-]{22}$',
+        description:
+          'The account its sign-up returned: a code mailed for another sign-up of the email (one that ' +
+          'replaced this one) is then refused (LK_SIGNUP_REPLACED) instead of verifying that account.',
+      }),
+    ),
+  },
+  strict,
+);
 export const VerifyEmailResponse = Type.Object({ verified: Type.Boolean() }, strict);
 
 export const EmailOnlyRequest = Type.Object({ email: Email }, strict);

@@ -1,6 +1,7 @@
 import {
   AcceptedResponse,
   AccountInfoResponse,
+  EmailCodeRequest,
   EmailOnlyRequest,
   Empty,
   LoginFinishRequest,
@@ -70,8 +71,8 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
     summary: 'Confirm the email address with the mailed code',
     body: VerifyEmailRequest,
     reply: VerifyEmailResponse,
-    handler: async ({ body }: Body<{ email: string; code: string }>) => {
-      await accounts.verifyEmail(ctx, body.email, body.code);
+    handler: async ({ body }: Body<{ email: string; code: string; accountId?: string }>) => {
+      await accounts.verifyEmail(ctx, body.email, body.code, body.accountId);
       return { verified: true };
     },
   });
@@ -231,7 +232,7 @@ export async function accountsRoutes(app: FastifyInstance, opts: { ctx: ServerCo
   r.post('/v1/account/reset/verify', {
     tag: 'accounts',
     summary: 'Trade the reset code for a short-lived reset token',
-    body: VerifyEmailRequest,
+    body: EmailCodeRequest,
     reply: ResetVerifyResponse,
     handler: async ({ body }: Body<{ email: string; code: string }>) =>
       accounts.resetVerify(ctx, body.email, body.code),

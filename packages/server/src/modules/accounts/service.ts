@@ -1,4 +1,5 @@
 import {
+  type Brand,
   CODE_MAX_ATTEMPTS,
   CODE_TTL_MS,
   codeFromRandom,
@@ -162,8 +163,7 @@ function storedGuessHits(text: string | null): GuessHit[] {
  * under. So a registration start for someone else's email reaches no key of theirs, and the answer is
  * the same whether or not the email has an account.
  */
-function startRegistration(ctx: ServerContext, binding: RegistrationBinding, registrationRequest: string) {
-  checkRegistrationRequest(registrationRequest);
+function startRegistration(ctx: ServerContext, binding: RegistrationBinding, registrationRequest: CheckedRequest) {
   const credentialId = newCredentialIdentifier(ctx.random(32));
   const { registrationResponse } = opaqueStep(
     () =>
@@ -179,15 +179,20 @@ function startRegistration(ctx: ServerContext, binding: RegistrationBinding, reg
   return { registrationResponse, registrationTicket };
 }
 
+/** A registration request that {@link checkRegistrationRequest} let through: the only kind startRegistration takes. */
+type CheckedRequest = Brand<string, 'CheckedRegistrationRequest'>;
+
 /**
  * Refuses a registration request that is not one before anything is counted: RFC 9807 §5.1 with
- * ristretto255, the blinded element alone, which must be a group element.
+ * ristretto255, the blinded element alone, which must be a group element. Called once per start, by
+ * the route's function, which may count only what passed.
  */
-function checkRegistrationRequest(text: string): void {
+function checkRegistrationRequest(text: string): CheckedRequest {
   const bytes = fromBase64Url(checkOpaqueMessage(text, 'registrationRequest'), 'registrationRequest');
   if (!isRistretto255Element(bytes)) {
     throw new LatchkeyError('LK_OPAQUE_MESSAGE_INVALID', 'registrationRequest is no valid group element.');
   }
+  return text as CheckedRequest;
 }
 
 /** The credential identifier a registration start sealed for `binding`; anything else is refused. */
@@ -202,11 +207,11 @@ function ticketCredentialId(ctx: ServerContext, binding: RegistrationBinding, ti
  */
 export async function signUpStart(ctx: ServerContext, rawEmail: string, registrationRequest: string, address: string) {
   const email = normalizeEmail(rawEmail);
-  checkRegistrationRequest(registrationRequest);
+  const request = checkRegistrationRequest(registrationRequest);
   const limits = ctx.config.rateLimits;
   await enforceRateLimit(ctx, rateLimitBucket.registerByAddress(address), limits.registerPerAddress);
   await enforceRateLimit(ctx, rateLimitBucket.registerByEmail(email), limits.registerPerEmail);
-  return startRegistration(ctx, { purpose: 'sign-up', email }, registrationRequest);
+  return startRegistration(ctx, { purpose: 'sign-up', email }, request);
 }
 
 /**
@@ -272,17 +277,34 @@ export async function resendVerification(ctx: ServerContext, rawEmail: string, a
   ctx.outbox.post(() => newCodeIf(ctx, email, 'verify', (account) => account.verified_at === null));
 }
 
-export async function verifyEmail(ctx: ServerContext, rawEmail: string, code: string): Promise<void> {
+/**
+ * Verifies the email's account with its code. `forAccount`, when the client names it, is the account
+ * its own sign-up returned: a sign-up replaces an unverified one of the same email, and mails its code
+ * to the same mailbox, so the newest code there may be a stranger's sign-up. Typed by the mailbox's
+ * owner, it would verify an account whose password the stranger chose; named, it is refused
+ * (`LK_SIGNUP_REPLACED`) and used up, so it verifies nothing. Checked after the code, so only the
+ * mailbox's owner learns that the sign-up was replaced.
+ */
+export async function verifyEmail(
+  ctx: ServerContext,
+  rawEmail: string,
+  code: string,
+  forAccount?: string,
+): Promise<void> {
   const email = normalizeEmail(rawEmail);
   const checked = await checkCode(ctx, email, 'verify', code);
   // The code is burned and the account verified under the email's lock (issue 7). A sign-up replacing
   // the unverified account deletes its code under the same lock: either it went first and the code is
   // gone here, or it waits and then finds the account verified. Burned outside, the code of the account
   // it replaced would verify the new one, whose password its mailbox's owner never chose.
-  await ctx.store.transaction(async (tx) => {
+  const replaced = await ctx.store.transaction(async (tx) => {
     const account = await useCode(tx, email, checked);
+    // Used, not verified: the refusal is thrown after the commit, which keeps the code spent.
+    if (forAccount !== undefined && account.id !== forAccount) return true;
     if (account.verified_at === null) await tx.markAccountVerified(account.id, ctx.now());
+    return false;
   });
+  if (replaced) throw new LatchkeyError('LK_SIGNUP_REPLACED');
 }
 
 /**
@@ -731,7 +753,8 @@ export async function revokeSession(
  */
 export function passwordChangeStart(ctx: ServerContext, auth: AuthenticatedSession, registrationRequest: string) {
   requireFreshAuth(ctx, auth);
-  return startRegistration(ctx, { purpose: 're-register', accountId: auth.account.id }, registrationRequest);
+  const request = checkRegistrationRequest(registrationRequest);
+  return startRegistration(ctx, { purpose: 're-register', accountId: auth.account.id }, request);
 }
 
 /** New OPAQUE record and a new wrapKB of the same kB, in one transaction; every other session ends. */
@@ -792,7 +815,8 @@ async function accountForResetToken(ctx: ServerContext, resetToken: string): Pro
 /** Reset, step 1: only with a reset token (the mailed code's), under a new random credential identifier. */
 export async function resetRegister(ctx: ServerContext, resetToken: string, registrationRequest: string) {
   const account = await accountForResetToken(ctx, resetToken);
-  return startRegistration(ctx, { purpose: 're-register', accountId: account.id }, registrationRequest);
+  const request = checkRegistrationRequest(registrationRequest);
+  return startRegistration(ctx, { purpose: 're-register', accountId: account.id }, request);
 }
 
 /**
