@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/free-port.js';
 import { type App, authorizationUrl, redeemCode, startApp } from '../support/oauth.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-import { alertWith, buildWebApp, launchChromium, openTab, type Tab, type WebApp } from './harness.js';
+import { alertWith, buildWebApp, launchChromium, openTab, section, type Tab, type WebApp } from './harness.js';
 
 /** How long one UI step may take (an OPAQUE round with test key stretching is well under a second). */
 const STEP_MS = 20_000;
@@ -246,6 +246,25 @@ describe('the consent page in Chromium', () => {
     await page.getByRole('button', { name: 'Allow', exact: true }).click();
     const callback = await arrivedAtApp(page);
     expect(oauth.validateAuthResponse(app.as, app.client, callback, app.state).get('code')).toEqual(expect.any(String));
+    expect(tab.errors).toEqual([]);
+    await tab.context.close();
+  });
+
+  it('shows a grant revoked elsewhere with its code, and drops it from the list', async () => {
+    const { tab } = await authorizeIn(`openid ${KB_SCOPE}`);
+    const { page } = tab;
+    await logInOnConsentPage(page);
+    await page.getByRole('button', { name: 'Allow', exact: true }).click();
+    await arrivedAtApp(page);
+    await page.goto(`${server.url}/#/account`);
+    await page.getByTestId('granted-app').filter({ hasText: CLIENT_NAME }).waitFor();
+    // Revoked from another device (here the SDK in Node) while this list still shows it.
+    const grant = (await node.listOauthGrants()).find((g) => g.clientId === CLIENT_ID);
+    await node.revokeOauthGrant(grant?.grantId as string);
+    await page.getByRole('button', { name: `Revoke ${CLIENT_NAME}` }).click();
+    const panel = section(page, 'Apps with access');
+    expect(await alertWith(page, 'LK_OAUTH_GRANT_NOT_FOUND', panel)).not.toBe('');
+    await panel.getByTestId('no-granted-apps').waitFor();
     expect(tab.errors).toEqual([]);
     await tab.context.close();
   });

@@ -31,8 +31,12 @@ export function GrantedApps({ session }: { app: App; session: Session }) {
   };
   const revoke = (grant: OauthGrant) =>
     run(`Revoking ${grant.clientName}…`, async () => {
-      await session.revokeOauthGrant(grant.grantId);
-      await load();
+      try {
+        await session.revokeOauthGrant(grant.grantId);
+      } finally {
+        // Also after a failure: a grant revoked from another device leaves the list, its error still shown.
+        await load().catch(() => undefined);
+      }
     });
   useEffect(() => {
     void run('Loading apps…', load);
