@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/free-port.js';
 import { type App, authorizationUrl, redeemCode, startApp } from '../support/oauth.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
-import { alertWith, buildWebApp, launchChromium, openTab, type Tab, type WebApp } from './harness.js';
+import { alertWith, buildWebApp, launchChromium, openTab, section, type Tab, type WebApp } from './harness.js';
 
 /** How long one UI step may take (an OPAQUE round with test key stretching is well under a second). */
 const STEP_MS = 20_000;
@@ -248,6 +248,36 @@ describe('the consent page in Chromium', () => {
     expect(oauth.validateAuthResponse(app.as, app.client, callback, app.state).get('code')).toEqual(expect.any(String));
     expect(tab.errors).toEqual([]);
     await tab.context.close();
+  });
+
+  it('lists an app granted twice once, and shows a grant revoked elsewhere with its code', async () => {
+    // Two consents to the same app, each in its own profile, then the list in the second.
+    for (const last of [false, true]) {
+      const { tab } = await authorizeIn(`openid ${KB_SCOPE}`);
+      await logInOnConsentPage(tab.page);
+      await tab.page.getByRole('button', { name: 'Allow', exact: true }).click();
+      await arrivedAtApp(tab.page);
+      if (!last) {
+        await tab.context.close();
+        continue;
+      }
+      const { page } = tab;
+      await page.goto(`${server.url}/#/account`);
+      const granted = page.getByTestId('granted-app').filter({ hasText: CLIENT_NAME });
+      await granted.waitFor();
+      expect(await granted.count()).toBe(1);
+      // One of its grants revoked from another device (here the SDK in Node) while the list shows it.
+      const grant = (await node.listOauthGrants()).find((g) => g.clientId === CLIENT_ID);
+      await node.revokeOauthGrant(grant?.grantId as string);
+      await page.getByRole('button', { name: `Revoke ${CLIENT_NAME}` }).click();
+      const panel = section(page, 'Apps with access');
+      expect(await alertWith(page, 'LK_OAUTH_GRANT_NOT_FOUND', panel)).not.toBe('');
+      // The rest of the app's grants went too: nothing of it is left to list.
+      await panel.getByTestId('no-granted-apps').waitFor();
+      expect((await node.listOauthGrants()).filter((g) => g.clientId === CLIENT_ID)).toEqual([]);
+      expect(tab.errors).toEqual([]);
+      await tab.context.close();
+    }
   });
 
   it('shows an unknown or expired request as an error, not a blank page', async () => {

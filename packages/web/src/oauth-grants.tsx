@@ -5,12 +5,36 @@ import { useEffect } from 'preact/hooks';
 import type { App } from './app.js';
 import { Feedback, Panel, ScopeName } from './oauth-notice.js';
 
+/** One app as the list shows it: every grant the account gave it (each consent may make one), merged. */
+interface GrantedApp {
+  clientId: string;
+  clientName: string;
+  scopes: string[];
+  grantIds: string[];
+}
+
+function byApp(grants: readonly OauthGrant[]): GrantedApp[] {
+  const apps = new Map<string, GrantedApp>();
+  for (const grant of grants) {
+    const app = apps.get(grant.clientId) ?? {
+      clientId: grant.clientId,
+      clientName: grant.clientName,
+      scopes: [],
+      grantIds: [],
+    };
+    app.grantIds.push(grant.grantId);
+    for (const scope of grant.scopes) if (!app.scopes.includes(scope)) app.scopes.push(scope);
+    apps.set(grant.clientId, app);
+  }
+  return [...apps.values()];
+}
+
 /**
  * The apps this account granted through OAuth (issue 9), each with its scopes and a Revoke button:
- * revoking ends the app's tokens and codes under that grant at once, so it can no longer refresh.
+ * revoking ends every grant of that app, and with them its tokens and codes, so it can no longer refresh.
  */
 export function GrantedApps({ session }: { app: App; session: Session }) {
-  const grants = useSignal<OauthGrant[] | undefined>(undefined);
+  const grants = useSignal<GrantedApp[] | undefined>(undefined);
   const progress = useSignal<string | undefined>(undefined);
   const error = useSignal<unknown>(undefined);
   const busy = progress.value !== undefined;
@@ -27,12 +51,19 @@ export function GrantedApps({ session }: { app: App; session: Session }) {
     }
   };
   const load = async () => {
-    grants.value = await session.listOauthGrants();
+    grants.value = byApp(await session.listOauthGrants());
   };
-  const revoke = (grant: OauthGrant) =>
+  const revoke = (grant: GrantedApp) =>
     run(`Revoking ${grant.clientName}…`, async () => {
-      await session.revokeOauthGrant(grant.grantId);
-      await load();
+      try {
+        // Each grant is tried even if another fails; the first failure is the one shown.
+        const results = await Promise.allSettled(grant.grantIds.map((id) => session.revokeOauthGrant(id)));
+        const failed = results.find((result) => result.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
+      } finally {
+        // Also after a failure: a grant revoked from another device leaves the list, its error still shown.
+        await load().catch(() => undefined);
+      }
     });
   useEffect(() => {
     void run('Loading apps…', load);
@@ -49,7 +80,7 @@ export function GrantedApps({ session }: { app: App; session: Session }) {
       ) : (
         <ul class="granted-apps">
           {list.map((grant) => (
-            <li key={grant.grantId} data-testid="granted-app" data-client-id={grant.clientId}>
+            <li key={grant.clientId} data-testid="granted-app" data-client-id={grant.clientId}>
               <strong>{grant.clientName}</strong>
               <ul class="scopes">
                 {grant.scopes.map((scope) => (
