@@ -63,13 +63,14 @@ function keysNeedConsent({ interactionPolicy }: Awaited<ReturnType<typeof loadOi
   return policy;
 }
 
-export function issuerOf(ctx: ServerContext): string {
-  const base = ctx.config.publicUrl ?? `http://${ctx.config.host}:${ctx.config.port}`;
+/** The public URL if configured, else the host and the port the server listens on (`listeningPort`, once known). */
+export function issuerOf(ctx: ServerContext, listeningPort?: number): string {
+  const base = ctx.config.publicUrl ?? `http://${ctx.config.host}:${listeningPort ?? ctx.config.port}`;
   return `${base}${OAUTH_PREFIX}`;
 }
 
 /** oidc-provider configured for Latchkey: code + PKCE S256, DB-backed, keys_jwk as an extra parameter. */
-export async function createProvider(ctx: ServerContext): Promise<Provider> {
+export async function createProvider(ctx: ServerContext, issuer: string): Promise<Provider> {
   const scopes: ScopeSet = new Set();
   const oidc = await loadOidcProvider();
   const { errors } = oidc;
@@ -147,7 +148,7 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
     },
   };
   let live: ScopeSet | undefined;
-  const provider = new oidc.default(issuerOf(ctx), configuration);
+  const provider = new oidc.default(issuer, configuration);
   live = await liveScopes(provider);
   // Behind a reverse proxy, X-Forwarded-Proto/Host name the URL the browser used (discovery, redirects).
   provider.proxy = ctx.config.trustProxy !== false;

@@ -63,8 +63,11 @@ const GrantList = Type.Object({
  * token, which a cross-site form cannot send. Only a freshly authenticated session may consent or read
  * key rotation secrets.
  */
-export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerContext; provider: Provider }) {
-  const { ctx, provider } = opts;
+export async function oauthRoutes(
+  app: FastifyInstance,
+  opts: { ctx: ServerContext; provider: () => Promise<Provider> },
+) {
+  const { ctx } = opts;
   const r = route(app, ctx);
 
   // Where oidc-provider sends the browser: the web app's consent page (hash-routed) for this uid.
@@ -79,7 +82,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerConte
     params: UidParams,
     reply: InteractionDetails,
     handler: async (request: FastifyRequest<{ Params: { uid: string } }>) => {
-      const interaction = await boundInteraction(provider, request, request.params.uid);
+      const interaction = await boundInteraction(await opts.provider(), request, request.params.uid);
       const client = await ctx.store.oauth.findClient(interaction.params.client_id);
       if (client === undefined) throw new LatchkeyError('LK_OAUTH_CLIENT_NOT_FOUND');
       const registered = new Map((await ctx.store.oauth.listScopes()).map((row) => [row.scope, row]));
@@ -104,6 +107,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerConte
     guarded: true,
     handler: async (request: FastifyRequest<{ Params: { uid: string }; Body: { keys_jwe?: string } }>, auth) => {
       requireFreshAuth(ctx, auth);
+      const provider = await opts.provider();
       const interaction = await boundInteraction(provider, request, request.params.uid);
       const keysJwe = checkedKeysJwe(interaction, request.body.keys_jwe);
       const accountId = auth.account.id;
@@ -128,6 +132,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerConte
     params: UidParams,
     reply: Redirect,
     handler: async (request: FastifyRequest<{ Params: { uid: string } }>) => {
+      const provider = await opts.provider();
       await boundInteraction(provider, request, request.params.uid);
       const result = { error: 'access_denied', error_description: 'the user refused' };
       const redirectTo = await provider.interactionResult(request.raw, rawReply(request), result, {
