@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
   appKeyScope,
-  appKeyScopeRegistration,
   checkKeysJwe,
   createKeysJwe,
   createKeysJwkPair,
@@ -16,15 +15,16 @@ import {
   type KA,
   type KB,
   KEYS_JWE_MAX_LENGTH,
-  type KeyScopeRegistration,
   LatchkeyError,
-  mayRequestKeyScope,
+  mayRequestScope,
   openKeysJwe,
   parseKeysJwk,
   parseScopedKeyData,
   type ScopedKeyJwk,
   type ScopedKeyMetadata,
+  type ScopeRegistration,
   scopedKeyRotationTimestamp,
+  scopesAllowedFor,
   toBase64Url,
   toHex,
 } from '@latchkey/core';
@@ -165,29 +165,33 @@ describe('key classes, kinds and rotation', () => {
   });
 });
 
-describe('who may ask for a key-bearing scope', () => {
-  const service: KeyScopeRegistration = {
-    kind: 'service',
-    identifier: 'https://latchkey.example/scopes/notes',
-    keyClass: 'kB',
-    allowedClientIds: ['notes-web', 'notes-cli'],
+describe('who may ask for a registered scope', () => {
+  const service: ScopeRegistration = {
+    scope: 'https://latchkey.example/scopes/notes',
+    clients: ['notes-web', 'notes-cli'],
   };
 
   it('grants an app scope to its own client only', () => {
-    const own = appKeyScopeRegistration('notes-web');
-    expect(own).toEqual({ kind: 'app', identifier: 'app_key:notes-web', keyClass: 'kB', clientId: 'notes-web' });
-    expect(mayRequestKeyScope(own, 'notes-web')).toBe(true);
-    expect(mayRequestKeyScope(own, 'notes-cli')).toBe(false);
+    const own: ScopeRegistration = { scope: appKeyScope('notes-web'), clients: ['notes-web'] };
+    expect(mayRequestScope(own, 'notes-web')).toBe(true);
+    expect(mayRequestScope(own, 'notes-cli')).toBe(false);
   });
 
-  it("refuses an app registration that names another client's app scope", () => {
-    const stolen: KeyScopeRegistration = { ...appKeyScopeRegistration('evil'), identifier: appKeyScope('notes-web') };
-    expect(mayRequestKeyScope(stolen, 'evil')).toBe(false);
+  it("refuses a registration that lists another client for an app's own scope", () => {
+    const stolen: ScopeRegistration = { scope: appKeyScope('notes-web'), clients: ['notes-web', 'evil'] };
+    expect(mayRequestScope(stolen, 'evil')).toBe(false);
+    expect(mayRequestScope(stolen, 'notes-web')).toBe(true);
   });
 
   it('grants a service scope to the clients it lists, and no other', () => {
-    expect(mayRequestKeyScope(service, 'notes-cli')).toBe(true);
-    expect(mayRequestKeyScope(service, 'photos-web')).toBe(false);
+    expect(mayRequestScope(service, 'notes-cli')).toBe(true);
+    expect(mayRequestScope(service, 'photos-web')).toBe(false);
+  });
+
+  it('allows the base scopes and the allowed registered ones, in order', () => {
+    const stolen: ScopeRegistration = { scope: appKeyScope('notes-web'), clients: ['evil'] };
+    expect(scopesAllowedFor([service, stolen], 'notes-cli')).toEqual(['openid', 'offline_access', service.scope]);
+    expect(scopesAllowedFor([service, stolen], 'evil')).toEqual(['openid', 'offline_access']);
   });
 });
 

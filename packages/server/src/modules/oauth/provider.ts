@@ -1,9 +1,8 @@
-import { LatchkeyError, parseKeysJwk } from '@latchkey/core';
+import { BASE_SCOPES, LatchkeyError, parseKeysJwk } from '@latchkey/core';
 import type Provider from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { ServerContext } from '../../context.js';
 import { adapterFor } from './adapter.js';
-import { BASE_SCOPES } from './clients.js';
 import { loadOidcProvider } from './oidc.js';
 import { loadOrCreateOauthSecrets } from './signing-keys.js';
 

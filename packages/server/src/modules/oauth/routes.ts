@@ -8,7 +8,7 @@ import type { ServerContext } from '../../context.js';
 import { route } from '../../route.js';
 import type { OauthScopeRow } from '../../store/schema.js';
 import { type AuthenticatedSession, requireFreshAuth } from '../accounts/service.js';
-import { scopesAllowedFor } from './clients.js';
+import { scopesAllowedByRows } from './clients.js';
 import { INTERACTION_PREFIX } from './provider.js';
 
 const tag = 'oauth';
@@ -236,7 +236,7 @@ function checkedKeysJwe(interaction: Interaction, keysJwe: string | undefined): 
 async function keyData(ctx: ServerContext, auth: AuthenticatedSession, clientId: string, scope: string) {
   if ((await ctx.store.oauth.findClient(clientId)) === undefined) throw new LatchkeyError('LK_OAUTH_CLIENT_NOT_FOUND');
   const registered = await ctx.store.oauth.listScopes();
-  const allowed = new Set(scopesAllowedFor(registered, clientId));
+  const allowed = new Set(scopesAllowedByRows(registered, clientId));
   const byName = new Map<string, OauthScopeRow>(registered.map((row) => [row.scope, row]));
   const out: Record<
     string,
