@@ -92,6 +92,9 @@ function preparedQueries() {
           .where('id', '=', id)
           .where('consumed_at', 'is', null),
     ),
+    destroyPayload: new PreparedQuery<never, { model: string; id: string }>(['model', 'id'], (db, { model, id }) =>
+      db.deleteFrom('oidc_payloads').where('model', '=', model).where('id', '=', id),
+    ),
     takePayload: new PreparedQuery<OidcPayloadRow, { model: string; id: string }>(
       ['model', 'id'],
       (db, { model, id }) =>
@@ -116,7 +119,8 @@ export interface OauthStore {
   findPayloadBy(model: string, column: 'uid' | 'user_code', value: string): Promise<OidcPayloadRow | undefined>;
   /** Marks the payload consumed; false if it was already consumed (or is gone): one caller wins. */
   consumePayload(model: string, id: string, at: number): Promise<boolean>;
-  destroyPayload(model: string, id: string): Promise<void>;
+  /** Deletes the payload; false if it was gone already: one caller deletes it. */
+  destroyPayload(model: string, id: string): Promise<boolean>;
   /** Removes and returns an unexpired payload: at most one caller gets it. */
   takePayload(model: string, id: string, now: number): Promise<OidcPayloadRow | undefined>;
   revokeByGrantId(grantId: string): Promise<void>;
@@ -165,7 +169,8 @@ export class KyselyOauthStore implements OauthStore {
   }
 
   async destroyPayload(model: string, id: string) {
-    await this.db.deleteFrom('oidc_payloads').where('model', '=', model).where('id', '=', id).execute();
+    const result = await this.prepared.destroyPayload.run(this.db, { model, id });
+    return Number(result.numAffectedRows) === 1;
   }
 
   async takePayload(model: string, id: string, now: number) {
