@@ -27,6 +27,7 @@ import {
   scopesAllowedFor,
   toBase64Url,
   toHex,
+  utf8,
 } from '@latchkey/core';
 import fc from 'fast-check';
 import { CompactEncrypt, importJWK, type JWK } from 'jose';
@@ -225,6 +226,46 @@ describe('keys_jwe', () => {
   it.each(jweDecryptFailures.map((v) => [v.name, v] as const))('refuses to decrypt: %s', async (_name, v) => {
     checkKeysJwe(v.keysJwe);
     expect((await asyncLatchkeyErrorOf(openKeysJwe(v.keysJwe, relierKey))).code).toBe(v.error);
+  });
+
+  /** A keys_jwe jose makes with extra protected-header members, for the relier's own ECDH-ES code. */
+  async function joseJwe(extra: Record<string, unknown>, keyManagement: { apu?: Uint8Array; apv?: Uint8Array } = {}) {
+    const pair = await createKeysJwkPair();
+    const publicKey = await importJWK({ ...pair.publicJwk }, 'ECDH-ES');
+    const jwe = await new CompactEncrypt(utf8(e2e.keysBundle))
+      .setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM', ...extra })
+      .setKeyManagementParameters(keyManagement)
+      .encrypt(publicKey);
+    return { jwe, pair };
+  }
+
+  it("opens jose's ECDH-ES with apu and apv as RFC 7518 §4.6.2 puts them in the KDF", async () => {
+    const { jwe, pair } = await joseJwe({}, { apu: utf8('Alice'), apv: utf8('Bob') });
+    expect(JSON.parse(fromUtf8(fromBase64Url(jwe.split('.')[0] as string)))).toMatchObject({
+      apu: 'QWxpY2U',
+      apv: 'Qm9i',
+    });
+    expect(fromUtf8(await openKeysJwe(jwe, pair.privateKey))).toBe(e2e.keysBundle);
+  });
+
+  it('refuses a critical header extension, and an ephemeral key off the curve', async () => {
+    const { jwe, pair } = await joseJwe({});
+    const [header, ...rest] = jwe.split('.');
+    const withHeader = (edit: (header: Record<string, unknown>) => void) => {
+      const parsed = JSON.parse(fromUtf8(fromBase64Url(header as string)));
+      edit(parsed);
+      return [toBase64Url(utf8(JSON.stringify(parsed))), ...rest].join('.');
+    };
+    const critical = withHeader((h) => Object.assign(h, { crit: ['exp'], exp: 1 }));
+    expect(latchkeyErrorOf(() => checkKeysJwe(critical)).code).toBe('LK_KEYS_JWE_MALFORMED');
+    expect((await asyncLatchkeyErrorOf(openKeysJwe(critical, pair.privateKey))).code).toBe('LK_KEYS_JWE_MALFORMED');
+    const offCurve = withHeader((h) => {
+      (h.epk as { y: string }).y = toBase64Url(new Uint8Array(32).fill(1));
+    });
+    checkKeysJwe(offCurve);
+    expect((await asyncLatchkeyErrorOf(openKeysJwe(offCurve, pair.privateKey))).code).toBe(
+      'LK_KEYS_JWE_DECRYPT_FAILED',
+    );
   });
 
   const account = { uid: fromHex(e2e.uidHex), kA: new Uint8Array(32) as KA, kB: fromHex(e2e.kBHex) as KB };
