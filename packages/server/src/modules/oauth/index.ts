@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import type Provider from 'oidc-provider';
 import type { ServerContext } from '../../context.js';
 import { installKeysRelay } from './keys-relay.js';
-import { createProvider, issuerOf, liveScopes, OAUTH_PREFIX } from './provider.js';
+import { liveScopes } from './live-scopes.js';
+import { createProvider, issuerOf, OAUTH_PREFIX } from './provider.js';
 import { oauthRoutes } from './routes.js';
 
 /** oidc-provider once built, with its Node request handler. */

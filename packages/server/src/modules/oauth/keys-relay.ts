@@ -1,6 +1,7 @@
 import type Provider from 'oidc-provider';
 import type { ServerContext } from '../../context.js';
-import { CODE_TTL_SECONDS, refreshScopes, type ScopeSet } from './provider.js';
+import { refreshScopes, type ScopeSet } from './live-scopes.js';
+import { CODE_TTL_SECONDS } from './provider.js';
 
 /** The relayed ciphertext's model in oidc_payloads: keyed by the authorization code's jti. */
 const KEYS_JWE_MODEL = 'KeysJwe';

@@ -1,8 +1,9 @@
-import { BASE_SCOPES, LatchkeyError, parseKeysJwk } from '@latchkey/core';
+import { LatchkeyError, parseKeysJwk } from '@latchkey/core';
 import type Provider from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { ServerContext } from '../../context.js';
 import { adapterFor } from './adapter.js';
+import { liveScopes, refreshScopes, type ScopeSet, setScopes } from './live-scopes.js';
 import { loadOidcProvider } from './oidc.js';
 import { loadOrCreateOauthSecrets } from './signing-keys.js';
 
@@ -13,36 +14,6 @@ export const INTERACTION_PREFIX = '/v1/oauth/interaction';
 
 /** Codes live one minute (RFC 6749 §4.1.2 recommends at most ten); the relayed keys_jwe lives as long. */
 export const CODE_TTL_SECONDS = 60;
-
-/**
- * The scopes oidc-provider knows: the Set its configuration holds (it copies the one it is given), which
- * it reads on every request. It is refilled from the database before each authorization and discovery
- * request, so a scope an admin adds (`latchkey oauth scope add`) is usable without a restart. No public
- * API exposes it; the provider's internal cache is read once at start (oidc-provider is pinned in the
- * lockfile, and the oauth tests fail if this stops working).
- */
-export type ScopeSet = Set<string>;
-
-export async function liveScopes(provider: Provider): Promise<ScopeSet> {
-  const { default: instance } = await import('oidc-provider/lib/helpers/weak_cache.js');
-  const scopes = (instance(provider) as { configuration?: { scopes?: unknown } } | undefined)?.configuration?.scopes;
-  if (!(scopes instanceof Set)) throw new Error('oidc-provider no longer keeps its scopes where expected');
-  return scopes as ScopeSet;
-}
-
-export async function refreshScopes(ctx: ServerContext, scopes: ScopeSet): Promise<void> {
-  setScopes(
-    scopes,
-    (await ctx.store.oauth.listScopes()).map((row) => row.scope),
-  );
-}
-
-/** Makes `scopes` hold exactly the base scopes and `registered`, in place. */
-export function setScopes(scopes: ScopeSet, registered: readonly string[]): void {
-  const wanted = new Set<string>([...BASE_SCOPES, ...registered]);
-  for (const scope of scopes) if (!wanted.has(scope)) scopes.delete(scope);
-  for (const scope of wanted) scopes.add(scope);
-}
 
 /**
  * Consent is asked whenever keys are, even if the user granted the scopes before: each keys_jwk is a
