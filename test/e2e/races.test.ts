@@ -1256,7 +1256,6 @@ const ROWS: Row[] = [
       return {
         requests: times(resume),
         async check(answers) {
-
           const callbacks = answers.map((a) => new URL(a.location ?? 'about:blank'));
           const withCode = callbacks.filter((url) => url.searchParams.has('code'));
           expect(withCode).toHaveLength(1);
