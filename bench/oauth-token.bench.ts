@@ -12,6 +12,7 @@ import {
   startOauthServer,
 } from '../test/support/oauth.js';
 import { type BenchRow, runPool } from './support/bench.js';
+import { profiled } from './support/cpu-profile.js';
 
 /**
  * Issue 9: token exchanges per second (authorization code + PKCE, keys_jwe relayed beside the access
@@ -214,8 +215,10 @@ export async function run(): Promise<BenchRow[]> {
     const oursRates: number[] = [];
     const bareRates: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      oursRates.push(await redeemAll(await ourSide.make(CODES)));
-      bareRates.push(await redeemAll(await bareSide.make(CODES)));
+      const oursCodes = await ourSide.make(CODES);
+      oursRates.push(await profiled(`oauth-token-ours-${round + 1}`, () => redeemAll(oursCodes)));
+      const bareCodes = await bareSide.make(CODES);
+      bareRates.push(await profiled(`oauth-token-bare-${round + 1}`, () => redeemAll(bareCodes)));
       console.log(`round ${round + 1}: ours ${oursRates.at(-1)?.toFixed(0)}/s, bare ${bareRates.at(-1)?.toFixed(0)}/s`);
     }
     const o = median(oursRates);

@@ -1,3 +1,5 @@
+import { appKeyScope } from '@latchkey/core';
+import { addOauthScope, connect, openStore } from '@latchkey/server';
 import { exportJWK, generateKeyPair } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,6 +141,30 @@ describe.each(BACKENDS)('oauth attacks on %s', (backend) => {
       await authorizationUrl(other, `openid ${PLAIN_SCOPE}`),
     );
     expect(allowed.uid).toBeTypeOf('string');
+  });
+
+  it("refuses one app's own key scope to another client, even when a registration lists it", async () => {
+    // An admin's slip (or a hostile admin command): notes' app-specific scope registered for "other" too.
+    const notesOwn = appKeyScope('notes');
+    const store = await openStore(connect(server.config.databaseUrl));
+    try {
+      await addOauthScope(store, { scope: notesOwn, keyClass: 'kB', clients: ['notes', 'other'] }, Date.now());
+    } finally {
+      await store.close();
+    }
+    const other = await startApp(server.url, 'other', 'https://other.example.org/cb');
+    expect(await authorizationError(other, `openid ${notesOwn}`, { keys_jwk: other.keysJwk })).toBe('invalid_scope');
+    const keyData = (clientId: string) =>
+      fetch(`${server.url}/v1/oauth/key-data`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ client_id: clientId, scope: notesOwn }),
+      });
+    const refused = await keyData('other');
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { code: string }).code).toBe('LK_OAUTH_SCOPE_INVALID');
+    // Its own client still gets it.
+    expect(Object.keys((await (await keyData('notes')).json()) as object)).toEqual([notesOwn]);
   });
 
   it('refuses a keys_jwk that is not a public P-256 key', async () => {

@@ -218,3 +218,30 @@ describe('oauth consent needs a fresh session', () => {
     expect(refused).toMatchObject({ status: 403, body: { code: 'LK_REAUTH_REQUIRED' } });
   });
 });
+
+describe('oauth issuer on an ephemeral port', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    // Port 0 and no public URL: the port is known only once the server listens.
+    server = await startTestServer({ port: 0 });
+    await registerApps(server.config.databaseUrl);
+  });
+  afterAll(async () => server?.close());
+
+  it('names the port it listens on as the issuer, and an app runs the whole flow against it', async () => {
+    expect(new URL(server.url).port).not.toBe('0');
+    const discovery = (await (await fetch(`${server.url}/oauth/.well-known/openid-configuration`)).json()) as {
+      issuer: string;
+    };
+    expect(discovery.issuer).toBe(`${server.url}/oauth`);
+    // oauth4webapi checks the issuer it was given against discovery's, as every careful app does.
+    const app = await startApp(server.url);
+    expect(app.as.issuer).toBe(`${server.url}/oauth`);
+    const { session } = await createLoggedInAccount(server, 'ephemeral@example.com', 'ephemeral password');
+    const keys = { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5', scope: KEY_SCOPE } };
+    const { params, keysJwe } = await authorizeApp({ baseUrl: server.url, token: session.state.token, keys, app });
+    const tokens = await oauth.processAuthorizationCodeResponse(app.as, app.client, await redeemCode(app, params));
+    expect(tokens.keys_jwe).toBe(keysJwe);
+  });
+});

@@ -2,6 +2,7 @@ import {
   type AuthorizationPending,
   finishAuthorization,
   LatchkeyError,
+  refreshAuthorization,
   type Session,
   startAuthorization,
 } from '@latchkey/client';
@@ -113,6 +114,45 @@ describe('the SDK relier', () => {
     expect(Object.keys(result.scopedKeys)).toEqual([KEY_SCOPE]);
     expect(result.scopedKeys[KEY_SCOPE]).toEqual(keys[0]);
     expect(fromBase64Url(result.scopedKeys[KEY_SCOPE]?.k as string)).toEqual(fromBase64Url(keys[0]?.k as string));
+  });
+
+  it('refreshes with offline_access: each refresh token works once, and the used one is refused', async () => {
+    const { url, pending } = await startAuthorization({
+      issuer: server.url,
+      clientId: 'notes',
+      redirectUri: REDIRECT,
+      scopes: ['openid', 'offline_access', KEY_SCOPE],
+      keyScopes: [KEY_SCOPE],
+      allowInsecureHttp: true,
+    });
+    expect(url.searchParams.get('prompt')).toBe('consent');
+    const signedIn = await finishAuthorization(pending, await consentTo(url));
+    const first = signedIn.refreshToken as string;
+    expect(first).toBeTypeOf('string');
+    const refresh = (refreshToken: string) =>
+      refreshAuthorization({ issuer: server.url, clientId: 'notes', refreshToken, allowInsecureHttp: true });
+    const refreshed = await refresh(first);
+    expect(refreshed.accessToken).toBeTypeOf('string');
+    expect(refreshed.accessToken).not.toBe(signedIn.accessToken);
+    expect(refreshed.idTokenClaims?.sub).toBe(signedIn.idTokenClaims?.sub);
+    expect(refreshed).not.toHaveProperty('scopedKeys');
+    const second = refreshed.refreshToken as string;
+    expect(second).toBeTypeOf('string');
+    expect(second).not.toBe(first);
+    // Rotated: the used token is refused...
+    const replayed = await refresh(first).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(replayed).toBeInstanceOf(LatchkeyError);
+    expect((replayed as LatchkeyError).code).toBe('LK_OAUTH_ERROR');
+    expect((replayed as LatchkeyError).details).toMatchObject({ error: 'invalid_grant' });
+    // ...and its replay revoked the grant, so the token it had been swapped for is refused too.
+    const after = await refresh(second).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((after as LatchkeyError).details).toMatchObject({ error: 'invalid_grant' });
   });
 
   it('refuses a callback whose state was tampered with', async () => {

@@ -23,6 +23,7 @@ import {
   consent,
   encryptKeys,
   KEY_SCOPE,
+  REDIRECT,
   registerApps,
   startApp,
 } from '../support/oauth.js';
@@ -102,6 +103,8 @@ interface Answer {
   route: string;
   status: number;
   body: Record<string, unknown>;
+  /** A redirect's target (redirects are not followed: oidc-provider's answer an app's callback URL). */
+  location?: string;
 }
 
 /** `route` with its `{name}` parameters filled in from `params`, plus `query`: the request's URL. */
@@ -134,7 +137,9 @@ async function send(server: TestServer, request: Req): Promise<Answer> {
       ...(request.cookie === undefined ? {} : { cookie: request.cookie }),
     },
     ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+    redirect: 'manual',
   });
+  const location = response.headers.get('location');
   const text = await response.text();
   let body: Record<string, unknown>;
   try {
@@ -142,7 +147,7 @@ async function send(server: TestServer, request: Req): Promise<Answer> {
   } catch {
     body = { unparsed: text };
   }
-  return { route: request.route, status: response.status, body };
+  return { route: request.route, status: response.status, body, ...(location === null ? {} : { location }) };
 }
 
 /** A set-up request: it must succeed. */
@@ -342,6 +347,11 @@ async function oauthInteraction(env: Env, label: string) {
   if (begun.uid === undefined) throw new Error(`set-up: no interaction ${JSON.stringify(begun)}`);
   const keysJwe = await encryptKeys(app.keysJwk, { [KEY_SCOPE]: { kty: 'oct', k: 'a2V5' } });
   return { owner, app, browser, uid: begun.uid, cookie: browser.allCookies(), keysJwe };
+}
+
+async function payloadCount(env: Env, model: string): Promise<number> {
+  const [row] = await env.query('SELECT count(*) AS n FROM oidc_payloads WHERE model = $1', [model]);
+  return Number(row?.n);
 }
 
 // ---- the table -------------------------------------------------------------------------------------------
@@ -1233,6 +1243,31 @@ const ROWS: Row[] = [
     },
   },
   {
+    // oidc-provider's resume route, where the browser lands after consent and the code is issued: it
+    // answers in OAuth's shape (a redirect to the app), so its bar is oauthDefined's, not an LK_* code.
+    name: 'oauth resume of one consented interaction, N times at once: one code',
+    async setup(env) {
+      const { owner, uid, browser, keysJwe } = await oauthInteraction(env, 'oauthresume');
+      const granted = await consent(browser, env.server.url, uid, owner.token, { keys_jwe: keysJwe });
+      expect(granted.body.redirectTo).toBe(`${new URL(env.server.url).origin}/oauth/auth/${uid}`);
+      const codesBefore = await payloadCount(env, 'AuthorizationCode');
+      const keysBefore = await payloadCount(env, 'KeysJwe');
+      const resume = req('GET /oauth/auth/{uid}', { params: { uid }, cookie: browser.allCookies() });
+      return {
+        requests: times(resume),
+        async check(answers) {
+          const callbacks = answers.map((a) => new URL(a.location ?? 'about:blank'));
+          const withCode = callbacks.filter((url) => url.searchParams.has('code'));
+          expect(withCode).toHaveLength(1);
+          expect(withCode[0]?.origin + (withCode[0]?.pathname ?? '')).toBe(REDIRECT);
+          // One code issued and one keys_jwe kept for it, whatever the others were told.
+          expect((await payloadCount(env, 'AuthorizationCode')) - codesBefore).toBe(1);
+          expect((await payloadCount(env, 'KeysJwe')) - keysBefore).toBe(1);
+        },
+      };
+    },
+  },
+  {
     name: 'oauth grant revoked N times at once',
     async setup(env) {
       const { owner, uid, browser, keysJwe } = await oauthInteraction(env, 'oauthrevoke');
@@ -1271,9 +1306,26 @@ function expectDefined(answers: Answer[]) {
     (a) =>
       !(a.status >= 200 && a.status < 300) &&
       !(isErrorCode(a.body.code) && ERRORS[a.body.code].status === a.status && a.status < 500) &&
-      !matrixRefusal(a),
+      !matrixRefusal(a) &&
+      !oauthDefined(a),
   );
   expect(undefinedAnswers).toEqual([]);
+}
+
+/**
+ * oidc-provider's own endpoints (under /oauth) answer as OAuth says: a redirect to the app's registered
+ * callback with a `code` or an `error`, or a 4xx whose JSON names an OAuth `error`.
+ */
+function oauthDefined(a: Answer): boolean {
+  if (!a.route.startsWith('GET /oauth/')) return false;
+  if (a.status === 303 || a.status === 302) {
+    const callback = new URL(a.location ?? 'about:blank');
+    return (
+      callback.origin + callback.pathname === REDIRECT &&
+      (callback.searchParams.has('code') || callback.searchParams.has('error'))
+    );
+  }
+  return a.status >= 400 && a.status < 500 && typeof a.body.error === 'string';
 }
 
 const backends = {

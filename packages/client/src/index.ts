@@ -43,6 +43,9 @@ export {
   type AuthorizationPending,
   type AuthorizationResult,
   finishAuthorization,
+  type RefreshOptions,
+  type RefreshResult,
+  refreshAuthorization,
   startAuthorization,
 } from './relier.js';
 export { type OauthGrant, Session, type SessionState } from './session.js';

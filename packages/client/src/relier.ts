@@ -29,7 +29,10 @@ export interface AuthorizationOptions {
   clientId: string;
   /** One of the client's registered redirect URIs, exactly. */
   redirectUri: string;
-  /** Every scope asked for, `openid` and `offline_access` included when wanted. */
+  /**
+   * Every scope asked for, `openid` and `offline_access` included when wanted. `offline_access` (a
+   * refresh token, for {@link refreshAuthorization}) makes the request ask for consent explicitly.
+   */
   scopes: readonly string[];
   /**
    * The scopes among `scopes` that carry keys (as the app registered them). When there are any, a
@@ -81,6 +84,20 @@ export interface AuthorizationResult {
   scope?: string;
   /** One JWK per key scope, checked as Firefox checks them; empty when no keys were asked for. */
   scopedKeys: Record<string, ScopedKeyJwk>;
+}
+
+/** What {@link refreshAuthorization} returns: new tokens, and never keys (keys_jwe comes once, with the code). */
+export type RefreshResult = Omit<AuthorizationResult, 'scopedKeys'>;
+
+/** What {@link refreshAuthorization} needs. */
+export interface RefreshOptions {
+  /** The server's URL, or its OAuth issuer. */
+  issuer: string;
+  clientId: string;
+  /** The refresh token of the last answer: each use replaces it. */
+  refreshToken: string;
+  /** As {@link AuthorizationOptions.allowInsecureHttp}. */
+  allowInsecureHttp?: boolean;
 }
 
 /** Accepts the server's URL or its issuer: ours is always the server's URL + `/oauth`. */
@@ -150,6 +167,8 @@ export async function startAuthorization(
   url.searchParams.set('state', state);
   url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(codeVerifier));
   url.searchParams.set('code_challenge_method', 'S256');
+  // OpenID Connect Core §11: a refresh token (offline_access) is granted only on an explicit consent prompt.
+  if (options.scopes.includes('offline_access')) url.searchParams.set('prompt', 'consent');
   const pending: AuthorizationPending = {
     authorizationServer,
     clientId: options.clientId,
@@ -237,11 +256,41 @@ export async function finishAuthorization(
 ): Promise<AuthorizationResult> {
   const tokens = await exchangeCode(pending, callbackParameters(pending, callbackUrl));
   const scopedKeys = await scopedKeysOf(pending, tokens);
-  const result: AuthorizationResult = { accessToken: tokens.access_token, scopedKeys };
+  return { ...tokensOf(tokens), scopedKeys };
+}
+
+/** The token response's members an app uses, the ID token's claims checked. */
+function tokensOf(tokens: oauth.TokenEndpointResponse): RefreshResult {
+  const result: RefreshResult = { accessToken: tokens.access_token };
   if (tokens.refresh_token !== undefined) result.refreshToken = tokens.refresh_token;
   if (tokens.expires_in !== undefined) result.expiresIn = tokens.expires_in;
   if (tokens.scope !== undefined) result.scope = tokens.scope;
   const claims = oauth.getValidatedIdTokenClaims(tokens);
   if (claims !== undefined) result.idTokenClaims = claims;
   return result;
+}
+
+/**
+ * New tokens for a refresh token (granted with `offline_access`). The server rotates refresh tokens:
+ * the answer carries the one to keep, and the one just used is refused from now on (`LK_OAUTH_ERROR`
+ * with `invalid_grant`), as is every later one if a used token is ever replayed (OAuth 2.0 Security
+ * BCP §4.14.2: the server then revokes the grant). No keys come with it: the scoped keys an app got at
+ * sign-in are its to keep. Throws as {@link finishAuthorization} does.
+ */
+export async function refreshAuthorization(options: RefreshOptions): Promise<RefreshResult> {
+  const allowInsecureHttp = options.allowInsecureHttp ?? false;
+  const authorizationServer = await discover(issuerUrl(options.issuer), allowInsecureHttp);
+  const client: oauth.Client = { client_id: options.clientId };
+  try {
+    const response = await oauth.refreshTokenGrantRequest(
+      authorizationServer,
+      client,
+      oauth.None(),
+      options.refreshToken,
+      httpOptions(allowInsecureHttp),
+    );
+    return tokensOf(await oauth.processRefreshTokenResponse(authorizationServer, client, response));
+  } catch (error) {
+    throw fromOauth(error);
+  }
 }

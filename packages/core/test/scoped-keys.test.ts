@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
   appKeyScope,
-  appKeyScopeRegistration,
   checkKeysJwe,
   createKeysJwe,
   createKeysJwkPair,
@@ -16,17 +15,19 @@ import {
   type KA,
   type KB,
   KEYS_JWE_MAX_LENGTH,
-  type KeyScopeRegistration,
   LatchkeyError,
-  mayRequestKeyScope,
+  mayRequestScope,
   openKeysJwe,
   parseKeysJwk,
   parseScopedKeyData,
   type ScopedKeyJwk,
   type ScopedKeyMetadata,
+  type ScopeRegistration,
   scopedKeyRotationTimestamp,
+  scopesAllowedFor,
   toBase64Url,
   toHex,
+  utf8,
 } from '@latchkey/core';
 import fc from 'fast-check';
 import { CompactEncrypt, importJWK, type JWK } from 'jose';
@@ -165,29 +166,33 @@ describe('key classes, kinds and rotation', () => {
   });
 });
 
-describe('who may ask for a key-bearing scope', () => {
-  const service: KeyScopeRegistration = {
-    kind: 'service',
-    identifier: 'https://latchkey.example/scopes/notes',
-    keyClass: 'kB',
-    allowedClientIds: ['notes-web', 'notes-cli'],
+describe('who may ask for a registered scope', () => {
+  const service: ScopeRegistration = {
+    scope: 'https://latchkey.example/scopes/notes',
+    clients: ['notes-web', 'notes-cli'],
   };
 
   it('grants an app scope to its own client only', () => {
-    const own = appKeyScopeRegistration('notes-web');
-    expect(own).toEqual({ kind: 'app', identifier: 'app_key:notes-web', keyClass: 'kB', clientId: 'notes-web' });
-    expect(mayRequestKeyScope(own, 'notes-web')).toBe(true);
-    expect(mayRequestKeyScope(own, 'notes-cli')).toBe(false);
+    const own: ScopeRegistration = { scope: appKeyScope('notes-web'), clients: ['notes-web'] };
+    expect(mayRequestScope(own, 'notes-web')).toBe(true);
+    expect(mayRequestScope(own, 'notes-cli')).toBe(false);
   });
 
-  it("refuses an app registration that names another client's app scope", () => {
-    const stolen: KeyScopeRegistration = { ...appKeyScopeRegistration('evil'), identifier: appKeyScope('notes-web') };
-    expect(mayRequestKeyScope(stolen, 'evil')).toBe(false);
+  it("refuses a registration that lists another client for an app's own scope", () => {
+    const stolen: ScopeRegistration = { scope: appKeyScope('notes-web'), clients: ['notes-web', 'evil'] };
+    expect(mayRequestScope(stolen, 'evil')).toBe(false);
+    expect(mayRequestScope(stolen, 'notes-web')).toBe(true);
   });
 
   it('grants a service scope to the clients it lists, and no other', () => {
-    expect(mayRequestKeyScope(service, 'notes-cli')).toBe(true);
-    expect(mayRequestKeyScope(service, 'photos-web')).toBe(false);
+    expect(mayRequestScope(service, 'notes-cli')).toBe(true);
+    expect(mayRequestScope(service, 'photos-web')).toBe(false);
+  });
+
+  it('allows the base scopes and the allowed registered ones, in order', () => {
+    const stolen: ScopeRegistration = { scope: appKeyScope('notes-web'), clients: ['evil'] };
+    expect(scopesAllowedFor([service, stolen], 'notes-cli')).toEqual(['openid', 'offline_access', service.scope]);
+    expect(scopesAllowedFor([service, stolen], 'evil')).toEqual(['openid', 'offline_access']);
   });
 });
 
@@ -221,6 +226,46 @@ describe('keys_jwe', () => {
   it.each(jweDecryptFailures.map((v) => [v.name, v] as const))('refuses to decrypt: %s', async (_name, v) => {
     checkKeysJwe(v.keysJwe);
     expect((await asyncLatchkeyErrorOf(openKeysJwe(v.keysJwe, relierKey))).code).toBe(v.error);
+  });
+
+  /** A keys_jwe jose makes with extra protected-header members, for the relier's own ECDH-ES code. */
+  async function joseJwe(extra: Record<string, unknown>, keyManagement: { apu?: Uint8Array; apv?: Uint8Array } = {}) {
+    const pair = await createKeysJwkPair();
+    const publicKey = await importJWK({ ...pair.publicJwk }, 'ECDH-ES');
+    const jwe = await new CompactEncrypt(utf8(e2e.keysBundle))
+      .setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM', ...extra })
+      .setKeyManagementParameters(keyManagement)
+      .encrypt(publicKey);
+    return { jwe, pair };
+  }
+
+  it("opens jose's ECDH-ES with apu and apv as RFC 7518 §4.6.2 puts them in the KDF", async () => {
+    const { jwe, pair } = await joseJwe({}, { apu: utf8('Alice'), apv: utf8('Bob') });
+    expect(JSON.parse(fromUtf8(fromBase64Url(jwe.split('.')[0] as string)))).toMatchObject({
+      apu: 'QWxpY2U',
+      apv: 'Qm9i',
+    });
+    expect(fromUtf8(await openKeysJwe(jwe, pair.privateKey))).toBe(e2e.keysBundle);
+  });
+
+  it('refuses a critical header extension, and an ephemeral key off the curve', async () => {
+    const { jwe, pair } = await joseJwe({});
+    const [header, ...rest] = jwe.split('.');
+    const withHeader = (edit: (header: Record<string, unknown>) => void) => {
+      const parsed = JSON.parse(fromUtf8(fromBase64Url(header as string)));
+      edit(parsed);
+      return [toBase64Url(utf8(JSON.stringify(parsed))), ...rest].join('.');
+    };
+    const critical = withHeader((h) => Object.assign(h, { crit: ['exp'], exp: 1 }));
+    expect(latchkeyErrorOf(() => checkKeysJwe(critical)).code).toBe('LK_KEYS_JWE_MALFORMED');
+    expect((await asyncLatchkeyErrorOf(openKeysJwe(critical, pair.privateKey))).code).toBe('LK_KEYS_JWE_MALFORMED');
+    const offCurve = withHeader((h) => {
+      (h.epk as { y: string }).y = toBase64Url(new Uint8Array(32).fill(1));
+    });
+    checkKeysJwe(offCurve);
+    expect((await asyncLatchkeyErrorOf(openKeysJwe(offCurve, pair.privateKey))).code).toBe(
+      'LK_KEYS_JWE_DECRYPT_FAILED',
+    );
   });
 
   const account = { uid: fromHex(e2e.uidHex), kA: new Uint8Array(32) as KA, kB: fromHex(e2e.kBHex) as KB };

@@ -68,8 +68,15 @@ export function adapterFor(
       if (!won && SINGLE_USE.has(this.model)) throw new errors.InvalidGrant('grant already consumed');
     }
 
+    /**
+     * Deletes the model. An Interaction is destroyed by one thing only, its resume (where the code is
+     * issued), after oidc-provider has read it: two resumes of one interaction (a double click, or two
+     * nodes) would both have read it and both issue a code. Only the request whose delete lands goes on;
+     * the others get what a late resume gets, "interaction session not found".
+     */
     async destroy(id: string): Promise<void> {
-      await store().destroyPayload(this.model, id);
+      const deleted = await store().destroyPayload(this.model, id);
+      if (!deleted && this.model === 'Interaction') throw new errors.SessionNotFound('interaction session not found');
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

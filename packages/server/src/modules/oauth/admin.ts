@@ -1,4 +1,4 @@
-import { LatchkeyError } from '@latchkey/core';
+import { BASE_SCOPES, LatchkeyError } from '@latchkey/core';
 import type { Store } from '../../store/store.js';
 
 /**
@@ -55,7 +55,10 @@ export async function removeOauthClient(store: Store, id: string): Promise<void>
 
 /** A scope is a URL (Firefox Accounts' key scopes are) or a short name; it cannot hold a space. */
 export async function addOauthScope(store: Store, scope: ScopeInfo, now: number): Promise<void> {
-  if (!/^[\x21\x23-\x5b\x5d-\x7e]{1,255}$/.test(scope.scope) || ['openid', 'offline_access'].includes(scope.scope)) {
+  if (
+    !/^[\x21\x23-\x5b\x5d-\x7e]{1,255}$/.test(scope.scope) ||
+    (BASE_SCOPES as readonly string[]).includes(scope.scope)
+  ) {
     throw new LatchkeyError(
       'LK_OAUTH_SCOPE_INVALID',
       `${JSON.stringify(scope.scope)} cannot be registered as a scope.`,

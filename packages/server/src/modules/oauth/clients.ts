@@ -1,13 +1,15 @@
+import { type ScopeRegistration, scopesAllowedFor } from '@latchkey/core';
 import type { OauthStore } from '../../store/oauth-store.js';
 import type { OauthScopeRow } from '../../store/schema.js';
 
-/** Scopes every client may ask for; the registered ones are granted per client by the admin. */
-export const BASE_SCOPES = ['openid', 'offline_access'] as const;
+/** A scope row as core's rule reads it. */
+export function scopeRegistration(row: OauthScopeRow): ScopeRegistration {
+  return { scope: row.scope, clients: JSON.parse(row.clients) as string[] };
+}
 
-/** The scopes a client may ask for: the base ones and every registered scope that names it. */
-export function scopesAllowedFor(scopes: readonly OauthScopeRow[], clientId: string): string[] {
-  const allowed = scopes.filter((row) => (JSON.parse(row.clients) as string[]).includes(clientId));
-  return [...BASE_SCOPES, ...allowed.map((row) => row.scope)];
+/** The scopes a client may ask for, by core's rule over the registered scope rows. */
+export function scopesAllowedByRows(rows: readonly OauthScopeRow[], clientId: string): string[] {
+  return scopesAllowedFor(rows.map(scopeRegistration), clientId);
 }
 
 /**
@@ -32,6 +34,6 @@ export async function clientMetadata(
     grant_types: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_method: 'none',
     id_token_signed_response_alg: 'ES256',
-    scope: scopesAllowedFor(scopes, row.id).join(' '),
+    scope: scopesAllowedByRows(scopes, row.id).join(' '),
   };
 }

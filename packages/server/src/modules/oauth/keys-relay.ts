@@ -1,11 +1,16 @@
 import type Provider from 'oidc-provider';
 import type { ServerContext } from '../../context.js';
-import { CODE_TTL_SECONDS, refreshScopes, type ScopeSet } from './provider.js';
+import { refreshScopes, type ScopeSet } from './live-scopes.js';
+import { CODE_TTL_SECONDS } from './provider.js';
 
 /** The relayed ciphertext's model in oidc_payloads: keyed by the authorization code's jti. */
 const KEYS_JWE_MODEL = 'KeysJwe';
-/** The endpoints that read the registered scopes: authorization (and its resume) and discovery. */
-const SCOPE_READERS = /^\/(auth(\/|$)|\.well-known\/openid-configuration$)/;
+/**
+ * Discovery lists the registered scopes without loading a client. Authorization (and its resume) needs
+ * no refresh here: it loads the client before it checks scopes, and loading a client refreshes them
+ * (clients.ts), so reading them here too read them twice per request.
+ */
+const DISCOVERY = '/.well-known/openid-configuration';
 
 /**
  * The keys_jwe relay through oidc-provider's documented middleware hook (issue 9). On `resume`, once
@@ -17,8 +22,8 @@ const SCOPE_READERS = /^\/(auth(\/|$)|\.well-known\/openid-configuration$)/;
  */
 export function installKeysRelay(provider: Provider, ctx: ServerContext, scopes: ScopeSet): void {
   provider.use(async (koa, next) => {
-    // Before routing: authorization and discovery see the live registrations.
-    if (SCOPE_READERS.test(koa.path)) await refreshScopes(ctx, scopes);
+    // Before routing: discovery sees the live registrations.
+    if (koa.path === DISCOVERY) await refreshScopes(ctx, scopes);
     await next();
     const { route, entities } = koa.oidc ?? { entities: {} };
     const code = entities.AuthorizationCode;

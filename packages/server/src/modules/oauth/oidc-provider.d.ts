@@ -69,6 +69,7 @@ declare module 'oidc-provider' {
     InvalidRequest: new (description: string) => Error;
     InvalidGrant: new (description: string) => Error;
     InvalidScope: new (description: string, scope?: string) => Error;
+    SessionNotFound: new (description: string) => Error;
   };
 
   export const interactionPolicy: {

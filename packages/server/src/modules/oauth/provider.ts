@@ -3,7 +3,7 @@ import type Provider from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { ServerContext } from '../../context.js';
 import { adapterFor } from './adapter.js';
-import { BASE_SCOPES } from './clients.js';
+import { liveScopes, refreshScopes, type ScopeSet, setScopes } from './live-scopes.js';
 import { loadOidcProvider } from './oidc.js';
 import { loadOrCreateOauthSecrets } from './signing-keys.js';
 
@@ -14,36 +14,6 @@ export const INTERACTION_PREFIX = '/v1/oauth/interaction';
 
 /** Codes live one minute (RFC 6749 §4.1.2 recommends at most ten); the relayed keys_jwe lives as long. */
 export const CODE_TTL_SECONDS = 60;
-
-/**
- * The scopes oidc-provider knows: the Set its configuration holds (it copies the one it is given), which
- * it reads on every request. It is refilled from the database before each authorization and discovery
- * request, so a scope an admin adds (`latchkey oauth scope add`) is usable without a restart. No public
- * API exposes it; the provider's internal cache is read once at start (oidc-provider is pinned in the
- * lockfile, and the oauth tests fail if this stops working).
- */
-export type ScopeSet = Set<string>;
-
-export async function liveScopes(provider: Provider): Promise<ScopeSet> {
-  const { default: instance } = await import('oidc-provider/lib/helpers/weak_cache.js');
-  const scopes = (instance(provider) as { configuration?: { scopes?: unknown } } | undefined)?.configuration?.scopes;
-  if (!(scopes instanceof Set)) throw new Error('oidc-provider no longer keeps its scopes where expected');
-  return scopes as ScopeSet;
-}
-
-export async function refreshScopes(ctx: ServerContext, scopes: ScopeSet): Promise<void> {
-  setScopes(
-    scopes,
-    (await ctx.store.oauth.listScopes()).map((row) => row.scope),
-  );
-}
-
-/** Makes `scopes` hold exactly the base scopes and `registered`, in place. */
-export function setScopes(scopes: ScopeSet, registered: readonly string[]): void {
-  const wanted = new Set<string>([...BASE_SCOPES, ...registered]);
-  for (const scope of scopes) if (!wanted.has(scope)) scopes.delete(scope);
-  for (const scope of wanted) scopes.add(scope);
-}
 
 /**
  * Consent is asked whenever keys are, even if the user granted the scopes before: each keys_jwk is a
@@ -63,13 +33,14 @@ function keysNeedConsent({ interactionPolicy }: Awaited<ReturnType<typeof loadOi
   return policy;
 }
 
-export function issuerOf(ctx: ServerContext): string {
-  const base = ctx.config.publicUrl ?? `http://${ctx.config.host}:${ctx.config.port}`;
+/** The public URL if configured, else the host and the port the server listens on (`listeningPort`, once known). */
+export function issuerOf(ctx: ServerContext, listeningPort?: number): string {
+  const base = ctx.config.publicUrl ?? `http://${ctx.config.host}:${listeningPort ?? ctx.config.port}`;
   return `${base}${OAUTH_PREFIX}`;
 }
 
 /** oidc-provider configured for Latchkey: code + PKCE S256, DB-backed, keys_jwk as an extra parameter. */
-export async function createProvider(ctx: ServerContext): Promise<Provider> {
+export async function createProvider(ctx: ServerContext, issuer: string): Promise<Provider> {
   const scopes: ScopeSet = new Set();
   const oidc = await loadOidcProvider();
   const { errors } = oidc;
@@ -147,7 +118,7 @@ export async function createProvider(ctx: ServerContext): Promise<Provider> {
     },
   };
   let live: ScopeSet | undefined;
-  const provider = new oidc.default(issuerOf(ctx), configuration);
+  const provider = new oidc.default(issuer, configuration);
   live = await liveScopes(provider);
   // Behind a reverse proxy, X-Forwarded-Proto/Host name the URL the browser used (discovery, redirects).
   provider.proxy = ctx.config.trustProxy !== false;

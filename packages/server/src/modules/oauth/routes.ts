@@ -8,7 +8,7 @@ import type { ServerContext } from '../../context.js';
 import { route } from '../../route.js';
 import type { OauthScopeRow } from '../../store/schema.js';
 import { type AuthenticatedSession, requireFreshAuth } from '../accounts/service.js';
-import { scopesAllowedFor } from './clients.js';
+import { scopesAllowedByRows } from './clients.js';
 import { INTERACTION_PREFIX } from './provider.js';
 
 const tag = 'oauth';
@@ -65,8 +65,11 @@ const GrantList = Type.Object({
  * token, which a cross-site form cannot send. Only a freshly authenticated session may consent or read
  * key rotation secrets.
  */
-export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerContext; provider: Provider }) {
-  const { ctx, provider } = opts;
+export async function oauthRoutes(
+  app: FastifyInstance,
+  opts: { ctx: ServerContext; provider: () => Promise<Provider> },
+) {
+  const { ctx } = opts;
   const r = route(app, ctx);
 
   // Where oidc-provider sends the browser: the web app's consent page (hash-routed) for this uid.
@@ -81,7 +84,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerConte
     params: UidParams,
     reply: InteractionDetails,
     handler: async (request: FastifyRequest<{ Params: { uid: string } }>) => {
-      const interaction = await boundInteraction(provider, request, request.params.uid);
+      const interaction = await boundInteraction(await opts.provider(), request, request.params.uid);
       const client = await ctx.store.oauth.findClient(interaction.params.client_id);
       if (client === undefined) throw new LatchkeyError('LK_OAUTH_CLIENT_NOT_FOUND');
       const registered = new Map((await ctx.store.oauth.listScopes()).map((row) => [row.scope, row]));
@@ -108,6 +111,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerConte
     guarded: true,
     handler: async (request: FastifyRequest<{ Params: { uid: string }; Body: { keys_jwe?: string } }>, auth) => {
       requireFreshAuth(ctx, auth);
+      const provider = await opts.provider();
       const interaction = await boundInteraction(provider, request, request.params.uid);
       const keysJwe = checkedKeysJwe(interaction, request.body.keys_jwe);
       const accountId = auth.account.id;
@@ -132,6 +136,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: { ctx: ServerConte
     params: UidParams,
     reply: Redirect,
     handler: async (request: FastifyRequest<{ Params: { uid: string } }>) => {
+      const provider = await opts.provider();
       await boundInteraction(provider, request, request.params.uid);
       const result = { error: 'access_denied', error_description: 'the user refused' };
       const redirectTo = await provider.interactionResult(request.raw, rawReply(request), result, {
@@ -235,7 +240,7 @@ function checkedKeysJwe(interaction: Interaction, keysJwe: string | undefined): 
 async function keyData(ctx: ServerContext, auth: AuthenticatedSession, clientId: string, scope: string) {
   if ((await ctx.store.oauth.findClient(clientId)) === undefined) throw new LatchkeyError('LK_OAUTH_CLIENT_NOT_FOUND');
   const registered = await ctx.store.oauth.listScopes();
-  const allowed = new Set(scopesAllowedFor(registered, clientId));
+  const allowed = new Set(scopesAllowedByRows(registered, clientId));
   const byName = new Map<string, OauthScopeRow>(registered.map((row) => [row.scope, row]));
   const out: Record<
     string,
