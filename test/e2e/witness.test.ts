@@ -23,7 +23,7 @@ import {
 } from '@latchkey/core';
 import { buildWitnessApp, type WitnessServer } from '@latchkey/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN, ROOT } from '../support/cli-process.js';
+import { cli, MAIN, ROOT } from '../support/cli-process.js';
 import { codeOf, latchkeyErrorOf } from '../support/errors.js';
 import { freePort } from '../support/free-port.js';
 
@@ -262,6 +262,19 @@ describe('latchkey witness serve: two processes on one state, and a SIGKILL', ()
     expect(vkeys[1]).toBe(vkeys[0]);
     expect((statSync(join(dataDir, 'witness.key')).mode & 0o777).toString(8)).toBe('600');
   });
+
+  it('`latchkey witness key` prints the vkey the running witnesses print; a fresh directory needs --name', async () => {
+    const home = tempDir();
+    const key = await cli(['witness', 'key', '--data', dataDir], home);
+    expect(key.code, key.stderr).toBe(0);
+    expect(first.output()).toContain(`vkey: ${key.stdout}`);
+    const fresh = await cli(['witness', 'key', '--data', join(tempDir(), 'none'), '--json'], home);
+    expect(fresh.code).toBe(1);
+    expect((JSON.parse(fresh.stdout) as { error: { code: string } }).error.code).toBe('LK_CONFIG_INVALID');
+    const noLog = await cli(['witness', 'serve', '--data', dataDir, '--json'], home);
+    expect(noLog.code).toBe(2);
+    expect((JSON.parse(noLog.stdout) as { error: { code: string } }).error.code).toBe('LK_USAGE');
+  }, 90_000);
 
   it('20 concurrent submissions from old 10 across both processes: exactly one wins', async () => {
     expect((await submit(first.url, body(log, 0, 10))).status).toBe(200);
