@@ -186,6 +186,31 @@ describe('latchkey witness: add-checkpoint over HTTP', () => {
     expect([garbage.status, codeIn(garbage)]).toEqual([400, 'LK_LOG_WITNESS_REQUEST_MALFORMED']);
   });
 
+  it('hostile bodies: empty, not UTF-8, oversized, and the wrong method, each with its code', async () => {
+    const post = async (payload?: Blob | string) => {
+      const response = await fetch(`${url}/add-checkpoint`, {
+        method: 'POST',
+        ...(payload === undefined ? {} : { body: payload }),
+      });
+      return [response.status, ((await response.json()) as { code: string }).code];
+    };
+    expect(await post()).toEqual([400, 'LK_LOG_WITNESS_REQUEST_MALFORMED']);
+    expect(await post(new Blob([Uint8Array.of(0x6f, 0x6c, 0x64, 0x20, 0x30, 0x0a, 0x0a, 0xff)]))).toEqual([
+      400,
+      'LK_LOG_WITNESS_REQUEST_MALFORMED',
+    ]);
+    expect(await post(`old 25\n\n${'x'.repeat(70 * 1024)}`)).toEqual([413, 'LK_BODY_TOO_LARGE']);
+    const get = await fetch(`${url}/add-checkpoint`);
+    expect([get.status, ((await get.json()) as { code: string }).code]).toEqual([404, 'LK_NOT_FOUND']);
+    // Any media type is read as the raw body (tlog-witness names none): JSON's changes nothing.
+    const typed = await fetch(`${url}/add-checkpoint`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(log, 10, 30),
+    });
+    expect([typed.status, await typed.text()]).toEqual([409, '25\n']);
+  });
+
   it('20 concurrent submissions of different next checkpoints from one old size: one 200, nineteen 409', async () => {
     const sizes = Array.from({ length: 20 }, (_, i) => 26 + i);
     const answers = await Promise.all(sizes.map((size) => submit(url, body(log, 25, size))));
