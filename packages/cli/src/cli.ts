@@ -16,6 +16,7 @@ import { oauthCommands } from './commands/oauth.js';
 import { recoveryCommands } from './commands/recovery.js';
 import { serveCommand } from './commands/serve.js';
 import { unlockCommands } from './commands/unlock.js';
+import { witnessCommands } from './commands/witness.js';
 import { EXIT, Output } from './output.js';
 import { createPrompter } from './prompt.js';
 
@@ -28,6 +29,7 @@ export const COMMANDS: readonly Command[] = [
   ...recoveryCommands,
   ...keysCommands,
   ...oauthCommands,
+  ...witnessCommands,
 ];
 
 const GROUPS: Record<string, string> = {
@@ -36,6 +38,7 @@ const GROUPS: Record<string, string> = {
   recovery: 'Check the recovery key, or replace it with a new one',
   oauth: 'Register apps and scopes (admin, on the database); list or revoke the apps you granted',
   keys: "Export and import room keys as Matrix key export files, or clear this device's keystore",
+  witness: "Run a transparency-log witness that cosigns other logs' checkpoints, or print its key",
 };
 
 /** Options that may come before the command: `latchkey --json account whoami`. */

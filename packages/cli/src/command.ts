@@ -9,6 +9,8 @@ export interface OptionSpec {
   short?: string;
   /** The placeholder `--help` shows after a string option, for example `URL`. */
   value?: string;
+  /** The option may be repeated; read every value with {@link Args.strings}. */
+  multiple?: boolean;
   description: string;
 }
 
@@ -48,12 +50,19 @@ export function usageError(message: string): LatchkeyError {
 export class Args {
   constructor(
     readonly positionals: readonly string[],
-    private readonly values: Readonly<Record<string, string | boolean | undefined>>,
+    private readonly values: Readonly<Record<string, string | boolean | (string | boolean)[] | undefined>>,
   ) {}
 
   string(name: string): string | undefined {
     const value = this.values[name];
     return typeof value === 'string' ? value : undefined;
+  }
+
+  /** Every value of a repeatable string option, in command-line order. */
+  strings(name: string): string[] {
+    const value = this.values[name];
+    if (Array.isArray(value)) return value.filter((item): item is string => typeof item === 'string');
+    return typeof value === 'string' ? [value] : [];
   }
 
   flag(name: string): boolean {
@@ -85,7 +94,10 @@ export function parseCommandArgs(command: Command, argv: readonly string[]): Arg
       `unexpected argument ${JSON.stringify(parsed.positionals[max])} (see latchkey ${command.name} --help)`,
     );
   }
-  return new Args(parsed.positionals, parsed.values as Record<string, string | boolean | undefined>);
+  return new Args(
+    parsed.positionals,
+    parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>,
+  );
 }
 
 /** The `--help` text of one command. */

@@ -396,6 +396,33 @@ export const ERRORS = {
       'Not a well-formed add-checkpoint body (c2sp.org/tlog-witness): "old <size>", at most 63 base64 ' +
       'hashes, an empty line, then a signed checkpoint, every line ending in a newline.',
   },
+  LK_LOG_WITNESS_UNKNOWN_LOG: {
+    status: 404,
+    expose: true,
+    message:
+      "This witness does not witness that log: the checkpoint's origin line names no log it was configured " +
+      'with (latchkey witness serve --log <vkey>).',
+  },
+  LK_LOG_WITNESS_OLD_SIZE_TOO_LARGE: {
+    status: 400,
+    expose: true,
+    message: 'The add-checkpoint "old" size is larger than the size of the checkpoint submitted.',
+  },
+  LK_LOG_WITNESS_CONFLICT: {
+    status: 409,
+    expose: true,
+    message:
+      'The witness last cosigned another tree size than the "old" size sent; the 409 body names it ' +
+      '(text/x.tlog.size). Send the consistency proof from that size.',
+  },
+  LK_LOG_WITNESS_INCONSISTENT: {
+    status: 422,
+    expose: true,
+    message:
+      'The checkpoint is not a consistent extension of the tree this witness last cosigned: the proof ' +
+      'does not verify, a proof came with old 0, or the same size has another root. The witness refuses ' +
+      'to cosign it.',
+  },
   LK_LOG_RANGE_INVALID: {
     status: 400,
     expose: true,

@@ -14,3 +14,5 @@ export {
 export { type Connection, connect } from './store/database.js';
 export { openStore } from './store/kysely-store.js';
 export type { Store } from './store/store.js';
+export { buildWitnessApp, type WitnessOptions, type WitnessServer } from './witness/witness-app.js';
+export { loadOrCreateWitnessKey, type WitnessKey } from './witness/witness-key.js';

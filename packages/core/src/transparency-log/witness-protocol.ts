@@ -1,5 +1,5 @@
 import { fromUtf8 } from '../encoding.js';
-import { LatchkeyError } from '../errors.js';
+import { type ErrorCode, LatchkeyError } from '../errors.js';
 import { type Checkpoint, parseCheckpoint, parseTreeSize } from './checkpoint.js';
 import { cosignatureLine } from './cosignature.js';
 import { emptyTreeRoot, HASH_SIZE } from './merkle-tree.js';
@@ -93,11 +93,19 @@ export interface TrustedLog {
   readonly verifiers: readonly NoteVerifier[];
 }
 
-/** The witness's answer: a cosignature and the state to persist, or a refusal with its status. */
+/**
+ * The witness's answer: a cosignature and the state to persist, or a refusal with its status and the
+ * `LK_*` code that says which rule refused it (so an HTTP adapter never matches on the reason's text).
+ */
 export type WitnessDecision =
   | { readonly status: 200; readonly body: string; readonly newState: WitnessLogState; readonly checkpoint: Checkpoint }
-  | { readonly status: 409; readonly body: string; readonly contentType: typeof TLOG_SIZE_CONTENT_TYPE }
-  | { readonly status: 400 | 403 | 404 | 422; readonly reason: string };
+  | {
+      readonly status: 409;
+      readonly code: 'LK_LOG_WITNESS_CONFLICT';
+      readonly body: string;
+      readonly contentType: typeof TLOG_SIZE_CONTENT_TYPE;
+    }
+  | { readonly status: 400 | 403 | 404 | 422; readonly code: ErrorCode; readonly reason: string };
 
 /**
  * Decides an add-checkpoint request in the spec's order: 400 for a body or checkpoint that does not
@@ -121,27 +129,46 @@ export function decideAddCheckpoint(
     note = parseNote(request.checkpoint);
     checkpoint = parseCheckpoint(note.text);
   } catch (error) {
-    return { status: 400, reason: error instanceof LatchkeyError ? error.message : 'unreadable request' };
+    return refusal(400, error, 'LK_LOG_WITNESS_REQUEST_MALFORMED');
   }
-  if (checkpoint.origin !== log.origin) return { status: 404, reason: `unknown log "${checkpoint.origin}"` };
+  if (checkpoint.origin !== log.origin) {
+    return { status: 404, code: 'LK_LOG_WITNESS_UNKNOWN_LOG', reason: `unknown log "${checkpoint.origin}"` };
+  }
   try {
     openNote(note, log.verifiers);
   } catch (error) {
-    return { status: 403, reason: error instanceof LatchkeyError ? error.message : 'signature check failed' };
+    return refusal(403, error, 'LK_LOG_NOTE_UNVERIFIED');
   }
-  if (request.oldSize > checkpoint.size) return { status: 400, reason: 'the old size is above the checkpoint size' };
+  if (request.oldSize > checkpoint.size) {
+    return {
+      status: 400,
+      code: 'LK_LOG_WITNESS_OLD_SIZE_TOO_LARGE',
+      reason: `the old size ${request.oldSize} is above the checkpoint size ${checkpoint.size}`,
+    };
+  }
   const last = state ?? initialWitnessState();
   if (request.oldSize !== last.size) {
-    return { status: 409, body: `${last.size}\n`, contentType: TLOG_SIZE_CONTENT_TYPE };
+    return {
+      status: 409,
+      code: 'LK_LOG_WITNESS_CONFLICT',
+      body: `${last.size}\n`,
+      contentType: TLOG_SIZE_CONTENT_TYPE,
+    };
   }
   const unprocessable = consistencyProblem(last, request, checkpoint);
-  if (unprocessable !== undefined) return { status: 422, reason: unprocessable };
+  if (unprocessable !== undefined) return { status: 422, code: 'LK_LOG_WITNESS_INCONSISTENT', reason: unprocessable };
   return {
     status: 200,
     body: cosignatureLine(cosigner, note.text),
     newState: { size: checkpoint.size, rootHash: checkpoint.rootHash },
     checkpoint,
   };
+}
+
+/** A refusal carrying the code and message of the error that caused it (`fallback` for a foreign error). */
+function refusal(status: 400 | 403, error: unknown, fallback: ErrorCode): WitnessDecision {
+  if (error instanceof LatchkeyError) return { status, code: error.code, reason: error.message };
+  return { status, code: fallback, reason: String(error) };
 }
 
 /** Why the checkpoint is not a consistent extension of the last cosigned tree, if it is not. */

@@ -107,6 +107,25 @@ describe("the witness's decision", () => {
     expectStatus(decideAddCheckpoint(state(10), request(10, 10), log, cosigner), 200);
   });
 
+  it('names each refusal with its LK_* code, so an HTTP adapter never reads the reason text', () => {
+    const codeOf = (decision: WitnessDecision) => ('code' in decision ? decision.code : undefined);
+    const other = signed(10, tree.root(10), logSigner, 'other.example/log');
+    expect(codeOf(decideAddCheckpoint(undefined, request(0, 10, other), log, cosigner))).toBe(
+      'LK_LOG_WITNESS_UNKNOWN_LOG',
+    );
+    const byOther = signed(10, tree.root(10), ed25519NoteSigner(origin, testSeed('forger')));
+    expect(codeOf(decideAddCheckpoint(undefined, request(0, 10, byOther), log, cosigner))).toBe(
+      'LK_LOG_NOTE_UNVERIFIED',
+    );
+    const above = { oldSize: 20, proof: [], checkpoint: signed(10) };
+    expect(codeOf(decideAddCheckpoint(state(20), above, log, cosigner))).toBe('LK_LOG_WITNESS_OLD_SIZE_TOO_LARGE');
+    const sameSizeOtherRoot = request(10, 10, signed(10, tree.root(11)));
+    expect(codeOf(decideAddCheckpoint(state(10), sameSizeOtherRoot, log, cosigner))).toBe(
+      'LK_LOG_WITNESS_INCONSISTENT',
+    );
+    expect(codeOf(decideAddCheckpoint(undefined, 'old 0\n\nx', log, cosigner))).toBe('LK_LOG_NOTE_MALFORMED');
+  });
+
   it('404 for a log it does not witness', () => {
     const other = signed(10, tree.root(10), logSigner, 'other.example/log');
     expectStatus(decideAddCheckpoint(undefined, request(0, 10, other), log, cosigner), 404);
@@ -128,7 +147,12 @@ describe("the witness's decision", () => {
 
   it('409 with the size it holds when the old size is not what it last cosigned', () => {
     const decision = decideAddCheckpoint(state(30), request(10, 40), log, cosigner);
-    expect(decision).toEqual({ status: 409, body: '30\n', contentType: TLOG_SIZE_CONTENT_TYPE });
+    expect(decision).toEqual({
+      status: 409,
+      code: 'LK_LOG_WITNESS_CONFLICT',
+      body: '30\n',
+      contentType: TLOG_SIZE_CONTENT_TYPE,
+    });
     expect(TLOG_SIZE_CONTENT_TYPE).toBe('text/x.tlog.size');
     // "old 0" learns it.
     expect(decideAddCheckpoint(state(30), request(0, 40), log, cosigner)).toMatchObject({ status: 409, body: '30\n' });
