@@ -154,7 +154,8 @@ export class MemoryTree implements HashSource {
   append(hash: Uint8Array): void {
     requireHash(hash, 'a leaf hash');
     let level = 0;
-    let current = hash;
+    // A copy: the caller's array stays the caller's, so changing it later cannot rewrite the tree.
+    let current = hash.slice();
     for (;;) {
       const row = this.#levels[level] ?? [];
       this.#levels[level] = row;
@@ -170,7 +171,8 @@ export class MemoryTree implements HashSource {
     if (hash === undefined) {
       throw new LatchkeyError('LK_LOG_RANGE_INVALID', `No complete node at level ${level}, index ${index}.`);
     }
-    return hash;
+    // A copy: proofs hand these out, and a caller that edits a proof must not edit the tree with it.
+    return hash.slice();
   }
 
   /** The root of the first `size` leaves (any size up to the current one). */
