@@ -389,6 +389,20 @@ export const ERRORS = {
       'The tree size, leaf index or hash asked for is out of range for this log (sizes and indexes are ' +
       'whole numbers below 2^53, indexes below the size, hashes 32 bytes).',
   },
+  LK_LOG_TILE_NOT_FOUND: {
+    status: 404,
+    expose: true,
+    message:
+      'The log has no such tile or entry bundle yet: it lies beyond the newest checkpoint. Fetch the ' +
+      'checkpoint first and ask only for the tiles its size needs (c2sp.org/tlog-tiles).',
+  },
+  LK_LOG_ENTRY_TOO_LARGE: {
+    status: 400,
+    expose: true,
+    message:
+      'A transparency log entry is at most 65,535 bytes: entry bundles write each length as a uint16 ' +
+      '(c2sp.org/tlog-tiles).',
+  },
 } as const satisfies Record<string, { status: number; expose: boolean; message: string }>;
 
 /** A stable error code, `LK_*`. */
