@@ -7,10 +7,10 @@ import {
   verifyConsistencyProof,
   verifyInclusionProof,
 } from '@latchkey/core';
-import type { ServerContext } from '@latchkey/server';
+import { buildApp, loadConfig, type ServerContext } from '@latchkey/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, databaseOn } from '../support/backends.js';
-import { codeOf } from '../support/errors.js';
+import { asyncLatchkeyErrorOf, codeOf, latchkeyErrorOf } from '../support/errors.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { fetchTile, logRows, makeEntry, readLogOverHttp } from './transparency-log-support.js';
 
@@ -175,5 +175,30 @@ describe.each(BACKENDS)('the transparency log (%s)', (backend) => {
     expect(body.verifierKey.startsWith(`${body.origin}+`)).toBe(true);
     expect(body.origin).toMatch(/\/log$/);
     expect(body.origin).not.toMatch(/^https?:/);
+  });
+});
+
+describe('the log origin', () => {
+  it('is fixed for the log: a restart on the same database under another origin is refused, LK_CONFIG_INVALID', async () => {
+    const first = await startTestServer();
+    try {
+      const { origin } = (await (await fetch(new URL('/v1/log/key', first.url))).json()) as { origin: string };
+      const again = { ...first.config, logOrigin: 'elsewhere.example/log' };
+      const error = await asyncLatchkeyErrorOf(buildApp({ config: again, logger: false }));
+      expect(error.code).toBe('LK_CONFIG_INVALID');
+      expect(error.details).toEqual({ setting: 'LATCHKEY_LOG_ORIGIN' });
+      // Under its own origin, named explicitly, the same log opens.
+      const same = await buildApp({ config: { ...first.config, logOrigin: origin }, logger: false });
+      await same.close();
+    } finally {
+      await first.close();
+    }
+  });
+
+  it('is read from LATCHKEY_LOG_ORIGIN: a note key name, without a scheme', () => {
+    expect(loadConfig({ LATCHKEY_LOG_ORIGIN: 'keys.example.org/log' }).logOrigin).toBe('keys.example.org/log');
+    for (const bad of ['https://keys.example.org/log', 'two words', 'a+b']) {
+      expect(latchkeyErrorOf(() => loadConfig({ LATCHKEY_LOG_ORIGIN: bad })).code, bad).toBe('LK_CONFIG_INVALID');
+    }
   });
 });
