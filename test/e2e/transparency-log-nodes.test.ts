@@ -107,20 +107,23 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-batch (%s)',
     server = await startServerProcess({ script: SCRIPT, config });
     const url = server.url;
 
-    // Appends keep coming from 64 clients; the server is killed once 300 are acknowledged.
+    // Appends keep coming from 64 clients; once 300 are acknowledged the server is told to SIGKILL
+    // itself inside its next batch's transaction, its rows written and not committed.
     const acknowledged = new Map<number, Uint8Array>();
     let inFlight = 0;
     let inFlightAtKill = -1;
     let next = 0;
-    let killed = false;
-    const killedAt = (async () => {
+    let exited = false;
+    const dying = (async () => {
       while (acknowledged.size < 300) await new Promise((resolve) => setTimeout(resolve, 2));
+      await (server as ServerProcess).ask({ type: 'die-mid-batch' }, 'armed');
       inFlightAtKill = inFlight;
-      killed = true;
-      return (server as ServerProcess).kill('SIGKILL');
+      const status = await (server as ServerProcess).exited;
+      exited = true;
+      return status;
     })();
     const client = async () => {
-      while (!killed) {
+      while (!exited) {
         const entry = makeEntry(next++, 'crash');
         inFlight++;
         try {
@@ -132,16 +135,18 @@ describe.each(['sqlite', 'postgres'] as const)('a server killed mid-batch (%s)',
         }
       }
     };
-    await Promise.all([...range(64).map(client), killedAt]);
-    expect((await killedAt).signal).toBe('SIGKILL');
+    await Promise.all([...range(64).map(client), dying]);
+    expect((await dying).signal).toBe('SIGKILL');
     // The kill came with appends on their way in: the batch being written then was cut off.
     expect(inFlightAtKill).toBeGreaterThan(0);
 
     server = await startServerProcess({ script: SCRIPT, config });
     const view = await readLogOverHttp(server.url);
     expectLogVerifies(view);
+    // Every acknowledged append is in the log, at the index it was acknowledged with.
+    expect(view.size).toBeGreaterThan(Math.max(...acknowledged.keys()));
     for (const [index, entry] of acknowledged) {
-      expect(Buffer.from(view.entries[index] as Uint8Array)).toEqual(Buffer.from(entry));
+      expect(Buffer.from(view.entries[index] as Uint8Array), `entry ${index}`).toEqual(Buffer.from(entry));
     }
     const rows = await logRows(databaseUrl);
     expect(rows.leaves).toEqual(range(view.size));
