@@ -520,6 +520,20 @@ export const ERRORS = {
     expose: true,
     message: 'This account was tombstoned (destroyed): its registry is final and takes no more links.',
   },
+  LK_LOG_TILE_NOT_FOUND: {
+    status: 404,
+    expose: true,
+    message:
+      'The log has no such tile or entry bundle yet: it lies beyond the newest checkpoint. Fetch the ' +
+      'checkpoint first and ask only for the tiles its size needs (c2sp.org/tlog-tiles).',
+  },
+  LK_LOG_ENTRY_TOO_LARGE: {
+    status: 400,
+    expose: true,
+    message:
+      'A transparency log entry is at most 65,535 bytes: entry bundles write each length as a uint16 ' +
+      '(c2sp.org/tlog-tiles).',
+  },
 } as const satisfies Record<string, { status: number; expose: boolean; message: string }>;
 
 /** A stable error code, `LK_*`. */

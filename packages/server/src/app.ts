@@ -21,6 +21,7 @@ import { MATRIX_PREFIX, matrixBackupRoutes, redactAccessToken } from './modules/
 import { backupRoutes } from './modules/backup/routes.js';
 import { oauthModule } from './modules/oauth/index.js';
 import { secretsRoutes } from './modules/secrets/routes.js';
+import { defaultLogOrigin, openTransparencyLog, transparencyLogRoutes } from './modules/transparency-log/index.js';
 import { prettyLogStream } from './pretty-log.js';
 import { route } from './route.js';
 import { connect } from './store/database.js';
@@ -46,9 +47,10 @@ export interface AppOptions {
   logStream?: { write(line: string): void; isTTY?: boolean };
   /**
    * For tests only: plugins registered after every module, under the same error handling and hooks,
-   * for routes that throw or stall on demand. Production code never passes any.
+   * for routes that throw or stall on demand, given the server's context (a test appends to the
+   * transparency log through it). Production code never passes any.
    */
-  extraPlugins?: readonly FastifyPluginAsync[];
+  extraPlugins?: readonly FastifyPluginAsync<{ ctx: ServerContext }>[];
   now?: () => number;
 }
 
@@ -101,6 +103,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const masterKey = loadOrCreateMasterKey(config.masterKeyFile);
   const random = (length: number) => new Uint8Array(randomBytes(length));
   const mailer = options.mailer ?? (config.smtpUrl ? smtpMailer(config.smtpUrl, config.mailFrom) : logMailer(app.log));
+  const now = options.now ?? Date.now;
+  const transparencyLog = await openTransparencyLog({
+    store,
+    masterKey,
+    origin: config.logOrigin ?? defaultLogOrigin(config),
+    random,
+    now,
+    onError: (err) => app.log.error({ err }, 'transparency log batch failed'),
+  });
+  // The verifier key is what clients and witnesses pin: printed at every start, served at /v1/log/key.
+  app.log.info(
+    { origin: transparencyLog.origin, verifierKey: transparencyLog.verifierKey, size: transparencyLog.size },
+    'transparency log ready',
+  );
   const ctx: ServerContext = {
     store,
     masterKey,
@@ -108,7 +124,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     mailer,
     outbox: outbox(mailer, app.log),
     config,
-    now: options.now ?? Date.now,
+    transparencyLog,
+    now,
     random,
   };
   app.log.info({ database: connection.location, mail: config.smtpUrl ? 'smtp' : 'log' }, 'storage ready');
@@ -118,6 +135,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const unsent = await ctx.outbox.drain(MAIL_DRAIN_MS);
     if (unsent > 0) app.log.error({ unsent }, 'closing with mail still unsent');
     mailer.close();
+    // Appends already queued are written (and acknowledged) before the database closes.
+    await transparencyLog.close();
     await store.close();
   });
 
@@ -150,7 +169,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(matrixBackupRoutes, { ctx, prefix: MATRIX_PREFIX });
   await app.register(secretsRoutes, { ctx });
   await app.register(oauthModule, { ctx });
-  for (const plugin of options.extraPlugins ?? []) await app.register(plugin);
+  await app.register(transparencyLogRoutes, { ctx });
+  for (const plugin of options.extraPlugins ?? []) await app.register(plugin, { ctx });
   await registerWebApp(app, config.webDir);
 
   // Expired attempts, codes, sessions and rate-limit windows are swept now and then; correctness

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import {
+  isValidKeyName,
   type KeyStretchingConfig,
   LatchkeyError,
   LOGIN_RATE_LIMITS,
@@ -42,6 +43,12 @@ export interface ServerConfig {
    * OAuth issuer is this plus `/oauth`. Defaults to `http://<host>:<port>`.
    */
   publicUrl: string | undefined;
+  /**
+   * The transparency log's origin (issue 10): the first line of its checkpoints and its key's name,
+   * fixed for the log's life. Defaults to where its tiles are served without the scheme
+   * (`keys.example.org/log`, as c2sp.org/tlog-tiles recommends), from `publicUrl`.
+   */
+  logOrigin: string | undefined;
   bodyLimitBytes: number;
   /** The login limits and why they are as they are: LOGIN_RATE_LIMITS in @latchkey/core. */
   rateLimits: {
@@ -78,6 +85,7 @@ export const DEFAULTS: ServerConfig = {
   trustProxy: false,
   corsOrigins: [],
   publicUrl: undefined,
+  logOrigin: undefined,
   bodyLimitBytes: 64 * 1024,
   rateLimits: {
     loginPerAddress: LOGIN_RATE_LIMITS.startsPerAddress,
@@ -106,7 +114,19 @@ const FROM_ENV: ReadonlyArray<readonly [string, (text: string) => Partial<Server
   ['LATCHKEY_TRUST_PROXY', (text) => ({ trustProxy: parseTrustProxy(text) })],
   ['LATCHKEY_CORS_ORIGINS', (text) => ({ corsOrigins: parseCorsOrigins(text) })],
   ['LATCHKEY_PUBLIC_URL', (text) => ({ publicUrl: parsePublicUrl(text) })],
+  ['LATCHKEY_LOG_ORIGIN', (text) => ({ logOrigin: parseLogOrigin(text) })],
 ];
+
+/** A note key name (c2sp.org/signed-note): no spaces, no "+"; by convention a URL without its scheme. */
+function parseLogOrigin(text: string): string {
+  if (!isValidKeyName(text) || /^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+    throw new LatchkeyError(
+      'LK_CONFIG_INVALID',
+      'LATCHKEY_LOG_ORIGIN must be one word with no "+" and no scheme, such as keys.example.org/log',
+    );
+  }
+  return text;
+}
 
 function parsePublicUrl(text: string): string {
   if (!/^https?:\/\/[^/?#]+\/?$/.test(text) || !URL.canParse(text)) {

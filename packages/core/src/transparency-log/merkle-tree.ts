@@ -155,7 +155,7 @@ export class MemoryTree implements HashSource {
     requireHash(hash, 'a leaf hash');
     let level = 0;
     // A copy: the caller's array stays the caller's, so changing it later cannot rewrite the tree.
-    let current = hash.slice();
+    let current: Uint8Array = hash.slice();
     for (;;) {
       const row = this.#levels[level] ?? [];
       this.#levels[level] = row;

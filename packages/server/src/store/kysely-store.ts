@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { LatchkeyError } from '@latchkey/core';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Connection } from './database.js';
+import { KyselyLogStore } from './log-store.js';
 import { type Dialect, migrateToLatest } from './migrate.js';
 import { KyselyOauthStore } from './oauth-store.js';
 import { accountRateLimitBuckets } from './rate-limit-buckets.js';
@@ -99,9 +100,11 @@ class KyselyStore implements Store {
     private readonly held: Set<string> | undefined,
   ) {
     this.oauth = new KyselyOauthStore(db);
+    this.log = new KyselyLogStore(db, dialect);
   }
 
   readonly oauth: KyselyOauthStore;
+  readonly log: KyselyLogStore;
 
   async transaction<T>(work: (tx: Store) => Promise<T>): Promise<T> {
     if (this.held !== undefined) return work(this); // already inside one: nest by joining it

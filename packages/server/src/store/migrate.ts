@@ -5,6 +5,7 @@ import * as m003 from './migrations/003_login_credentials_and_indexes.js';
 import * as m004 from './migrations/004_device_tokens.js';
 import * as m005 from './migrations/005_credential_identifiers.js';
 import * as m006 from './migrations/006_oauth.js';
+import * as m007 from './migrations/007_transparency_log.js';
 
 /** Column types that differ between the two backends; migrations take them instead of naming SQL types. */
 export interface ColumnTypes {
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, t: ColumnTypes): Prom
   '004_device_tokens': m004,
   '005_credential_identifiers': m005,
   '006_oauth': m006,
+  '007_transparency_log': m007,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {

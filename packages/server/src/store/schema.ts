@@ -153,6 +153,29 @@ export interface OauthKeyRotationRow {
   secret: Uint8Array;
 }
 
+/** One leaf of the transparency log (issue 10): the entry and SHA-256(0x00 || entry). */
+export interface LogLeafRow {
+  idx: number;
+  entry: Uint8Array;
+  leaf_hash: Uint8Array;
+}
+
+/** A full tile of the log: 256 hashes (8,192 bytes) and the root of the subtree they span. */
+export interface LogTileRow {
+  level: number;
+  idx: number;
+  hashes: Uint8Array;
+  root: Uint8Array;
+}
+
+/** A checkpoint the log signed: its size, its root and the signed note as served. */
+export interface LogCheckpointRow {
+  size: number;
+  root_hash: Uint8Array;
+  note: string;
+  created_at: number;
+}
+
 export interface Database {
   accounts: AccountRow;
   sessions: SessionRow;
@@ -169,4 +192,7 @@ export interface Database {
   oauth_clients: OauthClientRow;
   oauth_scopes: OauthScopeRow;
   oauth_key_rotation: OauthKeyRotationRow;
+  log_leaves: LogLeafRow;
+  log_tiles: LogTileRow;
+  log_checkpoints: LogCheckpointRow;
 }

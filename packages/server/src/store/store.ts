@@ -1,3 +1,4 @@
+import type { LogStore } from './log-store.js';
 import type { OauthStore } from './oauth-store.js';
 import type {
   AccountDataRow,
@@ -27,6 +28,8 @@ export interface Store {
 
   /** The OAuth module's tables (oauth-store.ts). */
   readonly oauth: OauthStore;
+  /** The transparency log's tables (log-store.ts). */
+  readonly log: LogStore;
 
   findAccountByEmail(email: string): Promise<AccountRow | undefined>;
   findAccountById(id: string): Promise<AccountRow | undefined>;
