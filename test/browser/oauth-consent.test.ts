@@ -296,9 +296,8 @@ describe('the consent page in Chromium', () => {
     await page.getByRole('button', { name: `Revoke ${CLIENT_NAME}` }).click();
     // Not an error left in the panel of a dead session: the log-in, saying why at the top.
     await page.waitForURL(/#\/login$/);
-    expect(await alertWith(page, 'LK_UNAUTHORIZED', page.locator('main'))).toBe(
-      'Your session has ended. Log in again.',
-    );
+    expect(await alertWith(page, 'LK_UNAUTHORIZED')).toBe('Your session has ended. Log in again.');
+    expect(await page.locator('#alert [data-code="LK_UNAUTHORIZED"]').count()).toBe(1);
     await page.getByRole('heading', { name: 'Log in' }).waitFor();
     expect(await page.evaluate(() => sessionStorage.getItem('latchkey.session'))).toBeNull();
     // The grant itself was not touched: only the ended session was refused.
