@@ -280,6 +280,32 @@ describe('the consent page in Chromium', () => {
     }
   });
 
+  it('sends a session ended elsewhere from the granted apps back to the log-in, as the other panels do', async () => {
+    const { tab } = await authorizeIn(`openid ${KB_SCOPE}`);
+    const { page } = tab;
+    await logInOnConsentPage(page);
+    await page.getByRole('button', { name: 'Allow', exact: true }).click();
+    await arrivedAtApp(page);
+    await page.goto(`${server.url}/#/account`);
+    await page.getByTestId('granted-app').filter({ hasText: CLIENT_NAME }).waitFor();
+    // The tab's session is revoked from another device while the list shows the app.
+    const sessionId = await page.evaluate(
+      () => (JSON.parse(sessionStorage.getItem('latchkey.session') ?? '{}') as { sessionId?: string }).sessionId,
+    );
+    await node.revokeSession(sessionId as string);
+    await page.getByRole('button', { name: `Revoke ${CLIENT_NAME}` }).click();
+    // Not an error left in the panel of a dead session: the log-in, saying why at the top.
+    await page.waitForURL(/#\/login$/);
+    expect(await alertWith(page, 'LK_UNAUTHORIZED')).toBe('Your session has ended. Log in again.');
+    expect(await page.locator('#alert [data-code="LK_UNAUTHORIZED"]').count()).toBe(1);
+    await page.getByRole('heading', { name: 'Log in' }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem('latchkey.session'))).toBeNull();
+    // The grant itself was not touched: only the ended session was refused.
+    expect((await node.listOauthGrants()).some((g) => g.clientId === CLIENT_ID)).toBe(true);
+    expect(tab.errors).toEqual([]);
+    await tab.context.close();
+  });
+
   it('shows an unknown or expired request as an error, not a blank page', async () => {
     const tab = await openTab(web(), 'oauth/consent/no-such-request', {
       stepMs: STEP_MS,

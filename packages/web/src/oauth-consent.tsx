@@ -1,11 +1,11 @@
 import { LatchkeyError, type OauthInteraction, type OauthScopeRequest, type Session } from '@latchkey/client';
-import { useSignal } from '@preact/signals';
-import { type ComponentChildren, render } from 'preact';
-import { useEffect, useRef } from 'preact/hooks';
+import { untracked, useSignal } from '@preact/signals';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { App } from './app.js';
+import { ariaBusy, Busy, Button, Field, Panel, runAction, textIn, useScope } from './controls.js';
 import { DERIVING } from './format.js';
-import { clearMessages } from './notices.js';
-import { Feedback, nextPaint, Panel, ScopeName } from './oauth-notice.js';
+import { Feedback, FeedbackRegions, useFeedback } from './notices.js';
+import { ScopeName } from './oauth-scopes.js';
 
 /**
  * The OAuth consent page (issue 9), at `#/oauth/consent/<uid>` where the server sends the browser:
@@ -27,15 +27,20 @@ const NEEDS_LOGIN = new Set(['LK_REAUTH_REQUIRED', 'LK_NOT_LOGGED_IN', 'LK_UNAUT
 
 export function ConsentScreen({ app, uid }: { app: App; uid: string }) {
   const stage = useSignal<Stage>({ kind: 'loading' });
+  // The messages of the stages without a form of their own: loading, unavailable, leaving.
+  const say = useFeedback();
   useEffect(() => {
     stage.value = { kind: 'loading' };
+    say.progress('Loading the request…');
     app.client.oauthInteraction(uid).then(
       (interaction) => {
+        say.clear();
         const session = app.session;
         stage.value =
           session?.isFresh() === true ? { kind: 'request', interaction, session } : { kind: 'login', interaction };
       },
       (error: unknown) => {
+        say.error(error);
         stage.value = { kind: 'unavailable', error };
       },
     );
@@ -43,6 +48,7 @@ export function ConsentScreen({ app, uid }: { app: App; uid: string }) {
 
   const current = stage.value;
   const leave = (interaction: OauthInteraction, redirectTo: string) => {
+    say.progress(`Taking you back to ${interaction.client.name}…`);
     stage.value = { kind: 'leaving', interaction };
     location.assign(redirectTo);
   };
@@ -50,13 +56,13 @@ export function ConsentScreen({ app, uid }: { app: App; uid: string }) {
     case 'loading':
       return (
         <Panel title="Authorization request">
-          <Feedback progress="Loading the request…" />
+          <FeedbackRegions say={say} />
         </Panel>
       );
     case 'unavailable':
       return (
         <Panel title="This request cannot be shown">
-          <Feedback error={current.error} />
+          <FeedbackRegions say={say} />
           <p class="aside">Go back to the app and sign in from there again.</p>
         </Panel>
       );
@@ -89,10 +95,19 @@ export function ConsentScreen({ app, uid }: { app: App; uid: string }) {
     case 'leaving':
       return (
         <Panel title={`Returning to ${current.interaction.client.name}`}>
-          <Feedback progress={`Taking you back to ${current.interaction.client.name}…`} />
+          <FeedbackRegions say={say} />
         </Panel>
       );
   }
+}
+
+/** A feedback that opens showing `error` (why the page asks to log in again), if there is one. */
+function useFeedbackWith(error: unknown): Feedback {
+  return useState(() => {
+    const say = new Feedback();
+    if (error !== undefined) say.error(error);
+    return say;
+  })[0];
 }
 
 /**
@@ -108,96 +123,62 @@ function ConsentLogIn(props: {
   onLeave: (redirectTo: string) => void;
 }) {
   const { app, interaction } = props;
-  const email = useSignal(app.session?.state.email ?? app.pendingEmail);
-  const password = useSignal('');
-  const progress = useSignal<string | undefined>(undefined);
-  const error = useSignal<unknown>(props.error);
-  const busy = progress.value !== undefined;
+  const email = useRef<HTMLInputElement>(null);
+  const password = useRef<HTMLInputElement>(null);
   const form = useRef<HTMLFormElement>(null);
-  // As the other short forms do: the first field still to fill takes the keyboard at once.
+  const scope = useScope();
+  const say = useFeedbackWith(props.error);
+  // As the other short forms do: the first field still to fill takes the keyboard at once (the
+  // router's focus ran while the request was loading, before this form was drawn).
   useEffect(() => {
     [...(form.current?.querySelectorAll('input') ?? [])].find((input) => input.value === '')?.focus();
   }, []);
 
-  const run = async (message: string, action: () => Promise<void>) => {
-    clearMessages();
-    error.value = undefined;
-    progress.value = message;
-    try {
-      await nextPaint();
-      await action();
-    } catch (failure) {
-      error.value = failure;
-      progress.value = undefined;
-    }
-  };
   const logIn = () =>
-    run(DERIVING, async () => {
-      const session = await signIn(app, email.value, password.value);
-      password.value = '';
-      props.onSignedIn(session);
+    runAction(scope, say, DERIVING, async () => {
+      props.onSignedIn(await signIn(app, textIn(email), textIn(password)));
     });
-  const cancel = () => run('Cancelling…', async () => props.onLeave(await app.client.refuseAuthorization(props.uid)));
+  const cancel = () =>
+    runAction(scope, say, 'Cancelling…', async () => props.onLeave(await app.client.refuseAuthorization(props.uid)));
 
   return (
-    <Panel title={`Log in to continue to ${interaction.client.name}`}>
+    <Panel title={`Log in to continue to ${interaction.client.name}`} scope={scope}>
       <p class="aside">
         {interaction.client.name} asks for access to your Latchkey account. Log in to see what it asks for and decide.
       </p>
       <form
         ref={form}
         noValidate
-        aria-busy={busy ? 'true' : undefined}
+        aria-busy={ariaBusy(scope)}
         onSubmit={(event) => {
           event.preventDefault();
           void logIn();
         }}
       >
-        <Field label="Email" id="consent-email">
-          <input
-            id="consent-email"
-            name="email"
-            type="email"
-            autocomplete="username"
-            required
-            value={email.value}
-            disabled={busy}
-            onInput={(event) => {
-              email.value = event.currentTarget.value;
-            }}
-          />
-        </Field>
-        <Field label="Password" id="consent-password">
-          <input
-            id="consent-password"
-            name="password"
-            type="password"
-            autocomplete="current-password"
-            required
-            value={password.value}
-            disabled={busy}
-            onInput={(event) => {
-              password.value = event.currentTarget.value;
-            }}
-          />
-        </Field>
+        <Field
+          label="Email"
+          name="email"
+          type="email"
+          autocomplete="username"
+          defaultValue={untracked(() => app.session?.state.email ?? app.pendingEmail)}
+          inputRef={email}
+        />
+        <Field label="Password" name="password" type="password" autocomplete="current-password" inputRef={password} />
         <div class="form-end">
           <div class="button-row">
-            <button type="submit" disabled={busy}>
-              Log in and continue
-            </button>
-            <button type="button" class="secondary" disabled={busy} onClick={() => void cancel()}>
+            <Button type="submit">Log in and continue</Button>
+            <Button class="secondary" onClick={() => void cancel()}>
               Cancel
-            </button>
+            </Button>
           </div>
-          <Feedback progress={progress.value} error={error.value} />
+          <FeedbackRegions say={say} />
         </div>
       </form>
     </Panel>
   );
 }
 
-/** This browser's device token for `email`, from its last log-in here (login.ts keeps it the same way). */
+/** This browser's device token for `email`, from its last log-in here (login.tsx keeps it the same way). */
 const deviceTokenKey = (email: string) => `latchkey.deviceToken:${email.trim().toLowerCase()}`;
 
 async function signIn(app: App, email: string, password: string): Promise<Session> {
@@ -220,16 +201,6 @@ async function signIn(app: App, email: string, password: string): Promise<Sessio
   return session;
 }
 
-/** A labelled input: the `<label for>` is what screen readers announce and what tests find it by. */
-function Field({ label, id, children }: { label: string; id: string; children: ComponentChildren }) {
-  return (
-    <div class="field">
-      <label for={id}>{label}</label>
-      {children}
-    </div>
-  );
-}
-
 /** The request itself: the app, each scope with the key it would get, Allow and Deny. */
 function ConsentRequest(props: {
   uid: string;
@@ -240,29 +211,28 @@ function ConsentRequest(props: {
 }) {
   const { interaction, session } = props;
   const name = interaction.client.name;
-  const progress = useSignal<string | undefined>(undefined);
-  const error = useSignal<unknown>(undefined);
-  const busy = progress.value !== undefined;
+  const scope = useScope();
+  const say = useFeedback();
   const keyScopes = interaction.scopes.filter((entry) => entry.keyClass !== null).length;
 
-  const run = async (message: string, action: () => Promise<string>) => {
-    clearMessages();
-    error.value = undefined;
-    progress.value = message;
-    try {
-      await nextPaint();
-      props.onLeave(await action());
-    } catch (failure) {
-      progress.value = undefined;
-      if (failure instanceof LatchkeyError && NEEDS_LOGIN.has(failure.code)) props.onNeedsLogin(failure);
-      else error.value = failure;
-    }
-  };
+  /** Runs Allow or Deny, then leaves for where the server sends the browser back to the app. */
+  const decide = (progress: string, decision: () => Promise<string>) =>
+    runAction(scope, say, progress, async () => {
+      let redirectTo: string;
+      try {
+        redirectTo = await decision();
+      } catch (failure) {
+        // Not this request's failure: the password must be proved again first.
+        if (failure instanceof LatchkeyError && NEEDS_LOGIN.has(failure.code)) return props.onNeedsLogin(failure);
+        throw failure;
+      }
+      props.onLeave(redirectTo);
+    });
   const allow = () =>
-    run(keyScopes > 0 ? `Making ${name}'s keys in this browser…` : 'Allowing…', () =>
+    decide(keyScopes > 0 ? `Making ${name}'s keys in this browser…` : 'Allowing…', () =>
       session.consentToAuthorization(props.uid),
     );
-  const deny = () => run('Denying…', () => session.refuseAuthorization(props.uid));
+  const deny = () => decide('Denying…', () => session.refuseAuthorization(props.uid));
 
   return (
     <Panel title={`Allow ${name}?`}>
@@ -274,22 +244,22 @@ function ConsentRequest(props: {
           <ScopeItem key={entry.scope} entry={entry} />
         ))}
       </ul>
-      {keyScopes > 0 ? (
+      {keyScopes > 0 && (
         <p class="aside">
           Its keys are made in this browser and encrypted so that only {name} can read them; Latchkey's server cannot.
         </p>
-      ) : null}
-      <div class="form-end" aria-busy={busy ? 'true' : undefined}>
-        <div class="button-row">
-          <button type="button" disabled={busy} onClick={() => void allow()}>
-            Allow
-          </button>
-          <button type="button" class="secondary" disabled={busy} onClick={() => void deny()}>
-            Deny
-          </button>
+      )}
+      <Busy scope={scope}>
+        <div class="form-end" aria-busy={ariaBusy(scope)}>
+          <div class="button-row">
+            <Button onClick={() => void allow()}>Allow</Button>
+            <Button class="secondary" onClick={() => void deny()}>
+              Deny
+            </Button>
+          </div>
+          <FeedbackRegions say={say} />
         </div>
-        <Feedback progress={progress.value} error={error.value} />
-      </div>
+      </Busy>
     </Panel>
   );
 }
@@ -308,31 +278,4 @@ function ScopeItem({ entry }: { entry: OauthScopeRequest }) {
       )}
     </li>
   );
-}
-
-/** The interaction uid in a `#/oauth/consent/<uid>` hash, or `undefined` for any other route. */
-export function consentUid(hash: string): string | undefined {
-  const match = /^#\/oauth\/consent\/([^/?#]+)$/.exec(hash);
-  if (match?.[1] === undefined) return undefined;
-  try {
-    return decodeURIComponent(match[1]);
-  } catch {
-    return match[1];
-  }
-}
-
-/** Draws the consent screen into the router's screen element (main.ts's hook until the Preact router). */
-export function showConsentScreen(screen: HTMLElement, app: App, uid: string): void {
-  clearMessages();
-  screen.dataset.route = 'oauth/consent';
-  document.title = 'Latchkey · authorize an app';
-  render(<ConsentScreen key={uid} app={app} uid={uid} />, screen);
-  window.scrollTo(0, 0);
-}
-
-/** Removes a Preact screen (unmounting it) before the old router draws into the same element. */
-export function leavePreactScreen(screen: HTMLElement): void {
-  render(null, screen);
-  // And whatever the old router drew there, so Preact never adopts its elements.
-  screen.replaceChildren();
 }

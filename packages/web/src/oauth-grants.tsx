@@ -1,9 +1,11 @@
 import type { OauthGrant, Session } from '@latchkey/client';
 import { useSignal } from '@preact/signals';
-import { render } from 'preact';
 import { useEffect } from 'preact/hooks';
+import { guardSession } from './account.js';
 import type { App } from './app.js';
-import { Feedback, Panel, ScopeName } from './oauth-notice.js';
+import { Button, Panel, runAction, useScope } from './controls.js';
+import { FeedbackRegions, useFeedback } from './notices.js';
+import { ScopeName } from './oauth-scopes.js';
 
 /** One app as the list shows it: every grant the account gave it (each consent may make one), merged. */
 interface GrantedApp {
@@ -32,46 +34,48 @@ function byApp(grants: readonly OauthGrant[]): GrantedApp[] {
 /**
  * The apps this account granted through OAuth (issue 9), each with its scopes and a Revoke button:
  * revoking ends every grant of that app, and with them its tokens and codes, so it can no longer refresh.
+ * A session ended elsewhere goes back to the log-in, as on the other account panels ({@link guardSession}).
  */
-export function GrantedApps({ session }: { app: App; session: Session }) {
+export function GrantedApps({ app, session }: { app: App; session: Session }) {
+  const guarded = guardSession(app);
   const grants = useSignal<GrantedApp[] | undefined>(undefined);
-  const progress = useSignal<string | undefined>(undefined);
-  const error = useSignal<unknown>(undefined);
-  const busy = progress.value !== undefined;
-
-  const run = async (message: string, action: () => Promise<void>) => {
-    error.value = undefined;
-    progress.value = message;
-    try {
-      await action();
-    } catch (failure) {
-      error.value = failure;
-    } finally {
-      progress.value = undefined;
-    }
-  };
-  const load = async () => {
+  const panel = useScope();
+  const say = useFeedback();
+  const load = guarded(async () => {
     grants.value = byApp(await session.listOauthGrants());
-  };
+  });
   const revoke = (grant: GrantedApp) =>
-    run(`Revoking ${grant.clientName}…`, async () => {
-      try {
-        // Each grant is tried even if another fails; the first failure is the one shown.
-        const results = await Promise.allSettled(grant.grantIds.map((id) => session.revokeOauthGrant(id)));
-        const failed = results.find((result) => result.status === 'rejected');
-        if (failed !== undefined) throw failed.reason;
-      } finally {
-        // Also after a failure: a grant revoked from another device leaves the list, its error still shown.
-        await load().catch(() => undefined);
-      }
-    });
+    runAction(
+      panel,
+      say,
+      `Revoking ${grant.clientName}…`,
+      guarded(async () => {
+        try {
+          // Each grant is tried even if another fails; the first failure is the one shown.
+          const results = await Promise.allSettled(grant.grantIds.map((id) => session.revokeOauthGrant(id)));
+          const failed = results.find((result) => result.status === 'rejected');
+          if (failed !== undefined) throw failed.reason;
+        } finally {
+          // Also after a failure: a grant revoked from another device leaves the list, its error still shown.
+          await load().catch(() => undefined);
+        }
+      }),
+    );
+  // Loaded in the background as the account's other panels are: not through runAction, which would
+  // clear the notice the account screen opened with.
   useEffect(() => {
-    void run('Loading apps…', load);
+    say.progress('Loading apps…');
+    load().then(
+      () => {
+        if (say.busy === 'Loading apps…') say.clear();
+      },
+      (error: unknown) => say.error(error),
+    );
   }, [session]);
 
   const list = grants.value;
   return (
-    <Panel title="Apps with access">
+    <Panel title="Apps with access" scope={panel}>
       <p class="aside">
         Apps you allowed to use your account. Revoking one signs it out at once; it keeps any keys it already received.
       </p>
@@ -89,25 +93,14 @@ export function GrantedApps({ session }: { app: App; session: Session }) {
                   </li>
                 ))}
               </ul>
-              <button
-                type="button"
-                class="danger small"
-                disabled={busy}
-                aria-label={`Revoke ${grant.clientName}`}
-                onClick={() => void revoke(grant)}
-              >
+              <Button class="danger small" aria-label={`Revoke ${grant.clientName}`} onClick={() => void revoke(grant)}>
                 Revoke
-              </button>
+              </Button>
             </li>
           ))}
         </ul>
       )}
-      <Feedback progress={progress.value} error={error.value} />
+      <FeedbackRegions say={say} />
     </Panel>
   );
-}
-
-/** Draws {@link GrantedApps} into `mount` (account.ts's hook until the Preact router). */
-export function showGrantedApps(mount: HTMLElement, app: App, session: Session): void {
-  render(<GrantedApps app={app} session={session} />, mount);
 }
