@@ -1,10 +1,12 @@
 import {
   appendLeafHash,
+  consistencyProof,
   EMPTY_EDGE,
   edgeFromHashSource,
   edgeRoot,
   emptyTreeRoot,
   fromHex,
+  inclusionProof,
   leafHash,
   MemoryTree,
   merkleTreeHash,
@@ -98,5 +100,19 @@ describe('the right edge (compact range) of the sequencer', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('MemoryTree', () => {
+  it('keeps its own copies: editing a leaf given to it or a proof taken from it changes nothing', () => {
+    const leaves = sampleEntries(13).map(leafHash);
+    const tree = new MemoryTree(leaves);
+    const snapshot = () =>
+      [...Array(13).keys()].map((i) => [toHex(tree.root(i + 1)), ...inclusionProof(tree, i, 13).map(toHex)].join());
+    const before = snapshot();
+    for (const leaf of leaves) leaf.fill(0);
+    for (const hash of [...inclusionProof(tree, 5, 13), ...consistencyProof(tree, 6, 13)]) hash.fill(0);
+    tree.nodeHash(0, 12).fill(0);
+    expect(snapshot()).toEqual(before);
   });
 });
