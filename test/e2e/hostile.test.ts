@@ -1303,7 +1303,7 @@ function encryptedCases(): Case[] {
 }
 
 /** Routes that take no input at all; only the wrong method can be thrown at them. */
-const INPUTLESS = ['GET /health', 'GET /v1/config'];
+const INPUTLESS = ['GET /health', 'GET /v1/config', 'GET /v1/log/key', 'GET /log/checkpoint'];
 
 function routingRows(): Row[] {
   const rows: [string, string, string, string, ErrorCode][] = [
@@ -1311,6 +1311,10 @@ function routingRows(): Row[] {
     ['GET /health', 'DELETE', '/health', 'DELETE to a GET-only route', 'LK_NOT_FOUND'],
     ['GET /v1/config', 'POST', '/v1/config', 'POST to a GET-only route', 'LK_NOT_FOUND'],
     ['GET /v1/config', 'PUT', '/v1/config', 'PUT to a GET-only route', 'LK_NOT_FOUND'],
+    ['GET /v1/log/key', 'POST', '/v1/log/key', 'POST to a GET-only route', 'LK_NOT_FOUND'],
+    ['GET /v1/log/key', 'PUT', '/v1/log/key', 'PUT to a GET-only route', 'LK_NOT_FOUND'],
+    ['GET /log/checkpoint', 'POST', '/log/checkpoint', 'POST to a GET-only route', 'LK_NOT_FOUND'],
+    ['GET /log/checkpoint', 'DELETE', '/log/checkpoint', 'DELETE to a GET-only route', 'LK_NOT_FOUND'],
     [NO_ROUTE, 'GET', '/v1/nothing-here', 'an unknown path', 'LK_NOT_FOUND'],
     [NO_ROUTE, 'POST', '/v1/account/register', 'a prefix of a real route', 'LK_NOT_FOUND'],
     [NO_ROUTE, 'GET', '/v1/account/', 'a real route with a trailing slash', 'LK_NOT_FOUND'],
@@ -1326,6 +1330,39 @@ function routingRows(): Row[] {
     body: undefined,
     ...fail(code),
   }));
+}
+
+/**
+ * The transparency log's tiles (issue 10): a path that is not a C2SP tile path is LK_LOG_TILE_MALFORMED,
+ * and a well-formed tile beyond the newest checkpoint (the log here is empty) LK_LOG_TILE_NOT_FOUND.
+ */
+function transparencyLogEndpoints(): Endpoint[] {
+  const malformed = (name: string, path: string): Case => ({
+    name,
+    url: `/log/tile/${path}`,
+    code: 'LK_LOG_TILE_MALFORMED',
+  });
+  return [
+    {
+      route: 'GET /log/tile/{*}',
+      url: '/log/tile/0/000',
+      cases: [
+        { name: 'a full tile beyond the checkpoint', code: 'LK_LOG_TILE_NOT_FOUND' },
+        {
+          name: 'an entry bundle beyond the checkpoint',
+          url: '/log/tile/entries/000.p/1',
+          code: 'LK_LOG_TILE_NOT_FOUND',
+        },
+        malformed('a level above 63', '64/000'),
+        malformed('an index not written in 3-digit parts', '0/0'),
+        malformed('an index part without its x', '0/001/000'),
+        malformed('a width of 0', '0/000.p/0'),
+        malformed('a width of 256', '0/000.p/256'),
+        malformed('letters for an index', '0/abc'),
+        malformed('a path with nothing after the level', '0'),
+      ],
+    },
+  ];
 }
 
 /**
@@ -1388,7 +1425,13 @@ function oauthEndpoints(fx: Fixtures): Endpoint[] {
 }
 
 function endpointsFor(fx: Fixtures): Endpoint[] {
-  return [...accountEndpoints(fx), ...backupEndpoints(fx), ...secretEndpoints(fx), ...oauthEndpoints(fx)];
+  return [
+    ...accountEndpoints(fx),
+    ...backupEndpoints(fx),
+    ...secretEndpoints(fx),
+    ...oauthEndpoints(fx),
+    ...transparencyLogEndpoints(),
+  ];
 }
 
 function tableFor(fx: Fixtures, documented: Documented): Row[] {

@@ -195,6 +195,24 @@ describe('the log origin', () => {
     }
   });
 
+  it('is kept when none is configured: the server moved to another port or public URL serves the same log', async () => {
+    const first = await startTestServer();
+    try {
+      const { origin } = (await (await fetch(new URL('/v1/log/key', first.url))).json()) as { origin: string };
+      const moved = { ...first.config, publicUrl: 'https://keys.example.org', logOrigin: undefined };
+      const again = await buildApp({ config: moved, logger: false });
+      try {
+        const key = (await (await again.inject({ url: '/v1/log/key' })).json()) as { origin: string };
+        expect(key.origin).toBe(origin);
+        expect(key.origin).not.toBe('keys.example.org/log');
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await first.close();
+    }
+  });
+
   it('is read from LATCHKEY_LOG_ORIGIN: a note key name, without a scheme', () => {
     expect(loadConfig({ LATCHKEY_LOG_ORIGIN: 'keys.example.org/log' }).logOrigin).toBe('keys.example.org/log');
     for (const bad of ['https://keys.example.org/log', 'two words', 'a+b']) {

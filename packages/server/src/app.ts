@@ -107,7 +107,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const transparencyLog = await openTransparencyLog({
     store,
     masterKey,
-    origin: config.logOrigin ?? defaultLogOrigin(config),
+    origin: config.logOrigin,
+    defaultOrigin: defaultLogOrigin(config),
     random,
     now,
     onError: (err) => app.log.error({ err }, 'transparency log batch failed'),

@@ -7,6 +7,7 @@ import { installKeysRelay } from './keys-relay.js';
 import { liveScopes } from './live-scopes.js';
 import { createProvider, issuerOf, OAUTH_PREFIX } from './provider.js';
 import { oauthRoutes } from './routes.js';
+import { loadOrCreateOauthSecrets } from './signing-keys.js';
 
 /** oidc-provider once built, with its Node request handler. */
 export interface MountedProvider {
@@ -25,6 +26,8 @@ export async function oauthModule(app: FastifyInstance, opts: { ctx: ServerConte
   // without a public URL the issuer's port is known only once the server listens: it is built then,
   // at the first request, rather than naming port 0 in discovery and in every token's `iss`.
   if (ctx.config.publicUrl !== undefined || ctx.config.port !== 0) await mounted();
+  // Either way the start creates the OAuth secrets, so no request (refused or not) writes them later.
+  else await loadOrCreateOauthSecrets(ctx.store, ctx.masterKey, ctx.random);
   await app.register(middie);
   app.use(OAUTH_PREFIX, (req, res, next) => {
     mounted().then(({ callback }) => callback(req, res), next);

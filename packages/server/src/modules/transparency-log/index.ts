@@ -42,7 +42,10 @@ export function defaultLogOrigin(config: Pick<ServerConfig, 'publicUrl' | 'host'
 export interface OpenLogOptions {
   store: Store;
   masterKey: MasterKey;
-  origin: string;
+  /** LATCHKEY_LOG_ORIGIN, if set: then the log must have it. */
+  origin: string | undefined;
+  /** The origin a new log takes when none is configured (an existing log keeps its own). */
+  defaultOrigin: string;
   random(length: number): Uint8Array;
   now(): number;
   batchDelayMs?: number;
@@ -52,12 +55,13 @@ export interface OpenLogOptions {
 
 /** Loads (or makes, once for all nodes) the log's key, checks the stored tree, and starts the sequencer. */
 export async function openTransparencyLog(options: OpenLogOptions): Promise<TransparencyLog & { size: number }> {
-  const { store, masterKey, origin, random } = options;
+  const { store, masterKey, random } = options;
   const seedText = await loadOrCreateServerSecret(store, masterKey, LOG_KEY_SECRET, () => toBase64(random(32)), random);
   const seed = fromBase64(seedText, LOG_KEY_SECRET);
   const sequencer = new Sequencer({
     store,
-    origin,
+    origin: options.origin ?? options.defaultOrigin,
+    configured: options.origin !== undefined,
     seed,
     now: options.now,
     batchDelayMs: options.batchDelayMs ?? DEFAULT_BATCH_DELAY_MS,
@@ -65,6 +69,7 @@ export async function openTransparencyLog(options: OpenLogOptions): Promise<Tran
     onError: options.onError,
   });
   const { size } = await sequencer.start();
+  const { origin } = sequencer;
   return {
     origin,
     verifierKey: formatSignerKey(origin, seed).vkey,

@@ -23,8 +23,12 @@ export const MAX_ENTRY_BYTES = 0xffff;
 
 export interface SequencerOptions {
   store: Store;
-  /** The log's name, first line of every checkpoint and the name of its key. */
+  /**
+   * The log's name, first line of every checkpoint and the name of its key: the configured one, or
+   * (`configured` false) a default that names a new log only, since an existing log keeps its own.
+   */
   origin: string;
+  configured: boolean;
   /** The log's Ed25519 key (32-byte seed). */
   seed: Uint8Array;
   now(): number;
@@ -52,7 +56,8 @@ interface Pending {
  */
 export class Sequencer {
   readonly #options: SequencerOptions;
-  readonly #signer: NoteSigner;
+  #origin: string;
+  #signer: NoteSigner;
   /** The tree as this node last wrote or read it; checked against the newest checkpoint in every batch. */
   #state: TileEdge | undefined;
   #queue: Pending[] = [];
@@ -63,13 +68,20 @@ export class Sequencer {
 
   constructor(options: SequencerOptions) {
     this.#options = options;
+    this.#origin = options.origin;
     this.#signer = ed25519NoteSigner(options.origin, options.seed);
+  }
+
+  /** The log's name, as stored once the sequencer has started. */
+  get origin(): string {
+    return this.#origin;
   }
 
   /**
    * Makes sure the log has a checkpoint (the empty tree's, on first start) under this origin, and
-   * that the stored hashes give the stored root. Refuses to run a log whose origin changed: its
-   * checkpoints name it, and clients would take a renamed log for another one.
+   * that the stored hashes give the stored root. A log keeps the origin it was made with (a server
+   * moved to another port or URL still serves the same log); one configured under another origin is
+   * refused, since its checkpoints name it and clients would take a renamed log for another one.
    */
   async start(): Promise<{ size: number }> {
     const state = await this.#options.store.transaction(async (tx) => {
@@ -80,10 +92,11 @@ export class Sequencer {
         return EMPTY_TILE_EDGE;
       }
       const stored = parseCheckpoint(parseNote(latest.note).text).origin;
-      if (stored !== this.#options.origin) {
+      if (stored !== this.#origin && !this.#options.configured) this.#adoptOrigin(stored);
+      if (stored !== this.#origin) {
         throw new LatchkeyError(
           'LK_CONFIG_INVALID',
-          `The transparency log in this database is "${stored}", not "${this.#options.origin}": a log keeps ` +
+          `The transparency log in this database is "${stored}", not "${this.#origin}": a log keeps ` +
             'its origin for life. Set LATCHKEY_LOG_ORIGIN to the stored one.',
           { setting: 'LATCHKEY_LOG_ORIGIN' },
         );
@@ -92,6 +105,11 @@ export class Sequencer {
     });
     this.#state = state;
     return { size: state.size };
+  }
+
+  #adoptOrigin(origin: string): void {
+    this.#origin = origin;
+    this.#signer = ed25519NoteSigner(origin, this.#options.seed);
   }
 
   /** Appends an entry; resolves with its index once it is committed under a signed checkpoint. */
@@ -191,7 +209,7 @@ export class Sequencer {
 
   #checkpointRow(state: TileEdge) {
     const checkpoint = {
-      origin: this.#options.origin,
+      origin: this.#origin,
       size: state.size,
       rootHash: tileEdgeRoot(state),
       extensions: [],
