@@ -1,6 +1,7 @@
-import { type ReadonlySignal, type Signal, signal, useComputed, useSignal } from '@preact/signals';
+import { type ReadonlySignal, type Signal, signal, untracked, useComputed, useSignal } from '@preact/signals';
 import { type ButtonHTMLAttributes, type ComponentChildren, createContext, type Ref } from 'preact';
 import { useContext, useId } from 'preact/hooks';
+import type { App } from './app.js';
 import { clearMessages, type Feedback, FeedbackRegions, useFeedback } from './notices.js';
 
 /**
@@ -118,6 +119,20 @@ export function Field({ label, name, type = 'text', hint, required = true, hidde
       />
       {hint !== undefined && <small id={hintId}>{hint}</small>}
     </div>
+  );
+}
+
+/** The email field the account forms start with, offering the email the previous screen carried. */
+export function EmailField({ app, inputRef }: { app: App; inputRef: Ref<HTMLInputElement> }) {
+  return (
+    <Field
+      label="Email"
+      name="email"
+      type="email"
+      autocomplete="username"
+      defaultValue={untracked(() => app.pendingEmail)}
+      inputRef={inputRef}
+    />
   );
 }
 

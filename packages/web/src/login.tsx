@@ -1,7 +1,6 @@
-import { untracked } from '@preact/signals';
 import { useRef } from 'preact/hooks';
 import type { App } from './app.js';
-import { ActionForm, Field, Link, Panel, textIn } from './controls.js';
+import { ActionForm, EmailField, Field, Link, Panel, textIn } from './controls.js';
 import { DERIVING } from './format.js';
 
 /** Log-in: OPAQUE; a wrong password is caught in this browser before the third message is sent. */
@@ -29,14 +28,7 @@ export function LoginScreen({ app }: { app: App }) {
   return (
     <Panel title="Log in">
       <ActionForm submit="Log in" progress={DERIVING} action={logIn}>
-        <Field
-          label="Email"
-          name="email"
-          type="email"
-          autocomplete="username"
-          defaultValue={untracked(() => app.pendingEmail)}
-          inputRef={email}
-        />
+        <EmailField app={app} inputRef={email} />
         <Field label="Password" name="password" type="password" autocomplete="current-password" inputRef={password} />
         <Field
           label="Name of this device"

@@ -1,7 +1,7 @@
-import { untracked, useSignal } from '@preact/signals';
+import { useSignal } from '@preact/signals';
 import { useRef } from 'preact/hooks';
 import type { App } from './app.js';
-import { ActionForm, Field, Link, Panel, textIn } from './controls.js';
+import { ActionForm, EmailField, Field, Link, Panel, textIn } from './controls.js';
 import { DERIVING, requireSame } from './format.js';
 
 /**
@@ -25,14 +25,7 @@ export function ResetScreen({ app }: { app: App }) {
         one no longer open, but your backup still opens with its recovery key or passphrase.
       </p>
       <ActionForm submit="Send reset code" progress="Sending…" action={requestReset}>
-        <Field
-          label="Email"
-          name="email"
-          type="email"
-          autocomplete="username"
-          defaultValue={untracked(() => app.pendingEmail)}
-          inputRef={email}
-        />
+        <EmailField app={app} inputRef={email} />
       </ActionForm>
       <p class="aside">
         <Link route="login">Back to log in</Link>

@@ -1,7 +1,6 @@
-import { untracked } from '@preact/signals';
 import { useRef } from 'preact/hooks';
 import type { App } from './app.js';
-import { ActionForm, Field, Link, Panel, textIn } from './controls.js';
+import { ActionForm, EmailField, Field, Link, Panel, textIn } from './controls.js';
 import { DERIVING, requireSame } from './format.js';
 
 /** Sign-up: OPAQUE registration and a fresh kB made here, in the browser. The server mails a code. */
@@ -18,14 +17,7 @@ export function SignupScreen({ app }: { app: App }) {
   return (
     <Panel title="Create an account">
       <ActionForm submit="Create account" progress={DERIVING} action={signUp}>
-        <Field
-          label="Email"
-          name="email"
-          type="email"
-          autocomplete="username"
-          defaultValue={untracked(() => app.pendingEmail)}
-          inputRef={email}
-        />
+        <EmailField app={app} inputRef={email} />
         <Field
           label="Password"
           name="password"

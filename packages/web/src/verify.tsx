@@ -1,7 +1,6 @@
-import { untracked } from '@preact/signals';
 import { useRef } from 'preact/hooks';
 import type { App } from './app.js';
-import { ActionForm, Button, Field, Link, Panel, runAction, textIn, useScope } from './controls.js';
+import { ActionForm, Button, EmailField, Field, Link, Panel, runAction, textIn, useScope } from './controls.js';
 import { FeedbackRegions, useFeedback } from './notices.js';
 
 /** Email verification with the 8-digit code from the sign-up mail; a new code can be requested. */
@@ -24,14 +23,7 @@ export function VerifyScreen({ app }: { app: App }) {
   return (
     <Panel title="Verify your email" scope={scope}>
       <ActionForm submit="Verify" progress="Checking the code…" action={verify}>
-        <Field
-          label="Email"
-          name="email"
-          type="email"
-          autocomplete="username"
-          defaultValue={untracked(() => app.pendingEmail)}
-          inputRef={email}
-        />
+        <EmailField app={app} inputRef={email} />
         <Field
           label="Verification code"
           name="code"
