@@ -8,7 +8,7 @@ import * as oauth from 'oauth4webapi';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/free-port.js';
-import { type App, authorizationUrl, redeemCode, startApp } from '../support/oauth.js';
+import { type App, authorizationUrl, redeemCode, refreshWith, startApp } from '../support/oauth.js';
 import { createVerifiedAccount, startTestServer, type TestServer } from '../support/server.js';
 import { alertWith, buildWebApp, launchChromium, openTab, section, type Tab, type WebApp } from './harness.js';
 
@@ -20,7 +20,6 @@ const KB_SCOPE = 'https://identity.example.org/apps/web-notes';
 const KA_SCOPE = 'https://identity.example.org/apps/web-notes-archive';
 const EMAIL = 'consent-web@example.com';
 const PASSWORD = 'consent web password';
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 /** Where the test leaves pictures of the consent page and of the granted apps, to look at. */
 const CONSENT_SCREENSHOT = '/tmp/latchkey-consent.png';
 const CONSENT_LOGIN_SCREENSHOT = '/tmp/latchkey-consent-login.png';
@@ -178,13 +177,7 @@ describe('the consent page in Chromium', () => {
     await granted.screenshot({ path: GRANTS_SCREENSHOT });
     await page.getByRole('button', { name: `Revoke ${CLIENT_NAME}` }).click();
     await page.getByTestId('no-granted-apps').waitFor();
-    const refresh = await oauth.refreshTokenGrantRequest(
-      app.as,
-      app.client,
-      oauth.None(),
-      tokens.refresh_token as string,
-      insecure,
-    );
+    const refresh = await refreshWith(app, tokens.refresh_token as string);
     expect(refresh.status).toBe(400);
     expect(((await refresh.json()) as { error: string }).error).toBe('invalid_grant');
     expect(tab.errors).toEqual([]);

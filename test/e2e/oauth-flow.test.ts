@@ -12,6 +12,7 @@ import {
   encryptKeys,
   KEY_SCOPE,
   redeemCode,
+  refreshWith,
   registerApps,
   startApp,
   startOauthServer,
@@ -105,11 +106,7 @@ describe.each(BACKENDS)('oauth flow on %s', (backend) => {
     const tokens = await oauth.processAuthorizationCodeResponse(app.as, app.client, await redeemCode(app, params));
     const first = tokens.refresh_token as string;
     expect(first).toBeTypeOf('string');
-    const refreshed = await oauth.processRefreshTokenResponse(
-      app.as,
-      app.client,
-      await oauth.refreshTokenGrantRequest(app.as, app.client, oauth.None(), first, insecure),
-    );
+    const refreshed = await oauth.processRefreshTokenResponse(app.as, app.client, await refreshWith(app, first));
     expect(refreshed.refresh_token).toBeTypeOf('string');
     expect(refreshed.refresh_token).not.toBe(first);
     expect(refreshed.keys_jwe).toBeUndefined();
@@ -130,7 +127,7 @@ describe.each(BACKENDS)('oauth flow on %s', (backend) => {
     );
     expect(after.active).toBe(false);
     // The rotated-away token is spent: using it again is refused (and, as reuse, revokes the grant).
-    const reused = await oauth.refreshTokenGrantRequest(app.as, app.client, oauth.None(), first, insecure);
+    const reused = await refreshWith(app, first);
     expect(reused.status).toBe(400);
     expect(((await reused.json()) as { error: string }).error).toBe('invalid_grant');
   });
@@ -150,13 +147,7 @@ describe.each(BACKENDS)('oauth flow on %s', (backend) => {
     const tokens = await oauth.processAuthorizationCodeResponse(app.as, app.client, await redeemCode(app, params));
     const insecure = { [oauth.allowInsecureRequests]: true } as const;
     await session.deleteAccount(password);
-    const refresh = await oauth.refreshTokenGrantRequest(
-      app.as,
-      app.client,
-      oauth.None(),
-      tokens.refresh_token as string,
-      insecure,
-    );
+    const refresh = await refreshWith(app, tokens.refresh_token as string);
     expect(refresh.status).toBe(400);
     expect(((await refresh.json()) as { error: string }).error).toBe('invalid_grant');
     const introspected = await oauth.processIntrospectionResponse(

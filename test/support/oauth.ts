@@ -116,6 +116,13 @@ export function redeemCode(
   });
 }
 
+/** The app redeems its refresh token; returns the raw response, to test refusals too. */
+export function refreshWith(app: App, refreshToken: string): Promise<Response> {
+  return oauth.refreshTokenGrantRequest(app.as, app.client, oauth.None(), refreshToken, {
+    [oauth.allowInsecureRequests]: true,
+  });
+}
+
 export async function authorizationUrl(app: App, scope: string, extra: Record<string, string> = {}) {
   const url = new URL(app.as.authorization_endpoint as string);
   url.searchParams.set('client_id', app.client.client_id);
